@@ -1,0 +1,18 @@
+"""spine: lumbar spine segmentation in sagittal MRI.
+
+A research companion to Silveira et al. (Scientific Reports, 2025): data readers for SPIDER and
+a synthetic phantom, the study's models, losses and metrics, an experiment engine, and a CLI.
+Modules, one idea each:
+
+- ``spine.data``     reading SPIDER volumes and slice folders, preprocessing, phantom, splits
+- ``spine.models``   the model zoo (the proposed network, baselines, ablations, skip attention)
+- ``spine.losses``   Keras losses (binary and multiclass, dual-output)
+- ``spine.metrics``  overlap and surface metrics on label maps; ``spine.stats`` intervals, tests
+- ``spine.training`` profiles, the training loop, the results store and the study grids
+- ``spine.inference`` segmenting files in their native geometry (``spine predict``)
+- ``spine.explain``  Seg-Grad-CAM
+- ``spine.paper``    the study's reported tables
+- ``spine.cli``      the ``spine`` command
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,115 @@
+"""The SPIDER archive: ``images/<patient>_<seq>.mha`` beside ``masks/<patient>_<seq>.mha``.
+
+The study's protocol takes the central sagittal slice of each series. The sagittal axis is the
+index axis whose direction is closest to the patient's left-right axis (LPS x) in the image's
+direction matrix: several SPIDER series store it on another array axis, so it is never assumed.
+Slices come out in the radiological sagittal view: rows superior -> inferior, columns anterior
+-> posterior, with the pixel spacing (row, column) in millimetres.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from spine.data.io import VOLUME_SUFFIXES, read_volume, suffix
+from spine.errors import DataError
+
+SEQUENCES = ("t1", "t2", "t2_SPACE")
+_NAME = re.compile(r"^(?P<patient>[^_]+)_(?P<sequence>t1|t2|t2_SPACE)$", re.IGNORECASE)
+# The view the rest of the package expects, as a DICOM orientation code for SimpleITK:
+# index x toward Left, y toward Posterior, z toward Inferior.
+_SAGITTAL_VIEW = "LPI"
+
+
+@dataclass(frozen=True)
+class Series:
+    """One image/mask pair of an archive."""
+
+    patient: str
+    sequence: str
+    image: Path
+    mask: Path
+
+    @property
+    def case_id(self) -> str:
+        return f"{self.patient}_{self.sequence}"
+
+
+def _stem(path: Path) -> str:
+    return path.name[: -len(suffix(path))]
+
+
+def find_series(root, sequence: str = "t1") -> list[Series]:
+    """Every series of ``sequence`` in a SPIDER-layout folder, sorted by patient.
+
+    Raises :class:`DataError` if the folder lacks ``images/`` or ``masks/``, has no series of the
+    sequence, or an image has no mask.
+    """
+    root = Path(root)
+    if sequence.lower() not in {s.lower() for s in SEQUENCES}:
+        raise DataError(root, f"unknown sequence {sequence!r}; valid: {', '.join(SEQUENCES)}")
+    for sub in ("images", "masks"):
+        if not (root / sub).is_dir():
+            raise DataError(root, f"not a SPIDER archive: no {sub}/ folder")
+    masks = {_stem(p).lower(): p for p in (root / "masks").iterdir() if suffix(p) in VOLUME_SUFFIXES}
+    found = []
+    for image in sorted((root / "images").iterdir()):
+        match = _NAME.match(_stem(image)) if suffix(image) in VOLUME_SUFFIXES else None
+        if not match or match["sequence"].lower() != sequence.lower():
+            continue
+        mask = masks.get(_stem(image).lower())
+        if mask is None:
+            raise DataError(image, f"no mask for this image in {root / 'masks'}")
+        found.append(Series(match["patient"], match["sequence"], image, mask))
+    if not found:
+        raise DataError(root, f"no {sequence} series in images/ (names like 12_{sequence}.mha)")
+    return sorted(found, key=lambda s: _patient_key(s.patient))
+
+
+def _patient_key(patient: str):
+    return (0, int(patient), "") if patient.isdigit() else (1, 0, patient)
+
+
+def sagittal_axis(image: sitk.Image) -> int:
+    """The index axis (0, 1, 2 in SimpleITK x, y, z order) that runs left-right in the patient."""
+    direction = np.asarray(image.GetDirection()).reshape(3, 3)
+    # Column j is the world direction of index axis j; LPS world x is left-right.
+    return int(np.argmax(np.abs(direction[0, :])))
+
+
+def sagittal_view(image: sitk.Image) -> sitk.Image:
+    """Reorient so that x is left-right, and each x-slice is superior-up, anterior-left."""
+    return sitk.DICOMOrient(image, _SAGITTAL_VIEW)
+
+
+def central_sagittal_slice(image: sitk.Image) -> tuple[np.ndarray, tuple[float, float]]:
+    """The central sagittal slice as a 2D array (rows S -> I, columns A -> P) and its (row, col) spacing."""
+    oriented = sagittal_view(image)
+    array = sitk.GetArrayViewFromImage(oriented)  # [z, y, x]
+    centre = array.shape[2] // 2
+    spacing_x, spacing_y, spacing_z = oriented.GetSpacing()
+    return np.array(array[:, :, centre]), (spacing_z, spacing_y)
+
+
+def _same_grid(image: sitk.Image, mask: sitk.Image) -> bool:
+    return (image.GetSize() == mask.GetSize()
+            and np.allclose(image.GetSpacing(), mask.GetSpacing(), rtol=1e-3)
+            and np.allclose(image.GetDirection(), mask.GetDirection(), atol=1e-3))
+
+
+def read_series(series: Series) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """Central sagittal slices of a series' image and mask (instance values) and their spacing."""
+    image = read_volume(series.image)
+    mask = read_volume(series.mask)
+    if not _same_grid(image, mask):
+        raise DataError(series.mask, f"mask grid {mask.GetSize()} / spacing {np.round(mask.GetSpacing(), 3)} "
+                                     f"does not match the image's {image.GetSize()} / "
+                                     f"{np.round(image.GetSpacing(), 3)}")
+    image_slice, spacing = central_sagittal_slice(image)
+    mask_slice, _ = central_sagittal_slice(mask)
+    return image_slice, mask_slice.astype(np.int16), spacing
