@@ -69,7 +69,7 @@ def _clip(p):
 
 
 def _spatial_axes(x):
-    """Every axis except the batch one (and the channel axis, already removed or kept by caller)."""
+    """Every axis except the batch axis (0)."""
     return tuple(range(1, len(x.shape)))
 
 
@@ -307,7 +307,8 @@ def get_loss(name: str, task: str, **kwargs) -> keras.losses.Loss:
 
     Unknown names or tasks raise :class:`ConfigError` listing the valid ones.
     """
-    return _REGISTRY[task][canonical_loss_name(name, task)](**kwargs)
+    canonical = canonical_loss_name(name, task)
+    return _REGISTRY[task][canonical](**kwargs)
 
 
 def dual_output_losses(name: str, task: str, aux_weight: float = 1.0, **kwargs):

@@ -37,7 +37,8 @@ Conventions (quoted by the book):
   ``sampling=spacing``), and vice versa. ``hd`` = the maximum over both directed sets (the
   Hausdorff distance); ``hd95`` = the 95th percentile (NumPy's linear interpolation) of the
   *union* of both directed sets; ``assd`` = the mean of that union. These are medpy's ``hd``,
-  ``hd95`` and ``assd`` (medpy >= 0.5). Values are in pixels (unit spacing) and, given a spacing
+  ``hd95`` and ``assd`` (medpy 0.5; older medpy averaged the two directed means for ``assd``,
+  which differs when the two surfaces have different sizes). Values are in pixels (unit spacing) and, given a spacing
   (one value per axis, in NumPy axis order), also in millimetres (``hd_mm``, ``hd95_mm``,
   ``assd_mm``). Headline distances are those of the foreground (binary) or the mean over the
   foreground classes with a defined value (multiclass), each class also reported.
@@ -447,8 +448,9 @@ def compare_files(pred_path, true_path, spacing=None, classes: str = "binary") -
     folders, the prediction for each reference file having the same file name (extra files in
     the prediction folder are ignored). Masks are read with ``read_label_array`` and mapped with
     ``label_values_to_classes`` (0/1, 0/255, grey 0/76/29/150 and SPIDER instance values all
-    work). ``spacing``: one value per axis in NumPy order (``(sy, sx)`` for slices); if None, the
-    reference volume's own spacing (millimetre figures are then present only for volumes).
+    work). ``spacing``: one value per axis in NumPy order (``(sy, sx)`` for slices), overriding
+    any spacing stored in the files; if None, the volumes' own spacing (which must agree between
+    prediction and reference), and no millimetre figures for 2D files.
     ``classes``: ``"binary"`` or ``"multiclass"``.
 
     A file pair gives the keys of :func:`image_metrics` plus ``file``, ``classes`` and
