@@ -25,8 +25,9 @@ def world_coordinates(image: sitk.Image) -> np.ndarray:
 
 
 def coordinate_image(mask: sitk.Image, axis: int) -> sitk.Image:
-    """A synthetic image on the mask's grid whose value is the voxel's world coordinate ``axis``."""
-    image = sitk.GetImageFromArray(world_coordinates(mask)[..., axis].astype(np.float32))
+    """A synthetic image on the mask's grid whose value is the voxel's world coordinate ``axis``
+    in hundredths of a millimetre (int32 compresses much faster than float)."""
+    image = sitk.GetImageFromArray(np.round(world_coordinates(mask)[..., axis] * 100).astype(np.int32))
     image.CopyInformation(mask)
     return image
 
@@ -83,7 +84,8 @@ def test_orientation_through_the_reader_with_synthetic_images(masks_3d, tmp_path
     names = ["100_t2", "18_t2_SPACE", "166_t2", "50_t2_SPACE", "104_t1"]
     checked_permuted = 0
     for name in names:
-        mask = read_volume(masks_3d / f"{name}.mha")
+        # Shrinking keeps the direction matrix and the anatomy, and makes the test 8x faster.
+        mask = sitk.Shrink(read_volume(masks_3d / f"{name}.mha"), [2, 2, 2])
         checked_permuted += spider.sagittal_axis(mask) != 0
         for axis, prefix in ((0, "x"), (1, "y"), (2, "z")):
             archive = tmp_path / f"{prefix}-{name}"
@@ -92,6 +94,7 @@ def test_orientation_through_the_reader_with_synthetic_images(masks_3d, tmp_path
             write_volume(mask, archive / "masks" / f"{name}.mha")
             (series,) = spider.find_series(archive, sequence)
             image, instances, spacing = spider.read_series(series)
+            image = image / 100.0
             assert series.patient == patient
             assert 100 in instances
             if axis == 0:

@@ -53,6 +53,7 @@ class SliceSet:
     patients: np.ndarray  # (N,) str
     slice_index: np.ndarray  # (N,) int, -1 where not known
     source: str = ""
+    data_id: str = ""  # names the content (not the path): layout, files, sequence, size
     skipped: list = field(default_factory=list)  # [(file, problem)] when asked to skip bad cases
 
     def __len__(self) -> int:
@@ -127,11 +128,13 @@ def load_dataset(source="phantom", *, sequence: str = "t1", size: int = preproce
         reader = functools.partial(_read_pair, spacing=slice_spacing or (np.nan, np.nan))
     else:
         inputs, reader = spider.find_series(source, sequence), _read_series
-    key = _cache_key(layout, source, inputs, sequence, size, on_error, slice_spacing)
-    path = cache_dir() / f"prepared-{key}.npz"
+    identity = _content_key(layout, inputs, sequence, size, on_error, slice_spacing)
+    data_id = f"{layout}-{Path(source).name}-{identity}"
+    path = cache_dir() / f"prepared-{_cache_key(identity, source, inputs)}.npz"
     if use_cache and path.is_file():
         return _load_npz(path)
     dataset = _prepare(inputs, reader, size, on_error, description=f"{layout}:{Path(source).resolve()}")
+    dataset.data_id = data_id
     if use_cache:
         _save_npz(dataset, path)
     return dataset
@@ -198,21 +201,26 @@ def _prepare(inputs, reader, size, on_error, description) -> SliceSet:
                     slice_index=np.array(columns[6]), source=description, skipped=skipped)
 
 
-def _cache_key(layout, source, inputs, sequence, size, on_error, slice_spacing) -> str:
-    files = []
-    for item in inputs:
-        for path in (item.image, item.mask):
-            stat = path.stat()
-            files.append((path.name, stat.st_size, stat.st_mtime_ns))
-    payload = json.dumps([DATA_VERSION, layout, str(Path(source).resolve()), sequence, size, on_error,
-                          slice_spacing, files])
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+def _digest(payload) -> str:
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
+
+
+def _content_key(layout, inputs, sequence, size, on_error, slice_spacing) -> str:
+    """Same files (names and sizes) and settings -> same key, on any machine."""
+    files = [(p.name, p.stat().st_size) for item in inputs for p in (item.image, item.mask)]
+    return _digest([DATA_VERSION, layout, sequence, size, on_error, slice_spacing, files])
+
+
+def _cache_key(identity, source, inputs) -> str:
+    """The content key plus where and when: a touched file is prepared again."""
+    stamps = [p.stat().st_mtime_ns for item in inputs for p in (item.image, item.mask)]
+    return _digest([identity, str(Path(source).resolve()), stamps])
 
 
 def _save_npz(dataset: SliceSet, path: Path) -> None:
     arrays = {f.name: getattr(dataset, f.name) for f in fields(dataset)
               if isinstance(getattr(dataset, f.name), np.ndarray)}
-    meta = json.dumps({"source": dataset.source, "skipped": dataset.skipped})
+    meta = json.dumps({"source": dataset.source, "data_id": dataset.data_id, "skipped": dataset.skipped})
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, meta=np.array(meta), **arrays)
@@ -222,4 +230,4 @@ def _load_npz(path: Path) -> SliceSet:
     with np.load(path) as data:
         meta = json.loads(str(data["meta"]))
         arrays = {name: data[name] for name in data.files if name != "meta"}
-    return SliceSet(**arrays, source=meta["source"], skipped=[tuple(s) for s in meta["skipped"]])
+    return SliceSet(**arrays, source=meta["source"], data_id=meta["data_id"], skipped=[tuple(s) for s in meta["skipped"]])
