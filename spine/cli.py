@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from spine.errors import SpineError
@@ -49,6 +50,61 @@ def _cmd_metrics(args) -> int:
     return 0
 
 
+def _settings_args(parser, profile_default="cpu") -> None:
+    parser.add_argument("--data", default="phantom", help="'phantom', a SPIDER archive or a slice folder")
+    parser.add_argument("--profile", default=profile_default, help="paper, cpu, book or smoke (spine/profiles.toml)")
+    parser.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
+                        help="override a profile field, e.g. --set epochs=3 (repeatable)")
+    parser.add_argument("--out", default="results", help="the results store (default: results/)")
+
+
+def _cmd_train(args) -> int:
+    from spine.training import config as run_config
+    from spine.training.engine import make_config, train
+
+    config = make_config(args.model, args.loss, args.task, args.data, args.profile, args.seed, args.augment,
+                         run_config.parse_overrides(args.overrides))
+    record = train(config, args.out, force=args.force, resume=not args.restart, verbose=not args.quiet)
+    print(json.dumps({"run": str(record.path), **_headline(record.metrics["test"])}, indent=2))
+    return 0
+
+
+def _headline(summary: dict) -> dict:
+    keys = ("dice", "fg_iou", "miou", "accuracy", "precision", "recall", "hd", "hd95", "assd")
+    return {"test_images": summary["n_images"], **{k: summary["per_image"].get(k) for k in keys}}
+
+
+def _cmd_evaluate(args) -> int:
+    from spine.training.engine import evaluate_run
+
+    per_image, summary = evaluate_run(args.run, args.data)
+    print(json.dumps(_headline(summary), indent=2, default=float))
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from spine import inference
+
+    model = inference.load_model(args.model, args.task)
+    for path in args.inputs:
+        print(inference.predict_file(path, args.out, model, overwrite=args.overwrite))
+    return 0
+
+
+def _cmd_study(args) -> int:
+    import pandas as pd
+
+    from spine.training import config as run_config
+    from spine.training.studies import run_study
+
+    shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else None
+    table = run_study(args.name, args.data, args.profile, args.out, jobs=args.jobs, shard=shard,
+                      overrides=run_config.parse_overrides(args.overrides), verbose=not args.quiet)
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 4):
+        print(table.drop(columns=[c for c in table.columns if c.endswith("_ci")]).to_string(index=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spine", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -73,10 +129,46 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--classes", choices=("binary", "4"), default="binary")
     metrics.add_argument("--json", action="store_true", help="compact JSON on one line")
     metrics.set_defaults(func=_cmd_metrics)
+
+    train = commands.add_parser("train", help="train one run (or return its record if it exists)")
+    train.add_argument("--model", required=True, help="a model name, e.g. 'Proposed', 'U-Net + SAM'")
+    train.add_argument("--loss", required=True, help="BCE, Dice, Focal, BCE-Dice (binary); CCE, Dice, Focal, CCE-Dice")
+    train.add_argument("--task", choices=("binary", "multiclass"), default="binary")
+    _settings_args(train)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--augment", action="store_true", help="the study's augmentation")
+    train.add_argument("--force", action="store_true", help="train again even if the record exists")
+    train.add_argument("--restart", action="store_true", help="discard an unfinished run instead of resuming")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run (the default)")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="score a finished run's model")
+    evaluate.add_argument("run", help="the run's folder in the results store")
+    evaluate.add_argument("--data", help="another data source (all of its patients are scored)")
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="segment 2D images or 3D volumes in their own geometry")
+    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="PNG slices or .mha / .nii.gz volumes")
+    predict.add_argument("--out", required=True, help="output folder (masks keep the input names)")
+    predict.add_argument("--model", help="a .keras model (default: the model shipped with the package)")
+    predict.add_argument("--task", choices=("binary", "multiclass"), default="binary",
+                         help="which shipped model to use when --model is not given")
+    predict.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    predict.set_defaults(func=_cmd_predict)
+
+    study = commands.add_parser("study", help="run one of the study's grids and print its table")
+    study.add_argument("name", help="loss, ablation, attention, augmentation, comparison, stability, multiclass")
+    _settings_args(study)
+    study.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
+    study.add_argument("--shard", help="I/N: run only every N-th cell starting at the I-th")
+    study.add_argument("--quiet", action="store_true")
+    study.set_defaults(func=_cmd_study)
     return parser
 
 
 def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for users
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -122,14 +122,14 @@ def load_dataset(source="phantom", *, sequence: str = "t1", size: int = preproce
     """
     layout = detect_layout(source)
     if layout == "phantom":
-        source = phantom_archive(*_phantom_args(str(source)))
+        source = phantom_archive(*_phantom_args(str(source)), sequence=sequence)
     if layout == "slices":
         inputs = slices.find_pairs(source)
         reader = functools.partial(_read_pair, spacing=slice_spacing or (np.nan, np.nan))
     else:
         inputs, reader = spider.find_series(source, sequence), _read_series
     identity = _content_key(layout, inputs, sequence, size, on_error, slice_spacing)
-    data_id = f"{layout}-{Path(source).name}-{identity}"
+    data_id = f"{Path(source).name if layout == 'phantom' else layout + '-' + Path(source).name}-{identity}"
     path = cache_dir() / f"prepared-{_cache_key(identity, source, inputs)}.npz"
     if use_cache and path.is_file():
         return _load_npz(path)
@@ -149,13 +149,13 @@ def _phantom_args(source: str) -> tuple[int, int]:
     return count, PHANTOM_SEED
 
 
-def phantom_archive(n_patients: int = PHANTOM_PATIENTS, seed: int = PHANTOM_SEED) -> Path:
+def phantom_archive(n_patients: int = PHANTOM_PATIENTS, seed: int = PHANTOM_SEED, sequence: str = "t1") -> Path:
     """The phantom written once as a SPIDER-layout archive in the cache (idempotent)."""
     from spine.data import phantom
 
-    root = cache_dir() / f"phantom-v{DATA_VERSION}-n{n_patients}-s{seed}"
+    root = cache_dir() / f"phantom-v{DATA_VERSION}-{sequence}-n{n_patients}-s{seed}"
     if not (root / ".complete").is_file():
-        phantom.write_archive(root, n_patients=n_patients, seed=seed)
+        phantom.write_archive(root, n_patients=n_patients, seed=seed, sequences=(sequence,))
         (root / ".complete").touch()
     return root
 

@@ -17,6 +17,7 @@ Resuming restores the model, the optimizer and the epoch counter from the last c
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 from pathlib import Path
@@ -50,9 +51,13 @@ def make_config(model: str, loss: str, task: str = "binary", data="phantom", pro
 
         raise ConfigError(f"unknown model {model!r}; valid: {', '.join(MODEL_NAMES)}")
     losses.get_loss(loss, task)
-    dataset = load_dataset(data, size=settings["size"])
-    return RunConfig(model=model, loss=loss, task=task, data=str(data), data_id=dataset.data_id,
+    return RunConfig(model=model, loss=loss, task=task, data=str(data), data_id=_data_id(str(data), settings["size"]),
                      profile=profile, settings=settings, seed=int(seed), augment=bool(augment))
+
+
+@functools.lru_cache(maxsize=32)
+def _data_id(data: str, size: int) -> str:
+    return load_dataset(data, size=size).data_id
 
 
 def split_data(config: RunConfig, split_folder: Path | None = None) -> dict:
@@ -105,7 +110,7 @@ def epoch_dataset(subset, task: str, batch_size: int, seed: int, epoch: int, aug
             wanted["aux"] = tf.nn.avg_pool2d(hot, BOTTLENECK_FACTOR, BOTTLENECK_FACTOR, "VALID")
         return images, wanted
 
-    return data.map(targets, deterministic=True).prefetch(2)
+    return data.map(targets).prefetch(2)
 
 
 def reseed_layers(model: keras.Model, seed: int, epoch: int) -> None:
@@ -165,7 +170,8 @@ def _train_epochs(model, config, subsets, folder: Path, start_epoch: int, state:
                              config.augment, dual)
         reseed_layers(model, config.seed, epoch)
         started = time.perf_counter()
-        history = model.fit(data, epochs=epoch + 1, initial_epoch=epoch, verbose=0, callbacks=[progress])
+        history = model.fit(data, epochs=epoch + 1, initial_epoch=epoch, verbose=0, shuffle=False,
+                            callbacks=[progress])
         _, summary = score(model, subsets["val"], config.task)
         val_dice = summary["per_image"]["dice"]
         row = {"epoch": epoch + 1, **{k: v[-1] for k, v in history.history.items()}, "val_dice": val_dice,
@@ -234,3 +240,19 @@ def _finish(config, folder: Path, subsets, state: dict) -> results.Record:
         (folder / leftover).unlink(missing_ok=True)
     results.write_json(folder / "metrics.json", payload)  # last: its presence marks the run finished
     return results.load_record(folder)
+
+
+def evaluate_run(path, data=None) -> tuple[pd.DataFrame, dict]:
+    """Score a finished run's model: on its own test patients, or on every patient of ``data``.
+
+    Another source is scored on all its patients (``eval_slices_per_patient`` slices each): it
+    was never seen in training, so all of it is test data.
+    """
+    record = results.load_record(path)
+    config = record.config
+    model = keras.saving.load_model(record.model_path)
+    if data is None:
+        subset = split_data(config)["test"]
+    else:
+        subset = load_dataset(data, size=config.settings["size"]).central(config.settings["eval_slices_per_patient"])
+    return score(model, subset, config.task)

@@ -1,0 +1,151 @@
+"""The study's experiment grids, one per table, and their tidy result tables.
+
+Each grid is a list of cells (model, loss, task, seed, augmentation). :func:`run_study` trains
+the cells the store lacks (in parallel processes with ``jobs``, or one slice of the grid with
+``shard`` so that several machines can share it and merge through the store);
+:func:`study_table` reads the records, without training, into a table with the study's
+figures alongside (columns ``study_<metric>``).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from spine import paper
+from spine.errors import ConfigError
+from spine.losses import LOSS_NAMES
+from spine.models import BASELINE_NAMES
+from spine.training import store as results
+from spine.training.config import RunConfig
+
+STABILITY_SEEDS = tuple(range(1, 11))  # the study's runs 1-10
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: str
+    loss: str
+    task: str = "binary"
+    seed: int = 0
+    augment: bool = False
+
+    @property
+    def label(self) -> str:
+        """The row name the study uses for this cell."""
+        return f"{self.model} + data augmentation" if self.augment else self.model
+
+
+def _pairs(table: str) -> list[Cell]:
+    return [Cell(row.model, row.loss) for row in paper.table(table).itertuples()]
+
+
+STUDIES = {
+    "loss": lambda: [Cell(m, loss) for m in BASELINE_NAMES for loss in LOSS_NAMES["binary"]],
+    "ablation": lambda: _pairs("ablation"),
+    "attention": lambda: _pairs("attention"),
+    "augmentation": lambda: [Cell("Proposed", "Dice"), Cell("Proposed", "Dice", augment=True)],
+    "comparison": lambda: [Cell(m, "Dice") for m in BASELINE_NAMES],
+    "stability": lambda: [Cell("Proposed", "Dice", seed=s) for s in STABILITY_SEEDS],
+    "multiclass": lambda: [Cell(m, loss, task="multiclass") for m in BASELINE_NAMES
+                           for loss in LOSS_NAMES["multiclass"]],
+}
+# Columns shown beside the study's (ours -> the study's column of the same meaning).
+STUDY_COLUMNS = {"fg_iou": "mIoU", "accuracy": "accuracy", "precision": "precision", "recall": "recall",
+                 "f1": "f1", "hd": "hd_px", "assd": "assd_px"}
+
+
+def cells(name: str) -> list[Cell]:
+    if name not in STUDIES:
+        raise ConfigError(f"unknown study {name!r}; valid: {', '.join(STUDIES)}")
+    return STUDIES[name]()
+
+
+def shard_cells(all_cells: list[Cell], shard: tuple[int, int] | None) -> list[Cell]:
+    """Shard ``(i, n)``, 1-based: every n-th cell starting at the i-th."""
+    if shard is None:
+        return all_cells
+    index, count = shard
+    if not 1 <= index <= count:
+        raise ConfigError(f"shard {index}/{count}: need 1 <= I <= N")
+    return all_cells[index - 1::count]
+
+
+def configs(name: str, data, profile: str, overrides: dict | None = None) -> list[RunConfig]:
+    from spine.training.engine import make_config
+
+    return [make_config(c.model, c.loss, c.task, data, profile, c.seed, c.augment, overrides) for c in cells(name)]
+
+
+def _train_one(config: RunConfig, store: str, threads: int) -> str:
+    import tensorflow as tf
+
+    from spine.training.engine import train
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    return str(train(config, store, verbose=False).path)
+
+
+def run_study(name: str, data="phantom", profile: str = "cpu", store=results.DEFAULT_STORE, *,
+              jobs: int = 1, shard: tuple[int, int] | None = None, overrides: dict | None = None,
+              verbose: bool = True) -> pd.DataFrame:
+    """Train the grid's missing cells (this shard's), then return :func:`study_table`."""
+    results.check_writable(store)
+    todo = [c for c in shard_cells(configs(name, data, profile, overrides), shard)
+            if results.find_record(store, c) is None]
+    if verbose:
+        print(f"study {name}: {len(todo)} run(s) to train", flush=True)
+    if jobs <= 1:
+        from spine.training.engine import train
+
+        for config in todo:
+            train(config, store, verbose=verbose)
+    elif todo:
+        import multiprocessing
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for path in pool.map(_train_one, todo, [str(store)] * len(todo), [threads] * len(todo)):
+                if verbose:
+                    print(f"  finished {path}", flush=True)
+    return study_table(name, data, profile, store, overrides)
+
+
+def study_table(name: str, data="phantom", profile: str = "cpu", store=results.DEFAULT_STORE,
+                overrides: dict | None = None) -> pd.DataFrame:
+    """One row per cell: our test figures (per-image means), 95 % intervals, and the study's."""
+    rows = []
+    for cell, config in zip(cells(name), configs(name, data, profile, overrides)):
+        record = results.find_record(store, config)
+        row = {"model": cell.label, "loss": cell.loss, "task": cell.task, "seed": cell.seed,
+               "trained": record is not None, "run_id": config.run_id}
+        if record is not None:
+            means = record.metrics["test"]["per_image"]
+            row |= {key: means.get(key, np.nan) for key in ("miou", "fg_iou", "accuracy", "precision", "recall",
+                                                             "f1", "hd", "hd95", "assd", "hd_mm", "assd_mm")}
+            row |= {f"{key}_ci": (ci["low"], ci["high"]) for key, ci in record.metrics["test_ci95"].items()}
+            row |= {k: v for k, v in means.items() if k.startswith("dice_") and cell.task == "multiclass"}
+            row["selected_epoch"] = record.metrics["selected_epoch"]
+            row["test_images"] = record.metrics["subsets"]["test"]["images"]
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return _with_study_figures(name, table)
+
+
+def _with_study_figures(name: str, table: pd.DataFrame) -> pd.DataFrame:
+    table_name = {"stability": "stability", "comparison": "comparison"}.get(name, name)
+    study = paper.table(table_name if table_name in paper.TABLES else "loss")
+    if name == "stability":
+        study = study.assign(seed=study["run"]).drop(columns="run")
+        keys = ["seed"]
+    else:
+        keys = ["model", "loss"]
+    study = study.rename(columns={v: f"study_{v}" for v in STUDY_COLUMNS.values()})
+    keep = keys + [c for c in study.columns if c.startswith("study_")]
+    return table.merge(study[keep], on=keys, how="left")
