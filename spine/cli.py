@@ -105,6 +105,15 @@ def _cmd_study(args) -> int:
     return 0
 
 
+def _cmd_book(args) -> int:
+    from spine.book import build
+
+    index = build(args.root, data=args.data, profile=args.profile, store=args.store,
+                  max_new_runs=args.max_new_runs, real_data=args.real_data, only=args.only, html=not args.no_html)
+    print(f"book: {index}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spine", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -164,6 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--shard", help="I/N: run only every N-th cell starting at the I-th")
     study.add_argument("--quiet", action="store_true")
     study.set_defaults(func=_cmd_study)
+
+    book = commands.add_parser("book", help="execute every chapter (papermill) and render the HTML book")
+    book.add_argument("--root", default=".", help="the repository (where _config.yml and _toc.yml are)")
+    book.add_argument("--data", default="phantom", help="the chapters' data source (default: the phantom)")
+    book.add_argument("--profile", default="book", help="the chapters' profile (default: book)")
+    book.add_argument("--store", default="_build/results", help="results store the chapters read and fill")
+    book.add_argument("--max-new-runs", type=int, default=None, help="train at most this many runs per chapter")
+    book.add_argument("--real-data", help="a slice folder or SPIDER archive for the real-data sections")
+    book.add_argument("--only", nargs="+", help="execute only chapters whose name contains one of these")
+    book.add_argument("--no-html", action="store_true", help="execute the notebooks, skip the HTML build")
+    book.set_defaults(func=_cmd_book)
     return parser
 
 

@@ -256,3 +256,11 @@ def evaluate_run(path, data=None) -> tuple[pd.DataFrame, dict]:
     else:
         subset = load_dataset(data, size=config.settings["size"]).central(config.settings["eval_slices_per_patient"])
     return score(model, subset, config.task)
+
+
+def record_model(record: results.Record) -> keras.Model:
+    """The run's selected model; retrained (deterministically, same seed) if the file is absent,
+    as it is for records committed without their model files."""
+    if not record.model_path.is_file():
+        record = train(record.config, record.path.parent, force=True, verbose=False)
+    return keras.saving.load_model(record.model_path)

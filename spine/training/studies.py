@@ -10,13 +10,14 @@ figures alongside (columns ``study_<metric>``).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from spine import paper
+from spine import paper, stats
 from spine.errors import ConfigError
 from spine.losses import LOSS_NAMES
 from spine.models import BASELINE_NAMES
@@ -94,11 +95,11 @@ def _train_one(config: RunConfig, store: str, threads: int) -> str:
 
 def run_study(name: str, data="phantom", profile: str = "cpu", store=results.DEFAULT_STORE, *,
               jobs: int = 1, shard: tuple[int, int] | None = None, overrides: dict | None = None,
-              verbose: bool = True) -> pd.DataFrame:
-    """Train the grid's missing cells (this shard's), then return :func:`study_table`."""
+              max_new_runs: int | None = None, verbose: bool = True) -> pd.DataFrame:
+    """Train the grid's missing cells (this shard's; at most ``max_new_runs``), then :func:`study_table`."""
     results.check_writable(store)
     todo = [c for c in shard_cells(configs(name, data, profile, overrides), shard)
-            if results.find_record(store, c) is None]
+            if results.find_record(store, c) is None][:max_new_runs]
     if verbose:
         print(f"study {name}: {len(todo)} run(s) to train", flush=True)
     if jobs <= 1:
@@ -124,7 +125,8 @@ def study_table(name: str, data="phantom", profile: str = "cpu", store=results.D
     for cell, config in zip(cells(name), configs(name, data, profile, overrides)):
         record = results.find_record(store, config)
         row = {"model": cell.label, "loss": cell.loss, "task": cell.task, "seed": cell.seed,
-               "trained": record is not None, "run_id": config.run_id}
+               "trained": record is not None, "run_id": config.run_id, "data_id": config.data_id,
+               "profile": config.profile}
         if record is not None:
             means = record.metrics["test"]["per_image"]
             row |= {key: means.get(key, np.nan) for key in ("miou", "fg_iou", "accuracy", "precision", "recall",
@@ -138,6 +140,19 @@ def study_table(name: str, data="phantom", profile: str = "cpu", store=results.D
     return _with_study_figures(name, table)
 
 
+def provenance(table: pd.DataFrame, store=results.DEFAULT_STORE) -> pd.DataFrame:
+    """How a table's runs were made: data, profile and its settings, seeds, runs, wall time."""
+    done = [results.load_record(Path(store) / run) for run in table.loc[table["trained"], "run_id"]]
+    if not done:
+        return pd.DataFrame()
+    first = done[0].config
+    minutes = sum(results.read_json(r.path / "environment.json")["wall_seconds"] for r in done) / 60
+    facts = {"data": first.data_id, "profile": first.profile, **first.settings,
+             "seeds": ", ".join(sorted({str(r.config.seed) for r in done})),
+             "runs": f"{len(done)} of {len(table)}", "CPU minutes (all runs)": round(minutes, 1)}
+    return pd.DataFrame({"setting": list(facts), "value": [str(v) for v in facts.values()]})
+
+
 def _with_study_figures(name: str, table: pd.DataFrame) -> pd.DataFrame:
     table_name = {"stability": "stability", "comparison": "comparison"}.get(name, name)
     study = paper.table(table_name if table_name in paper.TABLES else "loss")
@@ -149,3 +164,23 @@ def _with_study_figures(name: str, table: pd.DataFrame) -> pd.DataFrame:
     study = study.rename(columns={v: f"study_{v}" for v in STUDY_COLUMNS.values()})
     keep = keys + [c for c in study.columns if c.startswith("study_")]
     return table.merge(study[keep], on=keys, how="left")
+
+
+def paired_comparisons(table: pd.DataFrame, store=results.DEFAULT_STORE, reference: str = "Proposed",
+                       metric: str = "dice") -> pd.DataFrame:
+    """``reference`` against every other trained row of a table, image by image on the same test set:
+    the mean difference of ``metric`` with its 95 % bootstrap interval and the Wilcoxon p-value."""
+    done = table[table["trained"]]
+    per_image = {row.model: results.load_record(Path(store) / row.run_id).per_image().set_index("image")[metric]
+                 for row in done.itertuples()}
+    if reference not in per_image:
+        return pd.DataFrame()
+    rows = []
+    for name, values in per_image.items():
+        if name == reference:
+            continue
+        ours, theirs = per_image[reference].align(values, join="inner")
+        test = stats.paired_test(ours.to_numpy(), theirs.to_numpy())
+        rows.append({"comparison": f"{reference} - {name}", "images": test["n"], f"mean Δ{metric}": test["mean_diff"],
+                     "95% CI": (round(test["ci_low"], 4), round(test["ci_high"], 4)), "Wilcoxon p": test["p_value"]})
+    return pd.DataFrame(rows)

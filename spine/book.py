@@ -1,0 +1,65 @@
+"""Building the book: execute every chapter with papermill, then render with Jupyter Book 1.
+
+Chapters are jupytext ``py:percent`` notebooks in ``notebooks/``, listed in ``_toc.yml``. Each
+has a papermill ``parameters`` cell (``data``, ``profile``, ``store``, ``max_new_runs``,
+``real_data``); :func:`build` writes a fresh ``.ipynb`` beside each source, executes it on a new
+kernel with the given parameters (a failing cell fails the build), and runs ``jupyter-book
+build`` with warnings as errors. Chapters read finished runs from the results store and train
+only what is missing (at most ``max_new_runs`` per chapter when set), so a book built from
+recorded runs trains nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from spine.errors import ConfigError
+
+ROOT_FILES = ("_config.yml", "_toc.yml")
+
+
+def chapters(root=".") -> list[Path]:
+    """The notebook sources named in ``_toc.yml``, in order."""
+    root = Path(root)
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files = [entry["file"] for part in toc.get("parts", []) for entry in part.get("chapters", [])]
+    return [root / f"{name}.py" for name in files if name.startswith("notebooks/")]
+
+
+def execute(source: Path, parameters: dict) -> Path:
+    """Pair ``source`` to a fresh ``.ipynb`` and execute it in place with papermill."""
+    import jupytext
+    import papermill
+
+    notebook = source.with_suffix(".ipynb")
+    jupytext.write(jupytext.read(source), notebook, fmt="ipynb")
+    papermill.execute_notebook(str(notebook), str(notebook), parameters=parameters, cwd=str(source.parent),
+                               progress_bar=False, kernel_name="python3")
+    return notebook
+
+
+def build(root=".", *, data="phantom", profile="book", store="_build/results", max_new_runs=None,
+          real_data=None, only=None, html=True) -> Path:
+    """Execute the chapters (all, or those whose name contains one of ``only``) and render HTML."""
+    root = Path(root).resolve()
+    missing = [name for name in ROOT_FILES if not (root / name).is_file()]
+    if missing:
+        raise ConfigError(f"{root}: not the book's root (missing {', '.join(missing)})")
+    parameters = {"data": str(data), "profile": profile, "store": str(Path(store).resolve()),
+                  "max_new_runs": max_new_runs, "real_data": str(real_data) if real_data else None}
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for source in chapters(root):
+        if only and not any(key in source.stem for key in only):
+            continue
+        print(f"executing {source.relative_to(root)}", flush=True)
+        execute(source, parameters)
+    if html:
+        jupyter_book = Path(sys.executable).with_name("jupyter-book")
+        subprocess.run([str(jupyter_book), "build", str(root), "--warningiserror", "--keep-going", "--quiet"],
+                       check=True)
+    return root / "_build" / "html" / "index.html"
