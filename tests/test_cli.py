@@ -140,3 +140,22 @@ def test_no_shipped_model_is_said_plainly(tmp_path, capsys, monkeypatch):
 def test_console_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "spine.cli", "models", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--table" in result.stdout
+
+
+def test_metrics_command_on_mask_folders(tmp_path, capsys):
+    """0/255 predictions against SPIDER-style grey references, hand-computable Dice."""
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "true").mkdir()
+    reference = np.zeros((20, 20), dtype=np.uint8)
+    reference[5:15, 5:15] = 76  # a vertebra, grey value of the slice folders
+    predicted = np.zeros((20, 20), dtype=np.uint8)
+    predicted[5:15, 8:18] = 255  # shifted by 3 columns: overlap 10 x 7
+    for name in ("a.png", "b.png"):
+        Image.fromarray(reference).save(tmp_path / "true" / name)
+        Image.fromarray(predicted).save(tmp_path / "pred" / name)
+    code, out, _ = run(capsys, "metrics", "--pred", str(tmp_path / "pred"), "--true", str(tmp_path / "true"),
+                       "--spacing", "0.5", "0.5", "--json")
+    result = json.loads(out)
+    assert code == 0 and len(result["per_image"]) == 2
+    assert result["dice"] == pytest.approx(2 * 70 / 200)
+    assert result["hd"] == pytest.approx(3.0) and result["hd_mm"] == pytest.approx(1.5)
