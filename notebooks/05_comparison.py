@@ -36,7 +36,7 @@
 # %% tags=["parameters"]
 data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
 profile = "book"  # a profile of spine/profiles.toml
-store = "../_build/results"  # the results store the chapter reads (and fills)
+store = "../results"  # the results store the chapter reads (and fills)
 max_new_runs = None  # train at most this many missing runs (None: all)
 real_data = None  # a real slice folder for side-by-side sections (unused here)
 

@@ -43,7 +43,7 @@ def execute(source: Path, parameters: dict) -> Path:
     return notebook
 
 
-def build(root=".", *, data="phantom", profile="book", store="_build/results", max_new_runs=None,
+def build(root=".", *, data="phantom", profile="book", store="results", max_new_runs=None,
           real_data=None, only=None, html=True) -> Path:
     """Execute the chapters (all, or those whose name contains one of ``only``) and render HTML."""
     root = Path(root).resolve()

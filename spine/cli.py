@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--root", default=".", help="the repository (where _config.yml and _toc.yml are)")
     book.add_argument("--data", default="phantom", help="the chapters' data source (default: the phantom)")
     book.add_argument("--profile", default="book", help="the chapters' profile (default: book)")
-    book.add_argument("--store", default="_build/results", help="results store the chapters read and fill")
+    book.add_argument("--store", default="results",
+                      help="the results store the chapters read and fill (default: the committed records)")
     book.add_argument("--max-new-runs", type=int, default=None, help="train at most this many runs per chapter")
     book.add_argument("--real-data", help="a slice folder or SPIDER archive for the real-data sections")
     book.add_argument("--only", nargs="+", help="execute only chapters whose name contains one of these")

@@ -58,10 +58,22 @@ def segment_slices(model, slices: list[np.ndarray], batch_size: int = 16) -> lis
     size = _input_size(model)
     batch = np.stack([preprocess.prepare_image(s, size) if np.ptp(s) > 0 else np.zeros((size, size), np.float32)
                       for s in slices])[..., None]
-    outputs = model.predict(batch, batch_size=batch_size, verbose=0)
+    return [_resize_back(lab, s.shape) for lab, s in zip(predict_labels(model, batch, batch_size), slices)]
+
+
+def predict_labels(model, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """Class-index maps of the main head for prepared images ``(N, S, S, 1)``.
+
+    The batch is padded to a multiple of ``batch_size`` so that every call has one input shape
+    and TensorFlow traces the prediction graph once per model, not once per set size.
+    """
+    count = len(images)
+    padding = (-count) % batch_size
+    if padding:
+        images = np.concatenate([images, np.zeros((padding, *images.shape[1:]), images.dtype)])
+    outputs = model.predict(images, batch_size=batch_size, verbose=0)
     probabilities = outputs["mask"] if isinstance(outputs, dict) else outputs
-    labels = np.argmax(probabilities, axis=-1).astype(np.uint8)
-    return [_resize_back(lab, s.shape) for lab, s in zip(labels, slices)]
+    return np.argmax(probabilities[:count], axis=-1).astype(np.uint8)
 
 
 def _resize_back(labels: np.ndarray, shape) -> np.ndarray:

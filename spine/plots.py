@@ -102,8 +102,709 @@ def learning_curves(histories: dict[str, pd.DataFrame], column: str = "loss", ax
 
 
 def format_table(table: pd.DataFrame, digits: int = 4):
-    """A pandas Styler with fixed decimals and the study's columns in grey."""
-    numeric = table.select_dtypes("number").columns
-    styler = table.style.format({c: f"{{:.{digits}f}}" for c in numeric}, na_rep="–").hide(axis="index")
+    """A pandas Styler with fixed decimals (none for whole-number columns such as seeds or
+    counts, even when a missing value made them float) and the study's columns in grey."""
+    formats = {}
+    for column in table.select_dtypes("number").columns:
+        values = table[column].dropna()
+        whole = len(values) > 0 and bool(np.all(np.mod(values, 1) == 0))
+        formats[column] = "{:.0f}" if whole else f"{{:.{digits}f}}"
+    styler = table.style.format(formats, na_rep="–").hide(axis="index")
     study = [c for c in table.columns if str(c).startswith("study")]
     return styler.set_properties(subset=study, color="#666666") if study else styler
+
+
+# --------------------------------------------------------------------------- chapters 6-9
+
+
+def seed_spread(values, headline: float | None = None, ax=None, colour: str = OURS, label: str = "runs",
+                headline_label: str = "single-run figure", title: str | None = None, xlabel: str | None = None):
+    """Repeated runs of one setting on one axis: a box, each run as a dot, mean +- SD shaded, and
+    (optionally) a single-run figure marked as a diamond, to see where it falls among the runs."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 1.8))
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size:
+        if values.size > 1:
+            mean, sd = values.mean(), values.std(ddof=1)
+            ax.axvspan(mean - sd, mean + sd, color=colour, alpha=0.12, lw=0, label="mean ± SD")
+        import matplotlib
+
+        # Matplotlib 3.10 replaced vert=False by orientation= (vert is deprecated from 3.11).
+        sideways = {"orientation": "horizontal"} if tuple(map(int, matplotlib.__version__.split(".")[:2])) >= (3, 10) \
+            else {"vert": False}
+        ax.boxplot(values, **sideways, positions=[0], widths=0.5, showfliers=False,
+                   medianprops={"color": colour}, boxprops={"color": colour}, whiskerprops={"color": colour},
+                   capprops={"color": colour})
+        jitter = np.random.default_rng(0).uniform(-0.15, 0.15, values.size)
+        ax.scatter(values, jitter, color=colour, s=22, zorder=3, label=f"{label} ({values.size})")
+    else:
+        ax.text(0.5, 0.5, "no runs recorded yet", transform=ax.transAxes, ha="center", va="center", color="#666666")
+    if headline is not None and np.isfinite(headline):
+        ax.scatter([headline], [0], marker="D", s=60, color="#D55E00", zorder=4, label=headline_label)
+    ax.set_yticks([])
+    ax.set_ylim(-0.6, 0.6)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    if values.size or headline is not None:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    return ax
+
+
+def geometry_table(volumes: dict) -> pd.DataFrame:
+    """Size, spacing, origin and direction of SimpleITK images side by side (one column each), and
+    whether they all agree (``same``: exactly for size and direction, to 1e-6 for spacing and origin)."""
+    facts = {"size": lambda v: tuple(int(s) for s in v.GetSize()),
+             "spacing (mm)": lambda v: tuple(round(float(s), 4) for s in v.GetSpacing()),
+             "origin (mm)": lambda v: tuple(round(float(s), 3) for s in v.GetOrigin()),
+             "direction": lambda v: tuple(round(float(s), 3) for s in v.GetDirection())}
+    exact = {"size": lambda v: v.GetSize(), "spacing (mm)": lambda v: v.GetSpacing(),
+             "origin (mm)": lambda v: v.GetOrigin(), "direction": lambda v: v.GetDirection()}
+    rows = []
+    for name, fact in facts.items():
+        row = {"property": name, **{label: str(fact(v)) for label, v in volumes.items()}}
+        values = [np.asarray(exact[name](v), dtype=float) for v in volumes.values()]
+        row["same"] = all(a.shape == values[0].shape and np.allclose(a, values[0], rtol=0, atol=1e-6) for a in values)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+REFERENCE_OUTLINE = "#D55E00"  # the reference mask's outline over a prediction (Okabe-Ito vermillion)
+
+
+def volume_slices(image, labels, reference=None, task: str = "binary", count: int = 3, size: float = 3.0):
+    """``count`` sagittal slices of a volume, spread around the middle (for 3: the middle one and one
+    a quarter of the way toward each side): the labels drawn over the MRI, the outline of the
+    reference's foreground on top. ``image``, ``labels``, ``reference``: SimpleITK images on one
+    grid, in any orientation (they are shown in the radiological sagittal view); ``reference``
+    may hold SPIDER values or class indices."""
+    import SimpleITK as sitk
+
+    from spine.data.labels import label_values_to_classes
+    from spine.data.spider import sagittal_view
+
+    def view(volume):
+        return sitk.GetArrayFromImage(sagittal_view(volume))  # [z, y, x]: x are the sagittal slices
+
+    picture, predicted = view(image), view(labels)
+    truth = label_values_to_classes(view(reference), task) if reference is not None else None
+    _, column_mm, row_mm = sagittal_view(image).GetSpacing()  # (x, y, z): the array's columns are y, rows z
+    # The middle slice and slices a quarter of the way (count 3) toward each side.
+    centre, step = picture.shape[2] // 2, max(1, picture.shape[2] // (count + 1))
+    indices = sorted({int(np.clip(centre + round((k - (count - 1) / 2) * step), 0, picture.shape[2] - 1))
+                      for k in range(count)})
+    fig, axes = plt.subplots(1, len(indices), figsize=(size * len(indices), size * 1.15), squeeze=False)
+    for ax, index in zip(axes[0], indices):
+        show_overlay(ax, picture[:, :, index].astype(np.float32), predicted[:, :, index], task,
+                     title=f"sagittal slice {index + 1} of {picture.shape[2]}")
+        if truth is not None and (truth[:, :, index] > 0).any():
+            ax.contour(truth[:, :, index] > 0, levels=[0.5], colors=[REFERENCE_OUTLINE], linewidths=1.0)
+        ax.set_aspect(row_mm / column_mm)  # millimetres, not voxels, on both axes
+    handles = legend_handles(task)
+    if truth is not None:
+        handles.append(plt.Line2D([], [], color=REFERENCE_OUTLINE, lw=1, label="reference (outline)"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def gradcam_grid(images, rows: dict, contours=None, titles=None, size: float = 2.2):
+    """Grad-CAM maps over the MRI: one column per image, one row per map source (e.g. a layer of the
+    trained model, the randomised copy), the region outlined in white; a shared colour bar."""
+    from spine.explain import overlay
+
+    count = len(images)
+    fig, axes = plt.subplots(len(rows), count, figsize=(size * count + 0.8, size * len(rows)), squeeze=False)
+    heat = None
+    for r, (name, maps) in enumerate(rows.items()):
+        for c in range(count):
+            heat = overlay(axes[r, c], images[c], maps[c], contour=None if contours is None else contours[c],
+                           title=(titles[c] if titles is not None and r == 0 else None))
+        axes[r, 0].text(-0.08, 0.5, name, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right",
+                        fontsize=9)
+    if heat is not None:
+        fig.colorbar(heat, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02, label="Grad-CAM (0-1)")
+    return fig
+
+
+# ------------------------------------------------------------------ chapters 1-4: data, architectures, losses, ablations
+
+_STRUCTURES = ("background", "vertebra", "disc", "canal")
+_STAGE_COLOURS = {"encoder": "#0072B2", "transformer": "#F0E442", "bottleneck": "#D55E00", "decoder": "#009E73",
+                  "heads": "#000000"}
+
+
+def label_mapping_table() -> pd.DataFrame:
+    """How mask values become the study's classes: SPIDER's instance values, and the grey values of
+    the published PNG slices, each mapped through the library's own functions."""
+    from spine.data import labels
+
+    spider = [("0", [0], "background"), ("1–25", range(1, 26), "vertebra k (instance number)"),
+              ("101–125", range(101, 126), "vertebra k cut by the field of view"),
+              ("100", [100], "spinal canal"), ("201–225", range(201, 226), "disc 200 + k, below vertebra k")]
+    rows = []
+    groups = [("SPIDER .mha", text, np.asarray(list(values)), meaning) for text, values, meaning in spider]
+    groups += [("PNG slices", str(value), np.asarray([value]), "grey value")
+               for value in sorted(labels.SLICE_VALUE_TABLE)]
+    for source, text, values, meaning in groups:
+        if source.startswith("SPIDER"):
+            structures = np.unique(labels.spider_structures(values))
+        else:
+            structures = np.unique(labels.table_to_structures(values, labels.SLICE_VALUE_TABLE))
+        (structure,) = structures  # every value of a group maps to one structure
+        binary = int(labels.structures_to_classes(structure, "binary"))
+        multi = int(labels.structures_to_classes(structure, "multiclass"))
+        rows.append({"source": source, "values": text, "meaning": meaning,
+                     "binary class": f"{binary} {labels.CLASS_NAMES['binary'][binary]}",
+                     "4-class class": f"{multi} {labels.CLASS_NAMES['multiclass'][multi]}"})
+    return pd.DataFrame(rows)
+
+
+def raw_case(source, patient: int = 0) -> dict:
+    """The unprocessed central sagittal slice of the ``patient``-th patient of a source.
+
+    The phantom and SPIDER archives: the volume's central sagittal slice through the SPIDER reader
+    (mask in instance values, spacing in mm); slice folders: the patient's PNG pair nearest its
+    middle slice index (mask in grey values, no spacing). Keys: image, mask, structures, spacing,
+    case_id, layout.
+    """
+    from spine.data import dataset, labels, slices, spider
+    from spine.data.io import read_slice
+
+    layout = dataset.detect_layout(source)
+    if layout == "slices":
+        pairs = slices.find_pairs(source)
+        patients = list(dict.fromkeys(p.patient for p in pairs))
+        own = [p for p in pairs if p.patient == patients[patient]]
+        middle = np.median([p.index for p in own])
+        pair = min(own, key=lambda p: abs(p.index - middle))
+        image, mask = read_slice(pair.image), read_slice(pair.mask)
+        structures = labels.table_to_structures(mask, labels.SLICE_VALUE_TABLE, pair.mask)
+        return {"image": image, "mask": mask, "structures": structures, "spacing": (np.nan, np.nan),
+                "case_id": pair.case_id, "layout": layout}
+    if layout == "phantom":
+        parts = str(source).split(":")
+        count = int(parts[1]) if len(parts) > 1 else dataset.PHANTOM_PATIENTS
+        source = dataset.phantom_archive(count, dataset.PHANTOM_SEED)
+    series = spider.find_series(source)[patient]
+    image, mask, spacing = spider.read_series(series)
+    return {"image": image, "mask": mask, "structures": labels.spider_structures(mask).astype(np.uint8),
+            "spacing": tuple(float(s) for s in spacing), "case_id": series.case_id, "layout": layout}
+
+
+def _value_colours(values: np.ndarray) -> ListedColormap:
+    """A qualitative colour per distinct non-zero value (tab20, cycled), for an instance map."""
+    palette = plt.get_cmap("tab20").colors
+    return ListedColormap([palette[i % len(palette)] for i in range(max(1, len(values)))])
+
+
+def instance_figure(image, mask, structures, size: float = 3.0):
+    """The labels of one slice: the MRI, its mask values (each value written where it lies), and
+    the study's two class maps (binary, 4 classes) drawn over the MRI."""
+    from scipy import ndimage
+
+    from spine.data.labels import structures_to_classes
+
+    mask = np.asarray(mask)
+    aspect = image.shape[0] / image.shape[1]
+    fig, axes = plt.subplots(1, 4, figsize=(size * 4, size * aspect + 0.8))
+    show_overlay(axes[0], image, None, title="MRI")
+    values = np.unique(mask[mask != 0])
+    ranks = np.zeros(mask.shape, dtype=float)
+    for rank, value in enumerate(values, start=1):
+        ranks[mask == value] = rank
+    axes[1].imshow(np.squeeze(image), cmap="gray", interpolation="nearest")
+    if values.size:
+        axes[1].imshow(np.ma.masked_equal(ranks, 0), cmap=_value_colours(values), vmin=0.5,
+                       vmax=values.size + 0.5, alpha=0.7, interpolation="nearest")
+    for value in values:
+        parts, found = ndimage.label(mask == value)
+        largest = 1 + int(np.argmax(np.bincount(parts.ravel())[1:])) if found > 1 else 1
+        rows, cols = np.nonzero(parts == largest)  # written on the value's largest piece (a vertebral body)
+        nearest = np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2)
+        axes[1].text(cols[nearest], rows[nearest], str(int(value)), fontsize=7, ha="center", va="center",
+                     color="black", bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
+    axes[1].set_axis_off()
+    axes[1].set_title("mask values", fontsize=10)
+    show_overlay(axes[2], image, structures_to_classes(structures, "binary"), "binary", title="binary")
+    show_overlay(axes[3], image, structures_to_classes(structures, "multiclass"), "multiclass", title="4 classes")
+    handles = legend_handles("binary") + legend_handles("multiclass")
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def preprocessing_steps(image, structures, size: int = 128, panel: float = 2.8):
+    """The study's preprocessing of one slice, step by step: the raw slice, min-max to 8 bits, resized
+    to ``size`` x ``size`` (bilinear), intensities in [0, 1] with the mask resized by nearest neighbour."""
+    from spine.data import preprocess
+
+    raw = np.asarray(image)
+    eight = preprocess.to_uint8(raw)
+    resized = preprocess.resize_image(eight, size)
+    scaled = resized.astype(np.float32) / 255.0
+    mask = preprocess.resize_labels(np.asarray(structures, dtype=np.uint8), size)
+    fig, axes = plt.subplots(1, 4, figsize=(panel * 4, panel + 0.9))
+    steps = [(raw, f"raw slice {raw.shape[0]}×{raw.shape[1]}\n{raw.dtype} [{raw.min():g}, {raw.max():g}]"),
+             (eight, f"-> 8 bits (min-max) {eight.shape[0]}×{eight.shape[1]}\nuint8 [{eight.min()}, {eight.max()}]"),
+             (resized, f"-> {size}×{size} (bilinear)\nuint8 [{resized.min()}, {resized.max()}]")]
+    for ax, (picture, title) in zip(axes, steps):
+        ax.imshow(picture, cmap="gray", interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=9)
+    show_overlay(axes[3], scaled, mask, "multiclass",
+                 title=f"-> /255: float [{scaled.min():.2f}, {scaled.max():.2f}]\nmask {size}×{size} (nearest)")
+    fig.legend(handles=legend_handles("multiclass"), loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def target_panels(structures, task: str = "binary", panel: float = 2.2):
+    """The targets of one prepared slice (``structures`` at the model's size): each one-hot channel,
+    and the auxiliary target (the class fractions in each cell of the bottleneck grid)."""
+    from spine.data import labels, preprocess
+
+    classes = labels.structures_to_classes(structures, task)
+    count = labels.num_classes(task)
+    hot = preprocess.one_hot(classes, count)
+    aux = preprocess.aux_target(classes[None], count)[0]
+    names = labels.CLASS_NAMES[task]
+    fig, axes = plt.subplots(2, count, figsize=(panel * count + 0.9, panel * 2 + 0.4), squeeze=False)
+    image = None
+    for c in range(count):
+        axes[0, c].imshow(hot[..., c], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[0, c].set_title(f"one-hot {hot.shape[0]}×{hot.shape[1]}: {names[c]}", fontsize=9)
+        image = axes[1, c].imshow(aux[..., c], cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+        axes[1, c].set_title(f"auxiliary {aux.shape[0]}×{aux.shape[1]}: {names[c]}", fontsize=9)
+        for ax in axes[:, c]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.colorbar(image, ax=axes[1, :].tolist(), fraction=0.03, pad=0.02, label="fraction of the cell")
+    return fig
+
+
+def class_balance(structure_maps: dict) -> pd.DataFrame:
+    """Each structure's share of the pixels (%), per dataset: over all slices (all of one size, so
+    this is also the mean over slices), its range over slices, and the slices where it is absent. ``structure_maps``: name -> (N, H, W)
+    structure codes (0 background, 1 vertebra, 2 disc, 3 canal)."""
+    rows = []
+    for name, maps in structure_maps.items():
+        maps = np.asarray(maps)
+        flat = maps.reshape(len(maps), -1)
+        for code, structure in list(enumerate(_STRUCTURES)) + [(None, "foreground")]:
+            hit = flat > 0 if code is None else flat == code
+            share = 100.0 * hit.mean(axis=1)
+            rows.append({"data": name, "structure": structure, "share of pixels (%)": 100.0 * hit.mean(),
+                         "smallest in a slice (%)": share.min(), "largest in a slice (%)": share.max(),
+                         "slices without it": int((share == 0).sum()), "slices": len(maps)})
+    return pd.DataFrame(rows)
+
+
+def class_balance_plot(balance: pd.DataFrame, ax=None):
+    """Horizontal bars of each structure's share of the pixels, grouped by dataset, in the structures'
+    colours (background left out: it is the rest)."""
+    shown = [s for s in ("foreground", "vertebra", "disc", "canal") if s in set(balance["structure"])]
+    datasets = list(dict.fromkeys(balance["data"]))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.5 * len(shown) * len(datasets) + 1.2))
+    height = 0.8 / max(1, len(datasets))
+    hatches = ["", "//", "..", "xx"]
+    for d, name in enumerate(datasets):
+        part = balance[balance["data"] == name].set_index("structure")
+        y = np.arange(len(shown)) + d * height
+        ax.barh(y, [part.loc[s, "share of pixels (%)"] for s in shown], height=height * 0.95,
+                color=[STRUCTURE_COLOURS[s] for s in shown], hatch=hatches[d % len(hatches)], edgecolor="white",
+                label=name)
+    ax.set_yticks(np.arange(len(shown)) + height * (len(datasets) - 1) / 2, shown)
+    ax.invert_yaxis()
+    ax.set_xlabel("share of the pixels (%)")
+    if len(datasets) > 1:
+        ax.legend(handles=[Patch(facecolor="#bbbbbb", hatch=hatches[d % len(hatches)], edgecolor="white", label=n)
+                           for d, n in enumerate(datasets)], frameon=False, loc="lower right")
+    return ax
+
+
+def sample_figure(sets: dict, count: int = 4, size: float = 2.2):
+    """Figs. 1 and 3 of the study, ours: for each dataset (a name -> SliceSet), ``count`` slices
+    spread over its patients (the central one of each), the MRI and the 4-class reference over it."""
+    rows = []
+    for name, data in sets.items():
+        data = data.central(1) if hasattr(data, "central") else data
+        pick = np.unique(np.linspace(0, len(data.images) - 1, count).round().astype(int))
+        rows.append((name, data.images[pick], data.structures[pick], np.asarray(data.case_ids)[pick]))
+    columns = max(len(r[1]) for r in rows)
+    fig, axes = plt.subplots(2 * len(rows), columns, figsize=(size * columns, size * 2 * len(rows) + 0.4),
+                             squeeze=False)
+    for r, (name, images, structures, ids) in enumerate(rows):
+        for c in range(columns):
+            top, bottom = axes[2 * r, c], axes[2 * r + 1, c]
+            if c >= len(images):
+                top.set_axis_off()
+                bottom.set_axis_off()
+                continue
+            show_overlay(top, images[c], None, title=str(ids[c]))
+            show_overlay(bottom, images[c], structures[c], "multiclass")
+        for offset, what in enumerate(("MRI", "reference")):
+            axes[2 * r + offset, 0].text(-0.08, 0.5, f"{name}\n{what}", transform=axes[2 * r + offset, 0].transAxes,
+                                         rotation=90, va="center", ha="right", fontsize=9)
+    fig.legend(handles=legend_handles("multiclass"), loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0.03, 0.04, 1, 1))
+    return fig
+
+
+def split_overview(config) -> pd.DataFrame:
+    """The split of a run (``engine.split_data``): per subset, the patients, the slices of the data,
+    the slices a run uses (the profile keeps a few per patient near the mid-line and may cap the
+    training set), each subset's share of the patients, and a total row."""
+    import tempfile
+    from pathlib import Path
+
+    from spine.data import load_dataset, load_split
+    from spine.training import engine
+
+    with tempfile.TemporaryDirectory() as folder:
+        used = engine.split_data(config, Path(folder))
+        split = load_split(Path(folder) / "split.csv")
+    dataset = load_dataset(config.data, size=config.settings["size"])
+    subset_of = dict(zip(split["patient"].astype(str), split["subset"]))
+    rows = [{"subset": name, "patients": int((split["subset"] == name).sum()),
+             "slices in the data": int(sum(subset_of[str(p)] == name for p in dataset.patients)),
+             "slices a run uses": len(s), "patients a run uses": len(set(map(str, s.patients)))}
+            for name, s in used.items()]
+    table = pd.DataFrame(rows)
+    total = table["patients"].sum()
+    table["share of patients (%)"] = 100.0 * table["patients"] / total
+    totals = {c: table[c].sum() for c in table.columns if c != "subset"} | {"subset": "all"}
+    return pd.concat([table, pd.DataFrame([totals])], ignore_index=True)
+
+
+def shared_patients(subsets: dict) -> list[str]:
+    """Patients found in more than one subset (a split by patient has none)."""
+    seen: dict[str, int] = {}
+    for s in subsets.values():
+        for patient in set(map(str, s.patients)):
+            seen[patient] = seen.get(patient, 0) + 1
+    return sorted(p for p, n in seen.items() if n > 1)
+
+
+def _block_of(layer_name: str) -> str:
+    first = layer_name.split("_")[0]
+    if first.startswith("transformer") or first in ("patch", "tokens", "pos", "embed", "encoder", "token"):
+        return "transformer"
+    return "input" if first == "image" else first
+
+
+def _block_order(block: str) -> float:
+    fixed = {"input": 0, "inception": 1, "transformer": 6, "bottleneck": 7, "aux": 12, "mask": 13}
+    if block in fixed:
+        return fixed[block]
+    if block[:3] == "enc" and block[3:].isdigit():
+        return 1 + int(block[3:])
+    if block[:3] == "dec" and block[3:].isdigit():
+        return 12 - int(block[3:])
+    return 50.0
+
+
+def _stage_of(block: str) -> str:
+    if block in ("inception",) or block.startswith("enc"):
+        return "encoder"
+    if block.startswith("dec"):
+        return "decoder"
+    if block in ("aux", "mask"):
+        return "heads"
+    return block
+
+
+def architecture_outline(model) -> pd.DataFrame:
+    """A compact ``model.summary()``: the model's blocks in order (input, encoder blocks, Transformer,
+    bottleneck, decoder stages, heads), with their stage, layer count, convolutions, BatchNorms,
+    output shape (of the block's last layer) and parameters. Blocks are read from the layer names
+    (``enc2_1_conv`` belongs to ``enc2``; skip attention and gates to their decoder stage)."""
+    import keras
+
+    blocks: dict[str, list] = {}
+    for layer in model.layers:
+        blocks.setdefault(_block_of(layer.name), []).append(layer)
+    rows = []
+    for block, layers in blocks.items():
+        shape = tuple(layers[-1].output.shape)[1:]
+        rows.append({"block": block, "stage": _stage_of(block), "layers": len(layers),
+                     "conv": sum(isinstance(l, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)) for l in layers),
+                     "batchnorm": sum(isinstance(l, keras.layers.BatchNormalization) for l in layers),
+                     "output": "×".join(str(d) for d in shape), "params": int(sum(l.count_params() for l in layers))})
+    table = pd.DataFrame(rows)
+    order = table["block"].map(_block_order)
+    return table.iloc[np.argsort(order.to_numpy(), kind="stable")].reset_index(drop=True)
+
+
+def outline_table(names, width: int = 64, input_shape=(128, 128, 1), num_classes: int = 2) -> pd.DataFrame:
+    """:func:`architecture_outline` of each named model (built in turn, the session cleared between
+    builds), stacked with a ``model`` column."""
+    import gc
+
+    import keras
+
+    from spine.models import build_model
+
+    parts = []
+    for name in names:
+        keras.backend.clear_session()
+        model = build_model(name, input_shape=input_shape, num_classes=num_classes, width=width)
+        parts.append(architecture_outline(model).assign(model=name))
+        del model
+        keras.backend.clear_session()
+        gc.collect()
+    table = pd.concat(parts, ignore_index=True)
+    return table[["model"] + [c for c in table.columns if c != "model"]]
+
+
+def outline_wide(outlines: pd.DataFrame) -> pd.DataFrame:
+    """One row per block, one column per model: ``output shape · parameters`` ("–" where a model
+    has no such block)."""
+    models = list(dict.fromkeys(outlines["model"]))
+    blocks = sorted(dict.fromkeys(outlines["block"]), key=_block_order)
+    cells = {(r.model, r.block): f"{r.output} · {r.params:,}" for r in outlines.itertuples()}
+    return pd.DataFrame([{"block": b, **{m: cells.get((m, b), "–") for m in models}} for b in blocks])
+
+
+def parameter_breakdown_plot(outlines: pd.DataFrame, ax=None):
+    """Stacked horizontal bars: where each model's parameters sit (encoder, Transformer, bottleneck,
+    decoder, heads), in millions."""
+    totals = outlines.groupby(["model", "stage"], sort=False)["params"].sum().unstack(fill_value=0) / 1e6
+    totals = totals.reindex(list(dict.fromkeys(outlines["model"])))
+    stages = [s for s in _STAGE_COLOURS if s in totals.columns]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.45 * len(totals) + 1.2))
+    left = np.zeros(len(totals))
+    for stage in stages:
+        values = totals[stage].to_numpy()
+        ax.barh(np.arange(len(totals)), values, left=left, color=_STAGE_COLOURS[stage], label=stage, height=0.6)
+        left += values
+    ax.set_yticks(np.arange(len(totals)), totals.index)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.05 * max(left.max(), 1e-9))
+    ax.set_xlabel("parameters (millions)")
+    ax.legend(frameon=False, ncol=len(stages), loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8)
+    return ax
+
+
+def counts_table(counts, variants_only: bool = False) -> pd.DataFrame:
+    """Parameter counts as a table, from ``spine.models.report.parameter_counts`` (a dict) or
+    ``parameter_table`` (a DataFrame). A variant named ``"<base> + <addition>"`` whose base is also
+    counted gets its base and the parameters it adds; ``variants_only`` keeps only those rows."""
+    if isinstance(counts, pd.DataFrame):
+        counts = {r["model"]: {k: r[k] for k in ("total", "trainable", "non_trainable")}
+                  for r in counts.to_dict("records")}
+    rows = []
+    for name, c in counts.items():
+        row = {"model": name, "total": int(c["total"]), "trainable": int(c["trainable"]),
+               "non_trainable": int(c["non_trainable"])}
+        base = name.split(" + ")[0]
+        if " + " in name and base in counts:
+            row |= {"base": base, "added": int(c["total"]) - int(counts[base]["total"])}
+        rows.append(row)
+    table = pd.DataFrame(rows).reindex(columns=["model", "base", "total", "trainable", "non_trainable", "added"])
+    table["added"] = table["added"].astype("Int64")
+    if variants_only:
+        table = table[table["base"].notna()].reset_index(drop=True)
+    return table if table["base"].notna().any() else table.drop(columns=["base", "added"])
+
+
+def format_counts(table: pd.DataFrame, digits: int = 2):
+    """Like :func:`format_table` for counts: integer columns with thousands separators, other numbers
+    with ``digits`` decimals, missing values as "–", the study's columns in grey."""
+    formats = {column: "{:,.0f}" if pd.api.types.is_integer_dtype(table[column]) else f"{{:,.{digits}f}}"
+               for column in table.select_dtypes("number").columns}
+    styler = table.style.format(formats, na_rep="–").hide(axis="index")
+    study = [c for c in table.columns if str(c).startswith("study")]
+    return styler.set_properties(subset=study, color="#666666") if study else styler
+
+
+def beside_study(table: pd.DataFrame, metrics=(("f1", "study_f1", "dice_ci"), ("fg_iou", "study_mIoU", "iou_ci")),
+                 keys=("model", "loss")) -> pd.DataFrame:
+    """Per row of a study table: for each ``(ours, study's, interval)``, our figure, the study's, the
+    difference (ours - the study's) and our 95 % interval as text ("–" where not trained)."""
+    out = table[list(keys)].copy()
+    for ours, theirs, ci in metrics:
+        mine = table[ours].astype(float) if ours in table else pd.Series(np.nan, index=table.index)
+        study = table[theirs].astype(float) if theirs in table else pd.Series(np.nan, index=table.index)
+        out[ours], out[theirs], out[f"Δ {ours}"] = mine, study, mine - study
+        bounds = table[ci] if ci in table else pd.Series([None] * len(table), index=table.index)
+        out[f"{ours} 95% CI"] = [f"{b[0]:.3f}–{b[1]:.3f}" if isinstance(b, (tuple, list)) and np.all(np.isfinite(b))
+                                 else "–" for b in bounds]
+    return out.reset_index(drop=True)
+
+
+def _model_colours(names) -> dict:
+    palette = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000"]
+    return {name: palette[i % len(palette)] for i, name in enumerate(dict.fromkeys(names))}
+
+
+def history_grid(table: pd.DataFrame, store, columns=("mask_loss", "val_dice"), by: str = "loss",
+                 hue: str = "model", size=(2.9, 2.3)):
+    """Fig. 4, ours: per epoch, one panel per value of ``by`` (each loss) and per history column, one
+    line per ``hue`` (each model). ``mask_loss`` is the main head's loss (dual-output models record
+    it beside the total ``loss``; single-output models record only ``loss``, which is the same thing).
+    Untrained rows are skipped; ``None`` when no row is trained."""
+    from pathlib import Path
+
+    from spine.training import store as results
+
+    done = table[table["trained"]]
+    if done.empty:
+        return None
+    colours = _model_colours(table[hue])
+    panels = list(dict.fromkeys(done[by]))
+    fig, axes = plt.subplots(len(columns), len(panels), figsize=(size[0] * len(panels), size[1] * len(columns) + 0.5),
+                             squeeze=False, sharex=True)
+    last_epoch = 1
+    for row in done.itertuples():
+        history = results.load_record(Path(store) / row.run_id).history()
+        last_epoch = max(last_epoch, int(history["epoch"].max()))
+        c = panels.index(getattr(row, by))
+        for r, column in enumerate(columns):
+            wanted = column if column in history else ("loss" if column == "mask_loss" else None)
+            if wanted is None:
+                continue
+            axes[r, c].plot(history["epoch"], history[wanted], marker="o", ms=3, color=colours[getattr(row, hue)],
+                            label=getattr(row, hue))
+    from matplotlib.ticker import MaxNLocator
+
+    names = {"mask_loss": "training loss\n(main output)", "loss": "training loss", "val_dice": "validation Dice",
+             "val_miou": "validation mIoU"}
+    for c, panel in enumerate(panels):
+        axes[0, c].set_title(str(panel), fontsize=10)
+        axes[-1, c].set_xlabel("epoch")
+        axes[-1, c].set_xlim(0.5, last_epoch + 0.5)
+        axes[-1, c].xaxis.set_major_locator(MaxNLocator(nbins=min(last_epoch, 6), integer=True, min_n_ticks=1))
+    for r, column in enumerate(columns):
+        axes[r, 0].set_ylabel(names.get(column, column.replace("_", " ")))
+        if column.startswith("val_"):  # validation scores share one scale across the panels
+            low = min(ax.get_ylim()[0] for ax in axes[r])
+            high = max(ax.get_ylim()[1] for ax in axes[r])
+            for ax in axes[r]:
+                ax.set_ylim(low, high)
+    shown = [n for n in colours if n in set(done[hue])]
+    fig.legend(handles=[plt.Line2D([], [], color=colours[n], marker="o", ms=3, label=n) for n in shown],
+               loc="lower center", ncol=len(shown), frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def selection_table(table: pd.DataFrame, store, group: str = "model", choice: str = "loss",
+                    metric: str = "dice", study_metric: str = "study_f1") -> pd.DataFrame:
+    """For each ``group`` (model): the ``choice`` (loss) that a clean protocol picks (best mean
+    validation ``metric``) and the one that wins on the test set, with their test figures; and the
+    study's pick (its best ``study_metric``, a test-set figure). Only trained rows compete; "same
+    pick" is "–" where fewer than two are trained (there is no choice to make)."""
+    from pathlib import Path
+
+    from spine.training import store as results
+
+    rows = []
+    for name, part in table.groupby(group, sort=False):
+        row = {group: name, "trained": int(part["trained"].sum())}  # runs of this group in the store
+        done = part[part["trained"]]
+        if len(done):
+            scores = []
+            for r in done.itertuples():
+                metrics = results.load_record(Path(store) / r.run_id).metrics
+                val, test = metrics["val"]["per_image"][metric], metrics["test"]["per_image"][metric]
+                scores.append((getattr(r, choice), np.nan if val is None else val, np.nan if test is None else test))
+            by_val = max(scores, key=lambda s: -np.inf if np.isnan(s[1]) else s[1])
+            by_test = max(scores, key=lambda s: -np.inf if np.isnan(s[2]) else s[2])
+            row |= {"picked on validation": by_val[0], f"its validation {metric}": by_val[1],
+                    f"its test {metric}": by_val[2], "best on test": by_test[0], f"best test {metric}": by_test[2],
+                    "same pick": ("yes" if by_val[0] == by_test[0] else "no") if len(done) > 1 else "–"}
+        if study_metric in part and part[study_metric].notna().any():
+            row["study's pick (on test)"] = part.loc[part[study_metric].idxmax(), choice]
+        rows.append(row)
+    columns = [group, "trained", "picked on validation", f"its validation {metric}", f"its test {metric}",
+               "best on test", f"best test {metric}", "same pick", "study's pick (on test)"]
+    return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def loss_heatmaps(table: pd.DataFrame, metric: str = "f1", study_metric: str = "study_f1", rows: str = "model",
+                  cols: str = "loss", size=(4.6, 3.2)):
+    """A study grid as two heat maps, ours and the study's (rows x columns, each cell written out;
+    an untrained cell is blank and marked "–"). Each map has its own colour scale."""
+    row_names = list(dict.fromkeys(table[rows]))
+    col_names = list(dict.fromkeys(table[cols]))
+    fig, axes = plt.subplots(1, 2, figsize=(size[0] * 2, size[1]))
+    for ax, column, title in zip(axes, (metric, study_metric), ("ours", "the study")):
+        grid = np.full((len(row_names), len(col_names)), np.nan)
+        if column in table:
+            for r in table.itertuples():
+                grid[row_names.index(getattr(r, rows)), col_names.index(getattr(r, cols))] = float(getattr(r, column))
+        finite = grid[np.isfinite(grid)]
+        low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+        high = high if high > low else low + 1e-6
+        vmin = low - 0.25 * (high - low)
+        ax.imshow(np.ma.masked_invalid(grid), cmap="Blues" if title == "ours" else "Greys", vmin=vmin,
+                  vmax=high, aspect="auto")
+        for i in range(len(row_names)):
+            for j in range(len(col_names)):
+                value = grid[i, j]
+                text = "–" if not np.isfinite(value) else f"{value:.4f}"
+                bold = np.isfinite(value) and value == np.nanmax(grid[i])
+                dark = np.isfinite(value) and (value - vmin) / (high - vmin) > 0.6
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black",
+                        fontweight="bold" if bold else "normal")
+        ax.set_xticks(range(len(col_names)), col_names)
+        ax.set_yticks(range(len(row_names)), row_names if ax is axes[0] else [""] * len(row_names))
+        ax.set_title(f"{title} ({metric})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def augmentation_examples(image, structures, seeds=(1, 2, 3, 4), size: float = 2.2):
+    """The study's augmentation (``spine.training.augment``) on one prepared slice: the original and
+    one draw per seed, image and 4-class mask transformed together (the mask by nearest neighbour)."""
+    import keras
+
+    from spine.training.augment import augmenter
+
+    images = np.asarray(image, dtype=np.float32).reshape(1, *np.shape(image)[:2], 1)
+    masks = np.asarray(structures, dtype=np.float32).reshape(1, *np.shape(structures)[:2], 1)
+    columns = [("original", images[0], masks[0])]
+    for seed in seeds:
+        out = augmenter(seed)({"images": images, "segmentation_masks": masks}, training=True)
+        columns.append((f"seed {seed}", keras.ops.convert_to_numpy(out["images"])[0],
+                        keras.ops.convert_to_numpy(out["segmentation_masks"])[0]))
+    fig, axes = plt.subplots(1, len(columns), figsize=(size * len(columns), size + 0.6), squeeze=False)
+    for ax, (title, picture, mask) in zip(axes[0], columns):
+        show_overlay(ax, picture, np.rint(mask[..., 0]).astype(np.uint8), "multiclass", title=title)
+    fig.legend(handles=legend_handles("multiclass"), loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return fig
+
+
+def structure_bars(scores: pd.DataFrame, metric: str = "dice", ax=None, title: str | None = None):
+    """Grouped bars: one group per trained row of ``spine.training.studies.structure_scores``, one
+    bar per structure in its colour, with the 95 % interval where the table has one."""
+    names = ("vertebra", "disc", "canal")
+    done = scores[scores["trained"]] if "trained" in scores else scores
+    labels = [f"{m} ({l})" if scores["loss"].nunique() > 1 else m for m, l in zip(done["model"], done["loss"])]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(done) + 2), 3.2))
+    x = np.arange(len(done))
+    for k, name in enumerate(names):
+        values = done[f"{metric}_{name}"].to_numpy(dtype=float) if len(done) else np.array([])
+        ax.bar(x + (k - 1) * 0.27, values, width=0.27, color=STRUCTURE_COLOURS[name], label=name)
+        ci = f"{metric}_{name}_ci"
+        if ci in done and len(done):
+            bounds = np.array([c if isinstance(c, (tuple, list)) else (np.nan, np.nan) for c in done[ci]], dtype=float)
+            ax.errorbar(x + (k - 1) * 0.27, values, yerr=np.abs(bounds.T - values), fmt="none", ecolor="black",
+                        capsize=2, lw=0.8)
+    ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(metric)
+    if not len(done):
+        ax.text(0.5, 0.5, "no runs recorded yet", transform=ax.transAxes, ha="center", va="center", color="#666666")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax

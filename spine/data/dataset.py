@@ -128,7 +128,10 @@ def load_dataset(source="phantom", *, sequence: str = "t1", size: int = preproce
         reader = functools.partial(_read_pair, spacing=slice_spacing or (np.nan, np.nan))
     else:
         inputs, reader = spider.find_series(source, sequence), _read_series
-    identity = _content_key(layout, inputs, sequence, size, on_error, slice_spacing)
+    # The phantom is named by its generator's settings (its files are deterministic from them);
+    # real data by the names and sizes of its files.
+    files = [] if layout == "phantom" else inputs
+    identity = _content_key(layout, files, sequence, size, on_error, slice_spacing)
     data_id = f"{Path(source).name if layout == 'phantom' else layout + '-' + Path(source).name}-{identity}"
     path = cache_dir() / f"prepared-{_cache_key(identity, source, inputs)}.npz"
     if use_cache and path.is_file():

@@ -31,10 +31,14 @@ from tqdm.auto import tqdm
 from spine import losses, metrics, stats
 from spine.data import labels, load_dataset, make_split, save_split, subset_mask
 from spine.data.preprocess import BOTTLENECK_FACTOR
+from spine.inference import predict_labels
 from spine.models import build_model, has_dual_output
 from spine.training import augment as augmentation
 from spine.training import store as results
 from spine.training.config import RunConfig, resolve_profile
+
+# Keras' prediction loop warns about re-tracing whenever a set has a new size: noise for users.
+tf.get_logger().setLevel("ERROR")
 
 CI_KEYS = ("dice", "iou", "miou", "hd95", "assd", "hd95_mm", "assd_mm")
 
@@ -123,13 +127,6 @@ def reseed_layers(model: keras.Model, seed: int, epoch: int) -> None:
     draws = np.random.default_rng([seed, epoch, 1]).integers(1, 2**30, size=len(states))
     for variable, draw in zip(states, draws):
         variable.assign(np.array([draw, 0]).astype(variable.dtype))
-
-
-def predict_labels(model: keras.Model, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """Class-index maps of the main head."""
-    outputs = model.predict(images, batch_size=batch_size, verbose=0)
-    mask = outputs["mask"] if isinstance(outputs, dict) else outputs
-    return np.argmax(mask, axis=-1).astype(np.uint8)
 
 
 def score(model: keras.Model, subset, task: str) -> tuple[pd.DataFrame, dict]:
