@@ -50,8 +50,10 @@ def build(root=".", *, data="phantom", profile="book", store="results", max_new_
     missing = [name for name in ROOT_FILES if not (root / name).is_file()]
     if missing:
         raise ConfigError(f"{root}: not the book's root (missing {', '.join(missing)})")
+    if real_data is None and not str(data).startswith("phantom"):
+        real_data = data  # a book built on real data shows it in the real-data sections too
     parameters = {"data": str(data), "profile": profile, "store": str(Path(store).resolve()),
-                  "max_new_runs": max_new_runs, "real_data": str(real_data) if real_data else None}
+                  "max_new_runs": max_new_runs, "real_data": str(Path(real_data).resolve()) if real_data else None}
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     for source in chapters(root):
         if only and not any(key in source.stem for key in only):

@@ -109,7 +109,7 @@ def _cmd_book(args) -> int:
     from spine.book import build
 
     index = build(args.root, data=args.data, profile=args.profile, store=args.store,
-                  max_new_runs=args.max_new_runs, real_data=args.real_data, only=args.only, html=not args.no_html)
+                  max_new_runs=None if args.max_new_runs < 0 else args.max_new_runs, real_data=args.real_data, only=args.only, html=not args.no_html)
     print(f"book: {index}")
     return 0
 
@@ -180,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--profile", default="book", help="the chapters' profile (default: book)")
     book.add_argument("--store", default="results",
                       help="the results store the chapters read and fill (default: the committed records)")
-    book.add_argument("--max-new-runs", type=int, default=None, help="train at most this many runs per chapter")
+    book.add_argument("--max-new-runs", type=int, default=1,
+                      help="train at most this many missing runs per grid (default 1, so a build from "
+                           "committed records stays within minutes; -1: all)")
     book.add_argument("--real-data", help="a slice folder or SPIDER archive for the real-data sections")
     book.add_argument("--only", nargs="+", help="execute only chapters whose name contains one of these")
     book.add_argument("--no-html", action="store_true", help="execute the notebooks, skip the HTML build")
