@@ -52,7 +52,7 @@ from IPython.display import display
 from myst_nb import glue
 
 from spine import plots
-from spine.data import load_dataset, preprocess
+from spine.data import load_dataset, overview, preprocess
 from spine.training import engine
 from spine.training.config import resolve_profile
 
@@ -117,7 +117,7 @@ if not real_data:
 # structure classes (4 classes with the background). The mapping, as the library applies it:
 
 # %% tags=["remove-input"]
-plots.format_table(plots.label_mapping_table())
+plots.format_table(overview.label_mapping_table())
 
 # %% [markdown]
 # One slice of this build's data, read the way the study reads SPIDER (the volume's central
@@ -125,7 +125,7 @@ plots.format_table(plots.label_mapping_table())
 # it lies, and the two class maps the study trains on:
 
 # %% tags=["hide-input"]
-case = plots.raw_case(data)
+case = overview.raw_case(data)
 plots.instance_figure(case["image"], case["mask"], case["structures"])
 plt.show()
 print(f"case {case['case_id']}: {case['image'].shape[0]} x {case['image'].shape[1]} pixels of "
@@ -137,7 +137,7 @@ print(f"case {case['case_id']}: {case['image'].shape[0]} x {case['image'].shape[
 
 # %% tags=["hide-input"]
 if real_data:
-    real_case = plots.raw_case(real_data)
+    real_case = overview.raw_case(real_data)
     plots.instance_figure(real_case["image"], real_case["mask"], real_case["structures"])
     plt.show()
     print(f"case {real_case['case_id']}: {real_case['image'].shape[0]} x {real_case['image'].shape[1]} pixels")
@@ -191,7 +191,7 @@ glue("profile_grid", settings["size"] // preprocess.BOTTLENECK_FACTOR, display=F
 # study tries overlap losses (Dice) beside pixel-wise ones (BCE, chapter 3).
 
 # %% tags=["remove-input"]
-balance = plots.class_balance({name: s.structures for name, (_, s) in sources.items()})
+balance = overview.class_balance({name: s.structures for name, (_, s) in sources.items()})
 plots.format_counts(balance, 2)
 
 # %% tags=["remove-input"]
@@ -228,9 +228,9 @@ plt.show()
 # %% tags=["remove-input"]
 config = engine.make_config("Proposed", "Dice", "binary", data, profile)
 subsets = engine.split_data(config)
-display(plots.format_counts(plots.split_overview(config), 1))
+display(plots.format_counts(overview.split_overview(config), 1))
 print(f"data {config.data_id}, profile {profile}, split seed {settings['split_seed']}, validation seed {config.seed}; "
-      f"patients in more than one subset: {len(plots.shared_patients(subsets))}")
+      f"patients in more than one subset: {len(overview.shared_patients(subsets))}")
 
 # %% [markdown]
 # And for the real slices, with the same profile:
@@ -239,9 +239,9 @@ print(f"data {config.data_id}, profile {profile}, split seed {settings['split_se
 if real_data:
     real_config = engine.make_config("Proposed", "Dice", "binary", real_data, profile)
     real_subsets = engine.split_data(real_config)
-    display(plots.format_counts(plots.split_overview(real_config), 1))
+    display(plots.format_counts(overview.split_overview(real_config), 1))
     print(f"data {real_config.data_id}, profile {profile}; "
-          f"patients in more than one subset: {len(plots.shared_patients(real_subsets))}")
+          f"patients in more than one subset: {len(overview.shared_patients(real_subsets))}")
 else:
     print("Skipped: no real slice folder given (real_data = None).")
 

@@ -47,7 +47,7 @@ import tensorflow as tf
 from IPython.display import display
 
 from spine import paper, plots
-from spine.training import studies
+from spine.training import analysis, studies
 
 tf.get_logger().setLevel("ERROR")  # no retracing warnings on the page
 
@@ -83,14 +83,14 @@ plots.format_table(studies.provenance(table, store))
 # A "–" marks a cell not trained in this build.
 
 # %% tags=["remove-input"]
-plots.format_table(plots.beside_study(table), 4)
+plots.format_table(analysis.beside_study(table), 4)
 
 # %% [markdown]
 # The same grid as two maps, ours and the study's; in each row the best loss is in bold. Each
 # map has its own colour scale: read the ranking within a row, not the colour across maps.
 
 # %% tags=["remove-input"]
-plots.loss_heatmaps(table, "f1", "study_f1")
+plots.loss_heatmaps(analysis.loss_grid(table, "f1"), analysis.loss_grid(table, "study_f1"), "f1")
 plt.show()
 
 # %% [markdown]
@@ -101,8 +101,7 @@ plt.show()
 # two losses apart.
 
 # %% tags=["remove-input"]
-proposed = table[table["model"] == "Proposed"].assign(model=lambda t: t["loss"])
-pairs = studies.paired_comparisons(proposed, store, reference="Dice")
+pairs = studies.paired_comparisons(table[table["model"] == "Proposed"], store, reference="Dice", label="loss")
 if len(pairs):
     display(plots.format_counts(pairs, 4))
 else:
@@ -116,7 +115,8 @@ else:
 # panel. The epoch with the best validation Dice is the one each run keeps.
 
 # %% tags=["remove-input"]
-figure = plots.history_grid(table, store, columns=("mask_loss", "val_dice"), by="loss", hue="model")
+figure = plots.history_grid(table, analysis.histories(table, store), columns=("mask_loss", "val_dice"), by="loss",
+                            hue="model")
 if figure is None:
     print("No trained run in this build: no curves to draw.")
 else:
@@ -132,7 +132,7 @@ else:
 # the study's pick.
 
 # %% tags=["remove-input"]
-plots.format_counts(plots.selection_table(table, store, group="model", choice="loss", metric="dice"), 4)
+plots.format_counts(analysis.selection_table(table, store, group="model", choice="loss", metric="dice"), 4)
 
 # %% [markdown]
 # Where "same pick" says *no*, choosing on the test set would have reported a better test figure

@@ -51,7 +51,7 @@ from IPython.display import display
 
 from spine import paper, plots
 from spine.data import load_dataset
-from spine.training import studies
+from spine.training import analysis, studies
 from spine.training.config import resolve_profile
 
 tf.get_logger().setLevel("ERROR")  # no retracing warnings on the page
@@ -112,12 +112,11 @@ for name, table in runs.items():
 # ### The two changes, one at a time (Table 3)
 
 # %% tags=["remove-input"]
-plots.format_table(plots.beside_study(ablation))
+plots.format_table(analysis.beside_study(ablation))
 
 # %% tags=["remove-input"]
 fig, ax = plt.subplots(figsize=(8, 3))
 plots.ours_vs_study(ablation, "f1", "study_f1", ax=ax, ci="dice_ci", title="F1 (Dice) with 95% CI")
-ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 plt.tight_layout()
 plt.show()
 
@@ -135,13 +134,12 @@ else:
 # the loss's.
 
 # %% tags=["remove-input"]
-plots.format_table(plots.beside_study(attention))
+plots.format_table(analysis.beside_study(attention))
 
 # %% tags=["remove-input"]
 fig, ax = plt.subplots(figsize=(8, 5))
 plots.ours_vs_study(attention.assign(model=attention["model"] + " (" + attention["loss"] + ")"), "f1", "study_f1",
                     ax=ax, ci="dice_ci", title="F1 (Dice) with 95% CI")
-ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 plt.tight_layout()
 plt.show()
 
@@ -171,12 +169,11 @@ plt.show()
 # call for, one plausible reason for the study's drop with augmentation.
 
 # %% tags=["remove-input"]
-plots.format_table(plots.beside_study(augmentation))
+plots.format_table(analysis.beside_study(augmentation))
 
 # %% tags=["remove-input"]
 fig, ax = plt.subplots(figsize=(8, 2.2))
 plots.ours_vs_study(augmentation, "f1", "study_f1", ax=ax, ci="dice_ci", title="F1 (Dice) with 95% CI")
-ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 plt.tight_layout()
 plt.show()
 

@@ -42,11 +42,10 @@ real_data = None  # a real slice folder for side-by-side sections (unused here)
 
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
-import numpy as np
 from IPython.display import display
 
 from spine import paper, plots
-from spine.training import engine, studies
+from spine.training import analysis, studies
 
 # %% [markdown]
 # ## What the study reports
@@ -106,16 +105,9 @@ plots.format_table(table[["model", "hd", "hd95", "assd", "hd_mm", "assd_mm", "st
 # MRI.
 
 # %% tags=["remove-input"]
-done = table[table["trained"]]
-if len(done):
-    first = studies.results.load_record(f"{store}/{done.iloc[0].run_id}")
-    test = engine.split_data(first.config)["test"]
-    pick = np.arange(min(4, len(test)))
-    rows = {"reference": test.labels("binary")[pick]}
-    for row in done.itertuples():
-        model = engine.record_model(studies.results.load_record(f"{store}/{row.run_id}"))
-        rows[row.model] = engine.predict_labels(model, test.images[pick])
-    plots.overlay_grid(test.images[pick], rows, "binary", titles=list(test.case_ids[pick]))
+if table["trained"].any():
+    sample, rows = analysis.sample_predictions(table, store, count=4)
+    plots.overlay_grid(sample.images, rows, "binary", titles=list(sample.case_ids))
     plt.show()
 
 # %% [markdown]

@@ -51,7 +51,7 @@ import tensorflow as tf
 from IPython.display import Markdown, display
 
 from spine import paper, plots
-from spine.training import studies
+from spine.training import analysis, studies
 
 logging.getLogger("tensorflow").setLevel(logging.ERROR)  # no retracing notices between the figures
 tf.autograph.set_verbosity(0)  # nor AutoGraph's notices, which it echoes to a notebook's output
@@ -71,7 +71,7 @@ plots.format_counts(paper.table("stability"), 4)
 # same model and loss in its Table 6:
 
 # %% tags=["remove-input"]
-study_position = studies.headline_vs_stability(metric="fg_iou")
+study_position = analysis.headline_vs_stability(metric="fg_iou")
 plots.format_counts(study_position, 4)
 
 # %% tags=["remove-input"]
@@ -116,7 +116,7 @@ display(studies.provenance(comparison[comparison["model"] == "Proposed"], store)
 # be compared, not the rows one by one.
 
 # %% tags=["remove-input"]
-plots.format_counts(plots.beside_study(table, keys=("seed",)), 4)
+plots.format_counts(analysis.beside_study(table, keys=("seed",)), 4)
 
 # %% [markdown]
 # Over the seeds: mean, SD and range, ours beside the study's. `mean 95% CI` is a bootstrap
@@ -125,7 +125,7 @@ plots.format_counts(plots.beside_study(table, keys=("seed",)), 4)
 # set puts on one run, to set beside the SD that the seed alone produces.
 
 # %% tags=["remove-input"]
-plots.format_counts(studies.stability_summary(table), 4)
+plots.format_counts(analysis.stability_summary(table), 4)
 
 # %% [markdown]
 # ### Where the single-run figures fall
@@ -133,7 +133,7 @@ plots.format_counts(studies.stability_summary(table), 4)
 # single-run figure and the mean of the repeated runs?
 
 # %% tags=["remove-input"]
-positions = studies.headline_vs_stability(table, comparison, metric="fg_iou")
+positions = analysis.headline_vs_stability(table, comparison, metric="fg_iou")
 plots.format_counts(positions, 4)
 
 # %% tags=["remove-input"]
@@ -155,7 +155,7 @@ fig.tight_layout()
 # lucky or unlucky too, by an amount the study does not measure):
 
 # %% tags=["remove-input"]
-plots.format_counts(studies.seed_vs_model_spread(table, comparison, metric="fg_iou"), 4)
+plots.format_counts(analysis.seed_vs_model_spread(table, comparison, metric="fg_iou"), 4)
 
 # %% [markdown]
 # ## Where we differ from the study, and why

@@ -50,7 +50,7 @@ import matplotlib.pyplot as plt
 import tensorflow as tf
 from IPython.display import Markdown, display
 
-from spine import paper, plots
+from spine import explain, paper, plots
 from spine.models import bottleneck_layer_name
 from spine.training import engine, studies
 
@@ -105,7 +105,7 @@ if record is not None:
     test = engine.split_data(record.config)["test"]
     layers = [bottleneck_layer_name(model), DECODER_LAYER]
     side = {layer: model.get_layer(layer).output.shape[1] for layer in layers}
-    maps = studies.gradcam_maps(model, test.images, layers, class_index=1, seed=0)
+    maps = explain.gradcam_maps(model, test.images, layers, class_index=1, seed=0)
     reference = test.labels("binary") == 1
     predicted = engine.predict_labels(model, test.images)
     display(Markdown(f"{len(test)} test images of {test.size} x {test.size} pixels; layer sides: "
@@ -145,7 +145,7 @@ if record is not None:
 
 # %% tags=["remove-input"]
 if record is not None:
-    sanity = studies.gradcam_sanity(maps, reference)
+    sanity = explain.gradcam_sanity(maps, reference)
     display(plots.format_counts(sanity, 3))
     display(Markdown(f"The model explained: test foreground Dice {proposed['f1'].iloc[0]:.3f} "
                      f"({record.config.profile} profile, {record.config.data_id}, seed {record.config.seed})."))

@@ -49,11 +49,10 @@ import logging
 
 import matplotlib.pyplot as plt
 import tensorflow as tf
-import numpy as np
 from IPython.display import display
 
 from spine import paper, plots
-from spine.training import engine, studies
+from spine.training import analysis, studies
 
 logging.getLogger("tensorflow").setLevel(logging.ERROR)  # no retracing notices between the figures
 tf.autograph.set_verbosity(0)  # nor AutoGraph's notices, which it echoes to a notebook's output
@@ -87,7 +86,7 @@ display(studies.provenance(table, store))
 
 # %% tags=["remove-input"]
 cce_dice = table[table["loss"] == "CCE-Dice"].reset_index(drop=True)
-plots.format_table(plots.beside_study(cce_dice, keys=("model",)))
+plots.format_table(analysis.beside_study(cce_dice, keys=("model",)))
 
 # %% [markdown]
 # The other figures of Table 9; `miou` averages the background's IoU in with the three
@@ -111,14 +110,14 @@ if cce_dice["trained"].any():
 # trained only the last column):
 
 # %% tags=["remove-input"]
-plots.format_table(studies.loss_grid(table, "f1"))
+plots.format_table(analysis.loss_grid(table, "f1"))
 
 # %% [markdown]
 # ### Structure by structure
 # Dice (with its 95 % bootstrap interval over the test images) and IoU of each structure:
 
 # %% tags=["remove-input"]
-scores = studies.structure_scores(table, store)
+scores = analysis.structure_scores(table, store)
 plots.format_table(scores[scores["trained"]].drop(columns="trained"))
 
 # %% tags=["remove-input"]
@@ -134,11 +133,8 @@ plt.show()
 # %% tags=["remove-input"]
 shown = cce_dice if cce_dice["trained"].any() else table
 if shown["trained"].any():
-    first = studies.results.load_record(f"{store}/{shown[shown['trained']].iloc[0].run_id}")
-    test = engine.split_data(first.config)["test"]
-    pick = np.arange(min(4, len(test)))
-    rows = {"reference": test.labels("multiclass")[pick], **studies.predictions(shown, store, test.images[pick])}
-    plots.overlay_grid(test.images[pick], rows, "multiclass", titles=list(test.case_ids[pick]))
+    sample, rows = analysis.sample_predictions(shown, store, count=4)
+    plots.overlay_grid(sample.images, rows, "multiclass", titles=list(sample.case_ids))
     plt.show()
 
 # %% [markdown]

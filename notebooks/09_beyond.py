@@ -58,9 +58,9 @@ import tensorflow as tf
 import pandas as pd
 from IPython.display import Markdown, display
 
-from spine import inference, paper, plots
-from spine.data import io, phantom
-from spine.training import engine, studies
+from spine import inference, metrics, paper, plots
+from spine.data import io, overview, phantom, spider
+from spine.training import analysis, engine, studies
 
 logging.getLogger("tensorflow").setLevel(logging.ERROR)  # no retracing notices between the figures
 tf.autograph.set_verbosity(0)  # nor AutoGraph's notices, which it echoes to a notebook's output
@@ -110,7 +110,7 @@ else:
 
 # %% tags=["remove-input"]
 if real is not None and real["trained"].any():
-    display(plots.format_table(plots.beside_study(real[real["trained"]], keys=("model",))))
+    display(plots.format_table(analysis.beside_study(real[real["trained"]], keys=("model",))))
     counts = real[real["trained"]][["model", "test_images", "hd95", "assd"]].astype({"test_images": int})
     display(plots.format_counts(counts, 4))
     fig, ax = plt.subplots(figsize=(7, 3))
@@ -142,7 +142,7 @@ if record is not None:
     volume, segmentation = io.read_volume(source), io.read_volume(output)
     display(Markdown(f"Model: the proposed model, Dice loss, seed {record.config.seed}, {record.config.profile} "
                      f"profile, trained on `{record.config.data_id}`. The input file and the file written:"))
-    display(plots.format_table(plots.geometry_table({source.name: volume, f"out/{output.name}": segmentation})))
+    display(plots.format_table(overview.geometry_table({source.name: volume, f"out/{output.name}": segmentation})))
 else:
     display(Markdown("*The proposed model is not in the store and this build may not train it.*"))
 
@@ -155,7 +155,7 @@ else:
 if record is not None:
     plots.volume_slices(volume, segmentation, mask, "binary", count=3)
     plt.show()
-    scores = studies.volume_scores(segmentation, mask, "binary")
+    scores = metrics.volume_scores(segmentation, mask, "binary")
     keys = ["dice", "iou", "precision", "recall", "hd_mm", "hd95_mm", "assd_mm"]
     display(plots.format_table(pd.DataFrame([{k: scores[k] for k in keys}]), 3))
     display(Markdown(f"{scores['voxels_predicted']:,} voxels predicted as foreground, "
@@ -169,7 +169,7 @@ if record is not None:
 # %% tags=["remove-input"]
 stability = studies.study_table("stability", data, profile, store)
 comparison = studies.study_table("comparison", data, profile, store)
-plots.format_counts(studies.headline_vs_stability(stability, comparison, metric="fg_iou"), 4)
+plots.format_counts(analysis.headline_vs_stability(stability, comparison, metric="fg_iou"), 4)
 
 # %% [markdown]
 # ### Choosing the loss on validation, not on test
@@ -182,7 +182,7 @@ plots.format_counts(studies.headline_vs_stability(stability, comparison, metric=
 # %% tags=["remove-input"]
 losses = studies.run_study("loss", data, profile, store, max_new_runs=max_new_runs, verbose=False)
 display(studies.provenance(losses, store))
-display(plots.format_counts(plots.selection_table(losses, store), 4))
+display(plots.format_counts(analysis.selection_table(losses, store), 4))
 
 # %% [markdown]
 # ### Are the differences significant?
@@ -202,7 +202,7 @@ display(plots.format_counts(paired, 4) if len(paired) else
 # the seed-to-seed SD of the stability study (below about 2, a different seed could swap them):
 
 # %% tags=["remove-input"]
-plots.format_counts(studies.seed_vs_model_spread(stability, comparison, metric="fg_iou"), 4)
+plots.format_counts(analysis.seed_vs_model_spread(stability, comparison, metric="fg_iou"), 4)
 
 # %% [markdown]
 # ### Boundary errors in millimetres
@@ -212,7 +212,7 @@ plots.format_counts(studies.seed_vs_model_spread(stability, comparison, metric="
 # the range of pixel sizes over the test images:
 
 # %% tags=["remove-input"]
-plots.format_table(studies.distance_units(comparison, store), 2)
+plots.format_table(analysis.distance_units(comparison, store), 2)
 
 # %% [markdown]
 # What the study's own HD and ASSD (Table 6, in pixels) mean in millimetres, over the pixel sizes
@@ -221,13 +221,13 @@ plots.format_table(studies.distance_units(comparison, store), 2)
 
 # %% tags=["remove-input"]
 if SPIDER_MASKS.is_dir():
-    sizes = studies.spider_pixel_sizes(SPIDER_MASKS, size=128, sequence="t1")
+    sizes = spider.spider_pixel_sizes(SPIDER_MASKS, size=128, sequence="t1")
     study = paper.table("comparison").set_index("model").loc["Proposed"]
     display(Markdown(f"{len(sizes)} SPIDER T1 series; one pixel at 128 x 128 is "
                      f"{sizes[['mm per pixel (rows)', 'mm per pixel (columns)']].min().min():.2f} to "
                      f"{sizes[['mm per pixel (rows)', 'mm per pixel (columns)']].max().max():.2f} mm."))
-    display(plots.format_table(studies.pixels_in_mm({"HD (the study, Table 6)": study["hd_px"],
-                                                     "ASSD (the study, Table 6)": study["assd_px"]}, sizes), 2))
+    display(plots.format_table(spider.pixels_in_mm({"HD (the study, Table 6)": study["hd_px"],
+                                                    "ASSD (the study, Table 6)": study["assd_px"]}, sizes), 2))
 else:
     display(Markdown(f"*The SPIDER masks with their original geometry are not at `{SPIDER_MASKS}`: "
                      "the conversion of the study's figures is left out.*"))

@@ -491,3 +491,26 @@ def compare_files(pred_path, true_path, spacing=None, classes: str = "binary") -
               **summary["per_image"], "pooled": summary["pooled"], "nan_counts": summary["nan_counts"],
               "empty": summary["empty"], "per_image": per_image}
     return _json_value(result)
+
+
+# --------------------------------------------------------------------------- volumes (SimpleITK images)
+
+def volume_scores(prediction, reference, task: str = "binary") -> dict:
+    """3D figures of a predicted volume against a reference mask (SimpleITK images, same grid).
+
+    ``reference`` may hold SPIDER values or class indices (``spine.data.labels.label_values_to_classes``).
+    Returns :func:`image_metrics` computed on the whole volume with its spacing (so the
+    distances come in voxels and in mm), plus the voxel counts of the two foregrounds.
+    """
+    import SimpleITK as sitk
+
+    from spine.data.labels import num_classes
+
+    if prediction.GetSize() != reference.GetSize():
+        raise ConfigError(f"prediction {prediction.GetSize()} and reference {reference.GetSize()} differ in size")
+    pred = sitk.GetArrayFromImage(prediction).astype(np.uint8)
+    true = label_values_to_classes(sitk.GetArrayFromImage(reference), task)
+    spacing = tuple(reversed(reference.GetSpacing()))  # NumPy order (z, y, x)
+    out = image_metrics(true, pred, num_classes(task), spacing=spacing)
+    out.update(voxels_predicted=int((pred > 0).sum()), voxels_reference=int((true > 0).sum()))
+    return out

@@ -1,5 +1,11 @@
-"""Figures for the book, with one look throughout: the same colour for each structure, masks
-drawn over the MRI, the study's figures beside ours.
+"""Figures and table formatting for the book, with one look throughout: the same colour for
+each structure, masks drawn over the MRI, the study's figures beside ours, tables as pandas
+Stylers with fixed decimals and the study's columns in grey.
+
+Functions here draw or format what they are given; the tables they draw come from
+``spine.data.overview`` (data summaries), ``spine.training.analysis`` (analyses of the study
+grids), ``spine.explain`` (Grad-CAM) and ``spine.training.studies`` (the grids). The exception,
+until it moves to ``spine.models.report``: the architecture outline tables of chapter 2.
 """
 
 from __future__ import annotations
@@ -39,14 +45,6 @@ def show_overlay(ax, image: np.ndarray, labels: np.ndarray | None = None, task: 
         ax.set_title(title, fontsize=10)
 
 
-def show_contours(ax, labels: np.ndarray, task: str = "binary", linewidth: float = 1.0) -> None:
-    """Outlines of each structure of a label map (for reference masks over predictions)."""
-    names = ("foreground",) if task == "binary" else ("vertebra", "disc", "canal")
-    for index, name in enumerate(names, start=1):
-        if (labels == index).any():
-            ax.contour(labels == index, levels=[0.5], colors=[STRUCTURE_COLOURS[name]], linewidths=linewidth)
-
-
 def overlay_grid(images, rows: dict[str, np.ndarray], task: str, titles=None, size: float = 2.2):
     """A grid: one column per image, one row per label source (e.g. reference, each model)."""
     count = len(images)
@@ -78,7 +76,7 @@ def ours_vs_study(table: pd.DataFrame, metric: str, study_metric: str, label: st
     ax.set_yticks(y, table[label])
     ax.invert_yaxis()
     ax.set_xlabel(metric)
-    ax.legend(loc="lower right", frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # clear of bars near 1
     finite = np.concatenate([ours[np.isfinite(ours)], table.get(study_metric, pd.Series(dtype=float)).dropna()])
     if finite.size and finite.max() <= 1:
         ax.set_xlim(max(0.0, finite.min() - 0.1), 1.0)
@@ -87,18 +85,7 @@ def ours_vs_study(table: pd.DataFrame, metric: str, study_metric: str, label: st
     return ax
 
 
-def learning_curves(histories: dict[str, pd.DataFrame], column: str = "loss", ax=None, title: str | None = None):
-    """One line per run: a history column against the epoch."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.5))
-    for name, history in histories.items():
-        ax.plot(history["epoch"], history[column], marker="o", ms=3, label=name)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(column.replace("_", " "))
-    ax.legend(frameon=False, fontsize=8)
-    if title:
-        ax.set_title(title)
-    return ax
+# --------------------------------------------------------------------------- tables
 
 
 def format_table(table: pd.DataFrame, digits: int = 4):
@@ -109,190 +96,26 @@ def format_table(table: pd.DataFrame, digits: int = 4):
         values = table[column].dropna()
         whole = len(values) > 0 and bool(np.all(np.mod(values, 1) == 0))
         formats[column] = "{:.0f}" if whole else f"{{:.{digits}f}}"
+    return _styled(table, formats)
+
+
+def _styled(table: pd.DataFrame, formats: dict):
+    """The book's table look: ``formats`` per column, missing values as "–", no index, the study's
+    columns in grey."""
     styler = table.style.format(formats, na_rep="–").hide(axis="index")
     study = [c for c in table.columns if str(c).startswith("study")]
     return styler.set_properties(subset=study, color="#666666") if study else styler
 
 
-# --------------------------------------------------------------------------- chapters 6-9
+def format_counts(table: pd.DataFrame, digits: int = 2):
+    """Like :func:`format_table` for counts: integer columns with thousands separators, other numbers
+    with ``digits`` decimals, missing values as "–", the study's columns in grey."""
+    formats = {column: "{:,.0f}" if pd.api.types.is_integer_dtype(table[column]) else f"{{:,.{digits}f}}"
+               for column in table.select_dtypes("number").columns}
+    return _styled(table, formats)
 
 
-def seed_spread(values, headline: float | None = None, ax=None, colour: str = OURS, label: str = "runs",
-                headline_label: str = "single-run figure", title: str | None = None, xlabel: str | None = None):
-    """Repeated runs of one setting on one axis: a box, each run as a dot, mean +- SD shaded, and
-    (optionally) a single-run figure marked as a diamond, to see where it falls among the runs."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 1.8))
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if values.size:
-        if values.size > 1:
-            mean, sd = values.mean(), values.std(ddof=1)
-            ax.axvspan(mean - sd, mean + sd, color=colour, alpha=0.12, lw=0, label="mean ± SD")
-        import matplotlib
-
-        # Matplotlib 3.10 replaced vert=False by orientation= (vert is deprecated from 3.11).
-        sideways = {"orientation": "horizontal"} if tuple(map(int, matplotlib.__version__.split(".")[:2])) >= (3, 10) \
-            else {"vert": False}
-        ax.boxplot(values, **sideways, positions=[0], widths=0.5, showfliers=False,
-                   medianprops={"color": colour}, boxprops={"color": colour}, whiskerprops={"color": colour},
-                   capprops={"color": colour})
-        jitter = np.random.default_rng(0).uniform(-0.15, 0.15, values.size)
-        ax.scatter(values, jitter, color=colour, s=22, zorder=3, label=f"{label} ({values.size})")
-    else:
-        ax.text(0.5, 0.5, "no runs recorded yet", transform=ax.transAxes, ha="center", va="center", color="#666666")
-    if headline is not None and np.isfinite(headline):
-        ax.scatter([headline], [0], marker="D", s=60, color="#D55E00", zorder=4, label=headline_label)
-    ax.set_yticks([])
-    ax.set_ylim(-0.6, 0.6)
-    if xlabel:
-        ax.set_xlabel(xlabel)
-    if title:
-        ax.set_title(title, fontsize=10)
-    if values.size or headline is not None:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
-    return ax
-
-
-def geometry_table(volumes: dict) -> pd.DataFrame:
-    """Size, spacing, origin and direction of SimpleITK images side by side (one column each), and
-    whether they all agree (``same``: exactly for size and direction, to 1e-6 for spacing and origin)."""
-    facts = {"size": lambda v: tuple(int(s) for s in v.GetSize()),
-             "spacing (mm)": lambda v: tuple(round(float(s), 4) for s in v.GetSpacing()),
-             "origin (mm)": lambda v: tuple(round(float(s), 3) for s in v.GetOrigin()),
-             "direction": lambda v: tuple(round(float(s), 3) for s in v.GetDirection())}
-    exact = {"size": lambda v: v.GetSize(), "spacing (mm)": lambda v: v.GetSpacing(),
-             "origin (mm)": lambda v: v.GetOrigin(), "direction": lambda v: v.GetDirection()}
-    rows = []
-    for name, fact in facts.items():
-        row = {"property": name, **{label: str(fact(v)) for label, v in volumes.items()}}
-        values = [np.asarray(exact[name](v), dtype=float) for v in volumes.values()]
-        row["same"] = all(a.shape == values[0].shape and np.allclose(a, values[0], rtol=0, atol=1e-6) for a in values)
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-REFERENCE_OUTLINE = "#D55E00"  # the reference mask's outline over a prediction (Okabe-Ito vermillion)
-
-
-def volume_slices(image, labels, reference=None, task: str = "binary", count: int = 3, size: float = 3.0):
-    """``count`` sagittal slices of a volume, spread around the middle (for 3: the middle one and one
-    a quarter of the way toward each side): the labels drawn over the MRI, the outline of the
-    reference's foreground on top. ``image``, ``labels``, ``reference``: SimpleITK images on one
-    grid, in any orientation (they are shown in the radiological sagittal view); ``reference``
-    may hold SPIDER values or class indices."""
-    import SimpleITK as sitk
-
-    from spine.data.labels import label_values_to_classes
-    from spine.data.spider import sagittal_view
-
-    def view(volume):
-        return sitk.GetArrayFromImage(sagittal_view(volume))  # [z, y, x]: x are the sagittal slices
-
-    picture, predicted = view(image), view(labels)
-    truth = label_values_to_classes(view(reference), task) if reference is not None else None
-    _, column_mm, row_mm = sagittal_view(image).GetSpacing()  # (x, y, z): the array's columns are y, rows z
-    # The middle slice and slices a quarter of the way (count 3) toward each side.
-    centre, step = picture.shape[2] // 2, max(1, picture.shape[2] // (count + 1))
-    indices = sorted({int(np.clip(centre + round((k - (count - 1) / 2) * step), 0, picture.shape[2] - 1))
-                      for k in range(count)})
-    fig, axes = plt.subplots(1, len(indices), figsize=(size * len(indices), size * 1.15), squeeze=False)
-    for ax, index in zip(axes[0], indices):
-        show_overlay(ax, picture[:, :, index].astype(np.float32), predicted[:, :, index], task,
-                     title=f"sagittal slice {index + 1} of {picture.shape[2]}")
-        if truth is not None and (truth[:, :, index] > 0).any():
-            ax.contour(truth[:, :, index] > 0, levels=[0.5], colors=[REFERENCE_OUTLINE], linewidths=1.0)
-        ax.set_aspect(row_mm / column_mm)  # millimetres, not voxels, on both axes
-    handles = legend_handles(task)
-    if truth is not None:
-        handles.append(plt.Line2D([], [], color=REFERENCE_OUTLINE, lw=1, label="reference (outline)"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    return fig
-
-
-def gradcam_grid(images, rows: dict, contours=None, titles=None, size: float = 2.2):
-    """Grad-CAM maps over the MRI: one column per image, one row per map source (e.g. a layer of the
-    trained model, the randomised copy), the region outlined in white; a shared colour bar."""
-    from spine.explain import overlay
-
-    count = len(images)
-    fig, axes = plt.subplots(len(rows), count, figsize=(size * count + 0.8, size * len(rows)), squeeze=False)
-    heat = None
-    for r, (name, maps) in enumerate(rows.items()):
-        for c in range(count):
-            heat = overlay(axes[r, c], images[c], maps[c], contour=None if contours is None else contours[c],
-                           title=(titles[c] if titles is not None and r == 0 else None))
-        axes[r, 0].text(-0.08, 0.5, name, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right",
-                        fontsize=9)
-    if heat is not None:
-        fig.colorbar(heat, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02, label="Grad-CAM (0-1)")
-    return fig
-
-
-# ------------------------------------------------------------------ chapters 1-4: data, architectures, losses, ablations
-
-_STRUCTURES = ("background", "vertebra", "disc", "canal")
-_STAGE_COLOURS = {"encoder": "#0072B2", "transformer": "#F0E442", "bottleneck": "#D55E00", "decoder": "#009E73",
-                  "heads": "#000000"}
-
-
-def label_mapping_table() -> pd.DataFrame:
-    """How mask values become the study's classes: SPIDER's instance values, and the grey values of
-    the published PNG slices, each mapped through the library's own functions."""
-    from spine.data import labels
-
-    spider = [("0", [0], "background"), ("1–25", range(1, 26), "vertebra k (instance number)"),
-              ("101–125", range(101, 126), "vertebra k cut by the field of view"),
-              ("100", [100], "spinal canal"), ("201–225", range(201, 226), "disc 200 + k, below vertebra k")]
-    rows = []
-    groups = [("SPIDER .mha", text, np.asarray(list(values)), meaning) for text, values, meaning in spider]
-    groups += [("PNG slices", str(value), np.asarray([value]), "grey value")
-               for value in sorted(labels.SLICE_VALUE_TABLE)]
-    for source, text, values, meaning in groups:
-        if source.startswith("SPIDER"):
-            structures = np.unique(labels.spider_structures(values))
-        else:
-            structures = np.unique(labels.table_to_structures(values, labels.SLICE_VALUE_TABLE))
-        (structure,) = structures  # every value of a group maps to one structure
-        binary = int(labels.structures_to_classes(structure, "binary"))
-        multi = int(labels.structures_to_classes(structure, "multiclass"))
-        rows.append({"source": source, "values": text, "meaning": meaning,
-                     "binary class": f"{binary} {labels.CLASS_NAMES['binary'][binary]}",
-                     "4-class class": f"{multi} {labels.CLASS_NAMES['multiclass'][multi]}"})
-    return pd.DataFrame(rows)
-
-
-def raw_case(source, patient: int = 0) -> dict:
-    """The unprocessed central sagittal slice of the ``patient``-th patient of a source.
-
-    The phantom and SPIDER archives: the volume's central sagittal slice through the SPIDER reader
-    (mask in instance values, spacing in mm); slice folders: the patient's PNG pair nearest its
-    middle slice index (mask in grey values, no spacing). Keys: image, mask, structures, spacing,
-    case_id, layout.
-    """
-    from spine.data import dataset, labels, slices, spider
-    from spine.data.io import read_slice
-
-    layout = dataset.detect_layout(source)
-    if layout == "slices":
-        pairs = slices.find_pairs(source)
-        patients = list(dict.fromkeys(p.patient for p in pairs))
-        own = [p for p in pairs if p.patient == patients[patient]]
-        middle = np.median([p.index for p in own])
-        pair = min(own, key=lambda p: abs(p.index - middle))
-        image, mask = read_slice(pair.image), read_slice(pair.mask)
-        structures = labels.table_to_structures(mask, labels.SLICE_VALUE_TABLE, pair.mask)
-        return {"image": image, "mask": mask, "structures": structures, "spacing": (np.nan, np.nan),
-                "case_id": pair.case_id, "layout": layout}
-    if layout == "phantom":
-        parts = str(source).split(":")
-        count = int(parts[1]) if len(parts) > 1 else dataset.PHANTOM_PATIENTS
-        source = dataset.phantom_archive(count, dataset.PHANTOM_SEED)
-    series = spider.find_series(source)[patient]
-    image, mask, spacing = spider.read_series(series)
-    return {"image": image, "mask": mask, "structures": labels.spider_structures(mask).astype(np.uint8),
-            "spacing": tuple(float(s) for s in spacing), "case_id": series.case_id, "layout": layout}
+# --------------------------------------------------------------------------- chapter 1: data
 
 
 def _value_colours(values: np.ndarray) -> ListedColormap:
@@ -386,23 +209,6 @@ def target_panels(structures, task: str = "binary", panel: float = 2.2):
     return fig
 
 
-def class_balance(structure_maps: dict) -> pd.DataFrame:
-    """Each structure's share of the pixels (%), per dataset: over all slices (all of one size, so
-    this is also the mean over slices), its range over slices, and the slices where it is absent. ``structure_maps``: name -> (N, H, W)
-    structure codes (0 background, 1 vertebra, 2 disc, 3 canal)."""
-    rows = []
-    for name, maps in structure_maps.items():
-        maps = np.asarray(maps)
-        flat = maps.reshape(len(maps), -1)
-        for code, structure in list(enumerate(_STRUCTURES)) + [(None, "foreground")]:
-            hit = flat > 0 if code is None else flat == code
-            share = 100.0 * hit.mean(axis=1)
-            rows.append({"data": name, "structure": structure, "share of pixels (%)": 100.0 * hit.mean(),
-                         "smallest in a slice (%)": share.min(), "largest in a slice (%)": share.max(),
-                         "slices without it": int((share == 0).sum()), "slices": len(maps)})
-    return pd.DataFrame(rows)
-
-
 def class_balance_plot(balance: pd.DataFrame, ax=None):
     """Horizontal bars of each structure's share of the pixels, grouped by dataset, in the structures'
     colours (background left out: it is the rest)."""
@@ -455,39 +261,12 @@ def sample_figure(sets: dict, count: int = 4, size: float = 2.2):
     return fig
 
 
-def split_overview(config) -> pd.DataFrame:
-    """The split of a run (``engine.split_data``): per subset, the patients, the slices of the data,
-    the slices a run uses (the profile keeps a few per patient near the mid-line and may cap the
-    training set), each subset's share of the patients, and a total row."""
-    import tempfile
-    from pathlib import Path
-
-    from spine.data import load_dataset, load_split
-    from spine.training import engine
-
-    with tempfile.TemporaryDirectory() as folder:
-        used = engine.split_data(config, Path(folder))
-        split = load_split(Path(folder) / "split.csv")
-    dataset = load_dataset(config.data, size=config.settings["size"])
-    subset_of = dict(zip(split["patient"].astype(str), split["subset"]))
-    rows = [{"subset": name, "patients": int((split["subset"] == name).sum()),
-             "slices in the data": int(sum(subset_of[str(p)] == name for p in dataset.patients)),
-             "slices a run uses": len(s), "patients a run uses": len(set(map(str, s.patients)))}
-            for name, s in used.items()]
-    table = pd.DataFrame(rows)
-    total = table["patients"].sum()
-    table["share of patients (%)"] = 100.0 * table["patients"] / total
-    totals = {c: table[c].sum() for c in table.columns if c != "subset"} | {"subset": "all"}
-    return pd.concat([table, pd.DataFrame([totals])], ignore_index=True)
+# --------------------------------------------------------------------------- chapter 2: architectures
+# (the outline and count tables summarise models: they belong with spine.models.report)
 
 
-def shared_patients(subsets: dict) -> list[str]:
-    """Patients found in more than one subset (a split by patient has none)."""
-    seen: dict[str, int] = {}
-    for s in subsets.values():
-        for patient in set(map(str, s.patients)):
-            seen[patient] = seen.get(patient, 0) + 1
-    return sorted(p for p, n in seen.items() if n > 1)
+_STAGE_COLOURS = {"encoder": "#0072B2", "transformer": "#F0E442", "bottleneck": "#D55E00", "decoder": "#009E73",
+                  "heads": "#000000"}
 
 
 def _block_of(layer_name: str) -> str:
@@ -570,27 +349,6 @@ def outline_wide(outlines: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([{"block": b, **{m: cells.get((m, b), "–") for m in models}} for b in blocks])
 
 
-def parameter_breakdown_plot(outlines: pd.DataFrame, ax=None):
-    """Stacked horizontal bars: where each model's parameters sit (encoder, Transformer, bottleneck,
-    decoder, heads), in millions."""
-    totals = outlines.groupby(["model", "stage"], sort=False)["params"].sum().unstack(fill_value=0) / 1e6
-    totals = totals.reindex(list(dict.fromkeys(outlines["model"])))
-    stages = [s for s in _STAGE_COLOURS if s in totals.columns]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 0.45 * len(totals) + 1.2))
-    left = np.zeros(len(totals))
-    for stage in stages:
-        values = totals[stage].to_numpy()
-        ax.barh(np.arange(len(totals)), values, left=left, color=_STAGE_COLOURS[stage], label=stage, height=0.6)
-        left += values
-    ax.set_yticks(np.arange(len(totals)), totals.index)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1.05 * max(left.max(), 1e-9))
-    ax.set_xlabel("parameters (millions)")
-    ax.legend(frameon=False, ncol=len(stages), loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8)
-    return ax
-
-
 def counts_table(counts, variants_only: bool = False) -> pd.DataFrame:
     """Parameter counts as a table, from ``spine.models.report.parameter_counts`` (a dict) or
     ``parameter_table`` (a DataFrame). A variant named ``"<base> + <addition>"`` whose base is also
@@ -613,29 +371,28 @@ def counts_table(counts, variants_only: bool = False) -> pd.DataFrame:
     return table if table["base"].notna().any() else table.drop(columns=["base", "added"])
 
 
-def format_counts(table: pd.DataFrame, digits: int = 2):
-    """Like :func:`format_table` for counts: integer columns with thousands separators, other numbers
-    with ``digits`` decimals, missing values as "–", the study's columns in grey."""
-    formats = {column: "{:,.0f}" if pd.api.types.is_integer_dtype(table[column]) else f"{{:,.{digits}f}}"
-               for column in table.select_dtypes("number").columns}
-    styler = table.style.format(formats, na_rep="–").hide(axis="index")
-    study = [c for c in table.columns if str(c).startswith("study")]
-    return styler.set_properties(subset=study, color="#666666") if study else styler
+def parameter_breakdown_plot(outlines: pd.DataFrame, ax=None):
+    """Stacked horizontal bars: where each model's parameters sit (encoder, Transformer, bottleneck,
+    decoder, heads), in millions."""
+    totals = outlines.groupby(["model", "stage"], sort=False)["params"].sum().unstack(fill_value=0) / 1e6
+    totals = totals.reindex(list(dict.fromkeys(outlines["model"])))
+    stages = [s for s in _STAGE_COLOURS if s in totals.columns]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.45 * len(totals) + 1.2))
+    left = np.zeros(len(totals))
+    for stage in stages:
+        values = totals[stage].to_numpy()
+        ax.barh(np.arange(len(totals)), values, left=left, color=_STAGE_COLOURS[stage], label=stage, height=0.6)
+        left += values
+    ax.set_yticks(np.arange(len(totals)), totals.index)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.05 * max(left.max(), 1e-9))
+    ax.set_xlabel("parameters (millions)")
+    ax.legend(frameon=False, ncol=len(stages), loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8)
+    return ax
 
 
-def beside_study(table: pd.DataFrame, metrics=(("f1", "study_f1", "dice_ci"), ("fg_iou", "study_mIoU", "iou_ci")),
-                 keys=("model", "loss")) -> pd.DataFrame:
-    """Per row of a study table: for each ``(ours, study's, interval)``, our figure, the study's, the
-    difference (ours - the study's) and our 95 % interval as text ("–" where not trained)."""
-    out = table[list(keys)].copy()
-    for ours, theirs, ci in metrics:
-        mine = table[ours].astype(float) if ours in table else pd.Series(np.nan, index=table.index)
-        study = table[theirs].astype(float) if theirs in table else pd.Series(np.nan, index=table.index)
-        out[ours], out[theirs], out[f"Δ {ours}"] = mine, study, mine - study
-        bounds = table[ci] if ci in table else pd.Series([None] * len(table), index=table.index)
-        out[f"{ours} 95% CI"] = [f"{b[0]:.3f}–{b[1]:.3f}" if isinstance(b, (tuple, list)) and np.all(np.isfinite(b))
-                                 else "–" for b in bounds]
-    return out.reset_index(drop=True)
+# --------------------------------------------------------------------------- chapters 3-4: losses, ablations
 
 
 def _model_colours(names) -> dict:
@@ -643,16 +400,12 @@ def _model_colours(names) -> dict:
     return {name: palette[i % len(palette)] for i, name in enumerate(dict.fromkeys(names))}
 
 
-def history_grid(table: pd.DataFrame, store, columns=("mask_loss", "val_dice"), by: str = "loss",
+def history_grid(table: pd.DataFrame, histories: dict, columns=("mask_loss", "val_dice"), by: str = "loss",
                  hue: str = "model", size=(2.9, 2.3)):
     """Fig. 4, ours: per epoch, one panel per value of ``by`` (each loss) and per history column, one
-    line per ``hue`` (each model). ``mask_loss`` is the main head's loss (dual-output models record
-    it beside the total ``loss``; single-output models record only ``loss``, which is the same thing).
-    Untrained rows are skipped; ``None`` when no row is trained."""
-    from pathlib import Path
-
-    from spine.training import store as results
-
+    line per ``hue`` (each model). ``histories``: the trained rows' histories by run id
+    (``spine.training.analysis.histories``, where ``mask_loss`` is the main head's loss for every
+    model). Untrained rows are skipped; ``None`` when no row is trained."""
     done = table[table["trained"]]
     if done.empty:
         return None
@@ -662,15 +415,13 @@ def history_grid(table: pd.DataFrame, store, columns=("mask_loss", "val_dice"), 
                              squeeze=False, sharex=True)
     last_epoch = 1
     for row in done.itertuples():
-        history = results.load_record(Path(store) / row.run_id).history()
+        history = histories[row.run_id]
         last_epoch = max(last_epoch, int(history["epoch"].max()))
         c = panels.index(getattr(row, by))
         for r, column in enumerate(columns):
-            wanted = column if column in history else ("loss" if column == "mask_loss" else None)
-            if wanted is None:
-                continue
-            axes[r, c].plot(history["epoch"], history[wanted], marker="o", ms=3, color=colours[getattr(row, hue)],
-                            label=getattr(row, hue))
+            if column in history:
+                axes[r, c].plot(history["epoch"], history[column], marker="o", ms=3, color=colours[getattr(row, hue)],
+                                label=getattr(row, hue))
     from matplotlib.ticker import MaxNLocator
 
     names = {"mask_loss": "training loss\n(main output)", "loss": "training loss", "val_dice": "validation Dice",
@@ -694,51 +445,15 @@ def history_grid(table: pd.DataFrame, store, columns=("mask_loss", "val_dice"), 
     return fig
 
 
-def selection_table(table: pd.DataFrame, store, group: str = "model", choice: str = "loss",
-                    metric: str = "dice", study_metric: str = "study_f1") -> pd.DataFrame:
-    """For each ``group`` (model): the ``choice`` (loss) that a clean protocol picks (best mean
-    validation ``metric``) and the one that wins on the test set, with their test figures; and the
-    study's pick (its best ``study_metric``, a test-set figure). Only trained rows compete; "same
-    pick" is "–" where fewer than two are trained (there is no choice to make)."""
-    from pathlib import Path
-
-    from spine.training import store as results
-
-    rows = []
-    for name, part in table.groupby(group, sort=False):
-        row = {group: name, "trained": int(part["trained"].sum())}  # runs of this group in the store
-        done = part[part["trained"]]
-        if len(done):
-            scores = []
-            for r in done.itertuples():
-                metrics = results.load_record(Path(store) / r.run_id).metrics
-                val, test = metrics["val"]["per_image"][metric], metrics["test"]["per_image"][metric]
-                scores.append((getattr(r, choice), np.nan if val is None else val, np.nan if test is None else test))
-            by_val = max(scores, key=lambda s: -np.inf if np.isnan(s[1]) else s[1])
-            by_test = max(scores, key=lambda s: -np.inf if np.isnan(s[2]) else s[2])
-            row |= {"picked on validation": by_val[0], f"its validation {metric}": by_val[1],
-                    f"its test {metric}": by_val[2], "best on test": by_test[0], f"best test {metric}": by_test[2],
-                    "same pick": ("yes" if by_val[0] == by_test[0] else "no") if len(done) > 1 else "–"}
-        if study_metric in part and part[study_metric].notna().any():
-            row["study's pick (on test)"] = part.loc[part[study_metric].idxmax(), choice]
-        rows.append(row)
-    columns = [group, "trained", "picked on validation", f"its validation {metric}", f"its test {metric}",
-               "best on test", f"best test {metric}", "same pick", "study's pick (on test)"]
-    return pd.DataFrame(rows).reindex(columns=columns)
-
-
-def loss_heatmaps(table: pd.DataFrame, metric: str = "f1", study_metric: str = "study_f1", rows: str = "model",
-                  cols: str = "loss", size=(4.6, 3.2)):
-    """A study grid as two heat maps, ours and the study's (rows x columns, each cell written out;
-    an untrained cell is blank and marked "–"). Each map has its own colour scale."""
-    row_names = list(dict.fromkeys(table[rows]))
-    col_names = list(dict.fromkeys(table[cols]))
+def loss_heatmaps(ours: pd.DataFrame, study: pd.DataFrame, metric: str = "f1", size=(4.6, 3.2)):
+    """A study grid as two heat maps, ours and the study's: two tables of
+    ``spine.training.analysis.loss_grid`` (row names in the first column), each cell written out;
+    an untrained cell is blank and marked "–". Each map has its own colour scale."""
+    row_names = list(ours.iloc[:, 0])
+    col_names = list(ours.columns[1:])
     fig, axes = plt.subplots(1, 2, figsize=(size[0] * 2, size[1]))
-    for ax, column, title in zip(axes, (metric, study_metric), ("ours", "the study")):
-        grid = np.full((len(row_names), len(col_names)), np.nan)
-        if column in table:
-            for r in table.itertuples():
-                grid[row_names.index(getattr(r, rows)), col_names.index(getattr(r, cols))] = float(getattr(r, column))
+    for ax, values, title in zip(axes, (ours, study), ("ours", "the study")):
+        grid = values.iloc[:, 1:].to_numpy(dtype=float)
         finite = grid[np.isfinite(grid)]
         low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
         high = high if high > low else low + 1e-6
@@ -782,8 +497,67 @@ def augmentation_examples(image, structures, seeds=(1, 2, 3, 4), size: float = 2
     return fig
 
 
+# --------------------------------------------------------------------------- chapters 6-9
+
+
+def seed_spread(values, headline: float | None = None, ax=None, colour: str = OURS, label: str = "runs",
+                headline_label: str = "single-run figure", title: str | None = None, xlabel: str | None = None):
+    """Repeated runs of one setting on one axis: a box, each run as a dot, mean +- SD shaded, and
+    (optionally) a single-run figure marked as a diamond, to see where it falls among the runs."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 1.8))
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size:
+        if values.size > 1:
+            mean, sd = values.mean(), values.std(ddof=1)
+            ax.axvspan(mean - sd, mean + sd, color=colour, alpha=0.12, lw=0, label="mean ± SD")
+        import matplotlib
+
+        # Matplotlib 3.10 replaced vert=False by orientation= (vert is deprecated from 3.11).
+        sideways = {"orientation": "horizontal"} if tuple(map(int, matplotlib.__version__.split(".")[:2])) >= (3, 10) \
+            else {"vert": False}
+        ax.boxplot(values, **sideways, positions=[0], widths=0.5, showfliers=False,
+                   medianprops={"color": colour}, boxprops={"color": colour}, whiskerprops={"color": colour},
+                   capprops={"color": colour})
+        jitter = np.random.default_rng(0).uniform(-0.15, 0.15, values.size)
+        ax.scatter(values, jitter, color=colour, s=22, zorder=3, label=f"{label} ({values.size})")
+    else:
+        ax.text(0.5, 0.5, "no runs recorded yet", transform=ax.transAxes, ha="center", va="center", color="#666666")
+    if headline is not None and np.isfinite(headline):
+        ax.scatter([headline], [0], marker="D", s=60, color="#D55E00", zorder=4, label=headline_label)
+    ax.set_yticks([])
+    ax.set_ylim(-0.6, 0.6)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    if values.size or headline is not None:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    return ax
+
+
+def gradcam_grid(images, rows: dict, contours=None, titles=None, size: float = 2.2):
+    """Grad-CAM maps over the MRI: one column per image, one row per map source (e.g. a layer of the
+    trained model, the randomised copy), the region outlined in white; a shared colour bar."""
+    from spine.explain import overlay
+
+    count = len(images)
+    fig, axes = plt.subplots(len(rows), count, figsize=(size * count + 0.8, size * len(rows)), squeeze=False)
+    heat = None
+    for r, (name, maps) in enumerate(rows.items()):
+        for c in range(count):
+            heat = overlay(axes[r, c], images[c], maps[c], contour=None if contours is None else contours[c],
+                           title=(titles[c] if titles is not None and r == 0 else None))
+        axes[r, 0].text(-0.08, 0.5, name, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right",
+                        fontsize=9)
+    if heat is not None:
+        fig.colorbar(heat, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02, label="Grad-CAM (0-1)")
+    return fig
+
+
 def structure_bars(scores: pd.DataFrame, metric: str = "dice", ax=None, title: str | None = None):
-    """Grouped bars: one group per trained row of ``spine.training.studies.structure_scores``, one
+    """Grouped bars: one group per trained row of ``spine.training.analysis.structure_scores``, one
     bar per structure in its colour, with the 95 % interval where the table has one."""
     names = ("vertebra", "disc", "canal")
     done = scores[scores["trained"]] if "trained" in scores else scores
@@ -808,3 +582,42 @@ def structure_bars(scores: pd.DataFrame, metric: str = "dice", ax=None, title: s
     if title:
         ax.set_title(title)
     return ax
+
+
+REFERENCE_OUTLINE = "#D55E00"  # the reference mask's outline over a prediction (Okabe-Ito vermillion)
+
+
+def volume_slices(image, labels, reference=None, task: str = "binary", count: int = 3, size: float = 3.0):
+    """``count`` sagittal slices of a volume, spread around the middle (for 3: the middle one and one
+    a quarter of the way toward each side): the labels drawn over the MRI, the outline of the
+    reference's foreground on top. ``image``, ``labels``, ``reference``: SimpleITK images on one
+    grid, in any orientation (they are shown in the radiological sagittal view); ``reference``
+    may hold SPIDER values or class indices."""
+    import SimpleITK as sitk
+
+    from spine.data.labels import label_values_to_classes
+    from spine.data.spider import sagittal_view
+
+    def view(volume):
+        return sitk.GetArrayFromImage(sagittal_view(volume))  # [z, y, x]: x are the sagittal slices
+
+    picture, predicted = view(image), view(labels)
+    truth = label_values_to_classes(view(reference), task) if reference is not None else None
+    _, column_mm, row_mm = sagittal_view(image).GetSpacing()  # (x, y, z): the array's columns are y, rows z
+    # The middle slice and slices a quarter of the way (count 3) toward each side.
+    centre, step = picture.shape[2] // 2, max(1, picture.shape[2] // (count + 1))
+    indices = sorted({int(np.clip(centre + round((k - (count - 1) / 2) * step), 0, picture.shape[2] - 1))
+                      for k in range(count)})
+    fig, axes = plt.subplots(1, len(indices), figsize=(size * len(indices), size * 1.15), squeeze=False)
+    for ax, index in zip(axes[0], indices):
+        show_overlay(ax, picture[:, :, index].astype(np.float32), predicted[:, :, index], task,
+                     title=f"sagittal slice {index + 1} of {picture.shape[2]}")
+        if truth is not None and (truth[:, :, index] > 0).any():
+            ax.contour(truth[:, :, index] > 0, levels=[0.5], colors=[REFERENCE_OUTLINE], linewidths=1.0)
+        ax.set_aspect(row_mm / column_mm)  # millimetres, not voxels, on both axes
+    handles = legend_handles(task)
+    if truth is not None:
+        handles.append(plt.Line2D([], [], color=REFERENCE_OUTLINE, lw=1, label="reference (outline)"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig

@@ -113,3 +113,42 @@ def read_series(series: Series) -> tuple[np.ndarray, np.ndarray, tuple[float, fl
     image_slice, spacing = central_sagittal_slice(image)
     mask_slice, _ = central_sagittal_slice(mask)
     return image_slice, mask_slice.astype(np.int16), spacing
+
+
+# --------------------------------------------------------------------------- pixel sizes at the model's grid
+
+
+def spider_pixel_sizes(folder, size: int = 128, sequence: str = "t1"):
+    """The pixel size, in mm, of SPIDER's central sagittal slices once resized to ``size`` x ``size``.
+
+    ``folder``: SPIDER volumes (``<patient>_<sequence>.mha``, images or masks: only the geometry
+    is read). Per series: the slice's rows and columns, its spacing, and the size of one pixel of
+    the resized slice along the rows and the columns (the study resizes the whole slice, so a
+    pixel is ``extent / size`` mm, different per series and, for a non-square field of view, per
+    axis). A distance in pixels of the study's 128 x 128 grid is that many of these. Returns a
+    ``pandas.DataFrame``.
+    """
+    import pandas as pd
+
+    rows = []
+    for path in sorted(Path(folder).glob(f"*_{sequence}.mha")):
+        if path.name[: -len(".mha")].split("_", 1)[1].lower() != sequence.lower():
+            continue
+        array, (row_mm, col_mm) = central_sagittal_slice(sitk.ReadImage(str(path)))
+        rows.append({"series": path.name[: -len(".mha")], "rows": array.shape[0], "columns": array.shape[1],
+                     "row spacing (mm)": row_mm, "column spacing (mm)": col_mm,
+                     "mm per pixel (rows)": array.shape[0] * row_mm / size,
+                     "mm per pixel (columns)": array.shape[1] * col_mm / size})
+    return pd.DataFrame(rows)
+
+
+def pixels_in_mm(distances: dict, sizes):
+    """Distances in pixels (``{name: px}``) as millimetres over the pixel sizes of
+    :func:`spider_pixel_sizes`: the smallest, median and largest value a pixel could stand for."""
+    import pandas as pd
+
+    per_pixel = sizes[["mm per pixel (rows)", "mm per pixel (columns)"]].to_numpy(dtype=float)
+    low, mid, high = (per_pixel.min(), np.median(per_pixel), per_pixel.max()) if per_pixel.size else (np.nan,) * 3
+    return pd.DataFrame([{"figure": name, "pixels": float(px), "mm (smallest pixel)": float(px) * low,
+                          "mm (median pixel)": float(px) * mid, "mm (largest pixel)": float(px) * high}
+                         for name, px in distances.items()])

@@ -1,0 +1,252 @@
+"""Analyses of the study grids' records (spine.training.analysis), on records written by hand
+(chosen figures, no training); and the grids' own helpers the chapters call on those records
+(spine.training.studies: paired comparisons, one record of a grid)."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spine import paper
+from spine.errors import ConfigError
+from spine.training import analysis, make_config, studies
+from spine.training import store as results
+from spine.training.config import RunConfig
+
+DATA = "phantom:12"
+
+
+# --------------------------------------------------------------------------- fake records
+
+
+def _write_record(store, config, val: dict, test: dict, per_image: pd.DataFrame | None = None,
+                  history: dict | None = None):
+    """A finished run's files, with chosen figures (no training): what the analyses read."""
+    per_image = pd.DataFrame({"image": []}) if per_image is None else per_image
+    folder = results.run_dir(store, config)
+    folder.mkdir(parents=True)
+    results.write_json(folder / "config.json", config.to_dict())
+    results.write_json(folder / "metrics.json", {"selected_epoch": 1, "val": {"per_image": val},
+                                                 "test": {"per_image": test}, "test_ci95": {},
+                                                 "subsets": {"test": {"images": len(per_image)}}})
+    results.write_json(folder / "environment.json", {"wall_seconds": 1.0})
+    per_image.to_csv(folder / "per_image.csv", index=False)
+    if history is not None:
+        pd.DataFrame(history).to_csv(folder / "history.csv", index=False)
+    return folder
+
+
+def fake_store(tmp_path, cells):
+    """A results store holding finished records (config, metrics, history) and the study table over it."""
+    rows = []
+    for i, (model, loss, trained, val, test, history) in enumerate(cells):
+        config = RunConfig(model=model, loss=loss, task="binary", data="phantom", data_id="toy", profile="smoke",
+                           settings={"width": 4}, seed=0)
+        if trained:
+            _write_record(tmp_path, config, {"dice": val}, {"dice": test}, history=history)
+        rows.append({"model": model, "loss": loss, "trained": trained, "run_id": config.run_id,
+                     "f1": test if trained else np.nan, "study_f1": 0.9 + 0.01 * i})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def loss_records(tmp_path_factory):
+    """The loss grid at the smoke profile with three recorded cells (U-Net with BCE and Dice,
+    ResUNet with Dice), their figures chosen, no training."""
+    store = tmp_path_factory.mktemp("loss-store")
+    chosen = {("U-Net", "BCE"): (0.70, 0.80), ("U-Net", "Dice"): (0.75, 0.78), ("ResUNet", "Dice"): (0.60, 0.65)}
+    for (model, loss), (val, test) in chosen.items():
+        config = make_config(model, loss, "binary", DATA, "smoke")
+        per_image = pd.DataFrame({"image": ["a", "b"], "dice": [test, test]})
+        _write_record(store, config, {"dice": val}, {"dice": test, "hd": 4.0, "hd_mm": 6.0, "hd95": 3.0,
+                                                     "hd95_mm": 4.5, "assd": 1.0, "assd_mm": None}, per_image)
+    return store, studies.study_table("loss", DATA, "smoke", store)
+
+
+def test_fake_records_read_back(loss_records):
+    store, table = loss_records
+    assert table["trained"].sum() == 3
+    record = results.load_record(store / table[table["trained"]].iloc[0]["run_id"])
+    assert json.loads((record.path / "metrics.json").read_text())["test"]["per_image"]["assd_mm"] is None
+
+
+# --------------------------------------------------------------------------- beside the study, selection
+
+
+def test_beside_study_difference_and_interval_text():
+    table = pd.DataFrame({"model": ["A", "B"], "loss": ["Dice", "BCE"], "f1": [0.90, np.nan],
+                          "study_f1": [0.94, 0.93], "dice_ci": [(0.88, 0.92), np.nan]})
+    out = analysis.beside_study(table, metrics=(("f1", "study_f1", "dice_ci"), ("fg_iou", "study_mIoU", "iou_ci")))
+    assert out.loc[0, "Δ f1"] == pytest.approx(-0.04)
+    assert out.loc[0, "f1 95% CI"] == "0.880–0.920" and out.loc[1, "f1 95% CI"] == "–"
+    assert np.isnan(out.loc[1, "Δ f1"]) and out["fg_iou"].isna().all()
+
+
+def test_loss_grid_keeps_the_grid_order_and_marks_missing_cells(loss_records):
+    _, table = loss_records
+    grid = analysis.loss_grid(table, "f1").set_index("model")
+    assert list(grid.index) == list(dict.fromkeys(table["model"]))
+    assert list(grid.columns) == ["BCE", "Dice", "Focal", "BCE-Dice"]
+    assert grid.isna().all().all()  # the fake records carry no f1
+    dice = analysis.loss_grid(table.assign(f1=np.where(table["trained"], 0.5, np.nan)), "f1").set_index("model")
+    assert dice.loc["U-Net", "BCE"] == 0.5 and np.isnan(dice.loc["TransUNet", "Dice"])
+    without = table.drop(columns=[c for c in table if c == "f1"])
+    assert analysis.loss_grid(without, "f1").shape == grid.reset_index().shape
+
+
+def test_selection_table_picks_on_validation_and_on_test(tmp_path):
+    history = {"epoch": [1, 2], "loss": [0.5, 0.3], "val_dice": [0.6, 0.7]}
+    table = fake_store(tmp_path, [("U-Net", "BCE", True, 0.80, 0.70, history),
+                                  ("U-Net", "Dice", True, 0.75, 0.72, history),
+                                  ("Proposed", "BCE", False, 0, 0, history),
+                                  ("Proposed", "Dice", True, 0.9, 0.8, history)])
+    out = analysis.selection_table(table, tmp_path).set_index("model")
+    assert out.loc["U-Net", "picked on validation"] == "BCE" and out.loc["U-Net", "best on test"] == "Dice"
+    assert out.loc["U-Net", "same pick"] == "no" and out.loc["U-Net", "its test dice"] == pytest.approx(0.70)
+    assert out.loc["U-Net", "study's pick (on test)"] == "Dice"  # study_f1 grows with the row
+    assert out.loc["Proposed", "trained"] == 1 and out.loc["Proposed", "same pick"] == "–"
+
+
+def test_histories_give_the_main_head_loss_of_every_model(tmp_path):
+    single = {"epoch": [1, 2, 3], "loss": [0.5, 0.4, 0.3], "val_dice": [0.5, 0.6, 0.7]}
+    dual = {**single, "mask_loss": [0.3, 0.2, 0.1], "aux_loss": [0.2, 0.2, 0.2]}
+    table = fake_store(tmp_path, [("U-Net", "BCE", True, 0.8, 0.7, single), ("Proposed", "BCE", True, 0.9, 0.8, dual),
+                                  ("U-Net", "Dice", False, 0, 0, single)])
+    curves = analysis.histories(table, tmp_path)
+    unet, proposed, untrained = table["run_id"]
+    assert set(curves) == {unet, proposed}
+    assert list(curves[proposed]["mask_loss"]) == [0.3, 0.2, 0.1]  # the main head's loss, not the total
+    assert list(curves[unet]["mask_loss"]) == [0.5, 0.4, 0.3]  # a single output: its loss is the main head's
+    assert analysis.histories(table.assign(trained=False), tmp_path) == {}
+
+
+# --------------------------------------------------------------------------- stability
+
+
+def test_position_among():
+    p = analysis.position_among(5.0, [1.0, 2.0, 3.0, np.nan])
+    assert p["runs"] == 3 and p["mean"] == 2.0 and p["sd"] == 1.0 and p["z"] == 3.0
+    assert (p["runs_below"], p["runs_above"], p["min"], p["max"]) == (3, 0, 1.0, 3.0)
+    # t prediction: (5 - 2) / (1 * sqrt(1 + 1/3)) = 2.598 with 2 degrees of freedom -> one-sided p 0.0608
+    assert p["p_new"] == pytest.approx(0.0608, abs=5e-4)
+    assert analysis.position_among(-1.0, [1.0, 2.0, 3.0])["p_new"] == pytest.approx(p["p_new"])  # same distance below
+    assert analysis.position_among(2.0, [1.0, 2.0, 3.0])["p_new"] == pytest.approx(0.5)
+    assert math.isnan(analysis.position_among(1.0, [1.0])["z"])  # one run: no SD
+    assert math.isnan(analysis.position_among(1.0, [2.0, 2.0])["z"])  # SD 0
+    assert analysis.position_among(1.0, [])["runs"] == 0
+
+
+def test_headline_vs_stability_from_the_study_tables_and_ours():
+    study = analysis.headline_vs_stability()
+    assert len(study) == 1
+    runs = paper.table("stability")["mIoU"]
+    row = study.iloc[0]
+    assert row["headline"] == paper.table("comparison").set_index("model").loc["Proposed", "mIoU"]
+    assert row["runs mean"] == pytest.approx(runs.mean()) and row["runs SD"] == pytest.approx(runs.std(ddof=1))
+    assert row["z"] > 5 and row["runs below"] == 10  # the headline lies above every stability run
+    assert row["p (a new run this far out)"] < 1e-3
+
+    stability = pd.DataFrame({"trained": [True, True, True, False], "seed": [1, 2, 3, 4],
+                              "fg_iou": [0.5, 0.6, 0.7, np.nan]})
+    comparison = pd.DataFrame({"model": ["U-Net", "Proposed"], "trained": [True, True], "seed": [0, 0],
+                               "fg_iou": [0.1, 0.8]})
+    ours = analysis.headline_vs_stability(stability, comparison).iloc[1]
+    assert ours["headline"] == 0.8 and ours["runs"] == 3 and ours["z"] == pytest.approx(2.0)
+    assert ours["headline run"] == "seed 0"
+    untrained = analysis.headline_vs_stability(stability.assign(trained=False).drop(columns="fg_iou"),
+                                               comparison.assign(trained=False)).iloc[1]
+    assert math.isnan(untrained["headline"]) and untrained["runs"] == 0
+    with pytest.raises(ConfigError):
+        analysis.headline_vs_stability(metric="dice_vertebra")
+
+
+def test_stability_summary_ours_beside_the_study():
+    table = pd.DataFrame({"trained": [True, True, False], "f1": [0.8, 0.9, np.nan],
+                          "dice_ci": [(0.7, 0.9), (0.8, 1.0), np.nan], "study_f1": [0.94, 0.95, 0.96]})
+    row = analysis.stability_summary(table, metrics=("f1",)).iloc[0]
+    assert row["seeds"] == 2 and row["mean"] == pytest.approx(0.85) and row["SD"] == pytest.approx(0.0707, abs=1e-4)
+    assert row["one run's CI half-width"] == pytest.approx(0.1)
+    assert row["study_mean"] == pytest.approx(0.95) and row["study_SD"] == pytest.approx(0.01)
+    empty = analysis.stability_summary(pd.DataFrame({"trained": [False]}), metrics=("f1", "fg_iou"))
+    assert empty["seeds"].tolist() == [0, 0] and empty["mean"].isna().all()
+
+
+def test_seed_vs_model_spread():
+    study = analysis.seed_vs_model_spread().iloc[0]
+    table6 = paper.table("comparison")["mIoU"].sort_values(ascending=False).to_numpy()
+    assert study["models"] == 5 and study["model range"] == pytest.approx(table6[0] - table6[-1])
+    assert study["best - second, in seed SDs"] == pytest.approx((table6[0] - table6[1]) / study["seed SD"])
+    stability = pd.DataFrame({"trained": [True, True, True], "fg_iou": [0.5, 0.6, 0.7]})
+    comparison = pd.DataFrame({"trained": [True, True, False], "fg_iou": [0.9, 0.7, np.nan]})
+    fair = analysis.seed_vs_model_spread().iloc[1]  # the proposed model at its stability mean
+    runs = paper.table("stability")["mIoU"]
+    others = paper.table("comparison").query("model != 'Proposed'")["mIoU"].sort_values(ascending=False).to_numpy()
+    assert fair["best - second"] == pytest.approx(runs.mean() - others[0])
+    assert fair["best - second, in seed SDs"] < study["best - second, in seed SDs"]
+    ours = analysis.seed_vs_model_spread(stability, comparison).iloc[2]
+    assert (ours["seeds"], ours["models"]) == (3, 2) and ours["best - second, in seed SDs"] == pytest.approx(2.0)
+    nothing = analysis.seed_vs_model_spread(pd.DataFrame({"trained": [False]}), pd.DataFrame({"trained": [False]}))
+    assert nothing.iloc[2]["models"] == 0 and math.isnan(nothing.iloc[2]["best - second"])
+
+
+# --------------------------------------------------------------------------- distances, structures
+
+
+def test_distance_units_give_pixels_millimetres_and_the_pixel_size(loss_records):
+    store, table = loss_records
+    units = analysis.distance_units(table, store)
+    assert len(units) == 3 and set(units["model"]) == {"U-Net", "ResUNet"}
+    assert (units["hd"] == 4.0).all() and (units["hd_mm"] == 6.0).all() and units["assd_mm"].isna().all()
+    assert (units["mm per pixel (min)"] > 0).all()
+    assert (units["mm per pixel (max)"] >= units["mm per pixel (min)"]).all()
+
+
+def test_structure_scores_per_structure_with_intervals(tmp_path):
+    config = make_config("U-Net", "CCE-Dice", "multiclass", DATA, "smoke")
+    per_image = pd.DataFrame({"image": list("abc"), "dice_vertebra": [0.8, 0.9, 1.0], "iou_vertebra": [0.6, 0.7, 0.8],
+                              "dice_disc": [0.5, np.nan, 0.7], "iou_disc": [0.3, np.nan, 0.5],
+                              "dice_canal": [0.4, 0.4, 0.4], "iou_canal": [0.2, 0.2, 0.2]})
+    _write_record(tmp_path, config, {}, {}, per_image)
+    table = studies.study_table("multiclass", DATA, "smoke", tmp_path)
+    scores = analysis.structure_scores(table, tmp_path)
+    assert len(scores) == len(table) and scores["trained"].sum() == 1
+    row = scores[(scores["model"] == "U-Net") & (scores["loss"] == "CCE-Dice")].iloc[0]
+    assert row["dice_vertebra"] == pytest.approx(0.9) and row["iou_vertebra"] == pytest.approx(0.7)
+    assert row["dice_disc"] == pytest.approx(0.6) and row["dice_canal_ci"] == (0.4, 0.4)
+    low, high = row["dice_vertebra_ci"]
+    assert low <= 0.9 <= high
+    assert scores[~scores["trained"]]["dice_vertebra"].isna().all()
+
+
+# --------------------------------------------------------------------------- the grids' helpers (studies)
+
+
+def test_paired_comparisons_keyed_by_another_column(loss_records):
+    store, table = loss_records
+    pairs = studies.paired_comparisons(table[table["model"] == "U-Net"], store, reference="Dice", label="loss")
+    assert pairs["comparison"].tolist() == ["Dice - BCE"] and pairs["images"].tolist() == [2]
+    assert pairs["mean Δdice"].iloc[0] == pytest.approx(0.78 - 0.80)
+    assert studies.paired_comparisons(table, store, reference="Proposed").empty  # not in the store
+
+
+@pytest.mark.slow
+def test_study_record_trains_only_the_cell_asked_for(tmp_path):
+    assert studies.study_record("comparison", DATA, "smoke", tmp_path, "Proposed", train_missing=False) is None
+    record = studies.study_record("comparison", DATA, "smoke", tmp_path, "Proposed", "Dice")
+    assert record is not None and record.config.model == "Proposed" and record.config.loss == "Dice"
+    assert [r.config.model for r in results.records(tmp_path)] == ["Proposed"]  # the rest of the grid untouched
+    again = studies.study_record("comparison", DATA, "smoke", tmp_path, "Proposed", train_missing=False)
+    assert again.path == record.path
+    table = studies.study_table("comparison", DATA, "smoke", tmp_path)
+    images = np.zeros((2, 64, 64, 1), np.float32)
+    predicted = analysis.predictions(table, tmp_path, images)
+    assert list(predicted) == ["Proposed"] and predicted["Proposed"].shape == (2, 64, 64)
+    assert list(analysis.predictions(studies.study_table("multiclass", DATA, "smoke", tmp_path), tmp_path,
+                                     images)) == []
+    sample, rows = analysis.sample_predictions(table, tmp_path, count=2)
+    assert len(sample) == 2 and list(rows) == ["reference", "Proposed"]
+    assert rows["reference"].shape == rows["Proposed"].shape == sample.images.shape[:3]
+    with pytest.raises(ConfigError):
+        studies.study_record("comparison", DATA, "smoke", tmp_path, "Proposed", "BCE")
