@@ -103,8 +103,8 @@ plots.format_table(pd.DataFrame({"setting": ["input", "classes", "width (base fi
 # the first encoder block, so its `enc1` is only the pooling that follows it.
 
 # %% tags=["remove-input"]
-outlines = plots.outline_table(BASELINE_NAMES)
-plots.format_table(plots.outline_wide(outlines))
+outlines = report.outline_table(BASELINE_NAMES)
+plots.format_table(report.outline_wide(outlines))
 
 # %% [markdown]
 # Where the parameters sit. A 3 x 3 convolution that joins 512 or 1,024 channels to as many holds
@@ -187,7 +187,7 @@ glue("transunet_diff", float(table8.set_index("model").loc["TransUNet", "total_d
 # ours, and what each adds to its base network:
 
 # %% tags=["remove-input"]
-variants = plots.counts_table(counts, variants_only=True)
+variants = report.counts_table(counts, variants_only=True)
 plots.format_counts(variants)
 
 # %% tags=["remove-cell"]
@@ -208,7 +208,7 @@ glue("largest_change", float(100 * (variants["added"].abs() / (variants["total"]
 small = report.parameter_counts(BASELINE_NAMES, width=settings["width"],
                                 input_shape=(settings["size"], settings["size"], 1))
 print(f"profile {profile}: width {settings['width']}, input {settings['size']} x {settings['size']} x 1, 2 classes")
-plots.format_counts(plots.counts_table(small))
+plots.format_counts(report.counts_table(small))
 
 # %% [markdown]
 # ## Where we differ from the study, and why

@@ -4,14 +4,19 @@ A research companion to Silveira et al. (Scientific Reports, 2025): data readers
 a synthetic phantom, the study's models, losses and metrics, an experiment engine, and a CLI.
 Modules, one idea each:
 
-- ``spine.data``     reading SPIDER volumes and slice folders, preprocessing, phantom, splits
-- ``spine.models``   the model zoo (the proposed network, baselines, ablations, skip attention)
+- ``spine.data``     reading SPIDER volumes and slice folders, preprocessing, phantom, splits;
+                     ``spine.data.overview`` summaries of a dataset (labels, balance, split)
+- ``spine.models``   the model zoo (the proposed network, baselines, ablations, skip attention);
+                     ``spine.models.report`` parameter counts and block outlines
 - ``spine.losses``   Keras losses (binary and multiclass, dual-output)
 - ``spine.metrics``  overlap and surface metrics on label maps; ``spine.stats`` intervals, tests
-- ``spine.training`` profiles, the training loop, the results store and the study grids
+- ``spine.training`` profiles, the engine, the results store, the study grids (``studies``) and
+                     the analyses of their records (``analysis``)
 - ``spine.inference`` segmenting files in their native geometry (``spine predict``)
-- ``spine.explain``  Seg-Grad-CAM
+- ``spine.explain``  Seg-Grad-CAM and its sanity checks
+- ``spine.plots``    the book's figures and table formatting
 - ``spine.paper``    the study's reported tables
+- ``spine.book``     executing the chapters and rendering the book (``spine book``)
 - ``spine.cli``      the ``spine`` command
 """
 

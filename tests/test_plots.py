@@ -13,6 +13,7 @@ import pytest  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
 from spine import plots  # noqa: E402
+from spine.models import report  # noqa: E402
 from spine.data import SliceSet, phantom  # noqa: E402
 from spine.data.labels import label_values_to_classes  # noqa: E402
 from spine.data.overview import class_balance  # noqa: E402
@@ -99,14 +100,14 @@ def test_sample_figure_one_pair_of_rows_per_dataset():
 
 @pytest.fixture(scope="module")
 def outlines():
-    return plots.outline_table(["U-Net", "Proposed", "TransUNet"], width=4, input_shape=(32, 32, 1))
+    return report.outline_table(["U-Net", "Proposed", "TransUNet"], width=4, input_shape=(32, 32, 1))
 
 
 def test_architecture_outline_adds_up_and_is_in_order():
     from spine.models import build_model
 
     model = build_model("Proposed", input_shape=(32, 32, 1), width=4)
-    table = plots.architecture_outline(model)
+    table = report.architecture_outline(model)
     assert table["params"].sum() == model.count_params()
     assert table["layers"].sum() == len(model.layers)
     assert list(table["block"]) == ["input", "inception", "enc1", "enc2", "enc3", "enc4", "bottleneck",
@@ -119,7 +120,7 @@ def test_architecture_outline_adds_up_and_is_in_order():
 def test_outline_table_wide_view_and_breakdown(outlines):
     assert set(outlines["model"]) == {"U-Net", "Proposed", "TransUNet"}
     assert "transformer" in set(outlines.loc[outlines["model"] == "TransUNet", "block"])
-    wide = plots.outline_wide(outlines).set_index("block")
+    wide = report.outline_wide(outlines).set_index("block")
     assert wide.loc["inception", "U-Net"] == "–" and wide.loc["inception", "Proposed"] != "–"
     assert wide.loc["transformer", "TransUNet"].startswith("2×2×")
     ax = plots.parameter_breakdown_plot(outlines)
@@ -134,13 +135,13 @@ def test_counts_table_and_format_counts():
     counts = {"U-Net": {"total": 31050114, "trainable": 31040386, "non_trainable": 9728},
               "U-Net + SAM": {"total": 31050214, "trainable": 31040486, "non_trainable": 9728},
               "TransUNet": {"total": 24018818, "trainable": 24009090, "non_trainable": 9728}}
-    table = plots.counts_table(counts).set_index("model")
+    table = report.counts_table(counts).set_index("model")
     assert table.loc["U-Net + SAM", "added"] == 100 and table.loc["U-Net + SAM", "base"] == "U-Net"
     assert pd.isna(table.loc["U-Net", "added"])
     frame = pd.DataFrame([{"model": m, **c} for m, c in counts.items()])
-    assert plots.counts_table(frame).equals(plots.counts_table(counts))
-    assert list(plots.counts_table(frame, variants_only=True)["model"]) == ["U-Net + SAM"]
-    assert "added" not in plots.counts_table({"U-Net": counts["U-Net"]})  # no variant, no empty columns
+    assert report.counts_table(frame).equals(report.counts_table(counts))
+    assert list(report.counts_table(frame, variants_only=True)["model"]) == ["U-Net + SAM"]
+    assert "added" not in report.counts_table({"U-Net": counts["U-Net"]})  # no variant, no empty columns
     html = plots.format_counts(table.reset_index().assign(study_total=31050114, pct=0.17, p=1.0)).to_html()
     assert "31,050,114" in html and "0.17" in html and "1.00" in html and "–" in html
     assert ">100<" in html  # the added parameters, an integer column with gaps
