@@ -36,7 +36,7 @@
 # Time to run: under a minute once the data are prepared; preparing them (the phantom, or the
 # real slices) takes a minute or two the first time and is cached.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
 profile = "book"  # a profile of spine/profiles.toml
 store = "../results"  # the results store the chapter reads (and fills)

@@ -35,7 +35,7 @@
 #
 # Time to run: one to two minutes on a CPU (the full-size networks are built, never trained).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder (unused here: no data needed)
 profile = "book"  # a profile of spine/profiles.toml (its width and size for the last table)
 store = "../results"  # the results store (unused here: nothing is trained)

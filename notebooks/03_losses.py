@@ -34,7 +34,7 @@
 #
 # Time to run: seconds from recorded runs; a few minutes per missing run on a CPU (20 runs).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
 profile = "book"  # a profile of spine/profiles.toml
 store = "../results"  # the results store the chapter reads (and fills)

@@ -33,7 +33,7 @@
 #
 # Time to run: seconds from recorded runs; a few minutes per missing run on a CPU.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
 profile = "book"  # a profile of spine/profiles.toml
 store = "../results"  # the results store the chapter reads (and fills)
@@ -62,7 +62,7 @@ plots.format_table(paper.table("comparison"))
 
 # %% tags=["remove-input"]
 table = studies.run_study("comparison", data, profile, store, max_new_runs=max_new_runs, verbose=False)
-display(studies.provenance(table, store))
+display(plots.format_table(studies.provenance(table, store)))
 
 # %% [markdown]
 # ## What we found

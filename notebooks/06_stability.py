@@ -36,7 +36,7 @@
 # Time to run: seconds from recorded runs; ten training runs of the proposed model otherwise
 # (a few minutes each on a CPU at the `cpu` profile).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
 profile = "book"  # a profile of spine/profiles.toml
 store = "../results"  # the results store the chapter reads (and fills)
@@ -95,7 +95,7 @@ display(Markdown(
 
 # %% tags=["remove-input"]
 table = studies.run_study("stability", data, profile, store, max_new_runs=max_new_runs, verbose=False)
-display(studies.provenance(table, store))
+display(plots.format_table(studies.provenance(table, store)))
 
 # %% [markdown]
 # Our single-run figure is the proposed model of the comparison grid (chapter 5), trained with
@@ -105,7 +105,7 @@ display(studies.provenance(table, store))
 # %% tags=["remove-input"]
 studies.study_record("comparison", data, profile, store, "Proposed", "Dice", train_missing=max_new_runs != 0)
 comparison = studies.study_table("comparison", data, profile, store)
-display(studies.provenance(comparison[comparison["model"] == "Proposed"], store))
+display(plots.format_table(studies.provenance(comparison[comparison["model"] == "Proposed"], store)))
 
 # %% [markdown]
 # ## What we found

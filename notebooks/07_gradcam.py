@@ -36,7 +36,7 @@
 # Time to run: under a minute from a recorded run (the maps of a dozen test images); one
 # training run of the proposed model if it is missing.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
 profile = "book"  # a profile of spine/profiles.toml
 store = "../results"  # the results store the chapter reads (and fills)
@@ -78,7 +78,7 @@ plots.format_table(paper.table("comparison").query("model == 'Proposed'"))
 record = studies.study_record("comparison", data, profile, store, "Proposed", "Dice", train_missing=max_new_runs != 0)
 table = studies.study_table("comparison", data, profile, store)
 proposed = table[table["model"] == "Proposed"]
-display(studies.provenance(proposed, store))
+display(plots.format_table(studies.provenance(proposed, store)))
 if record is None:
     display(Markdown("*The proposed model is not in the store and this build may not train it: the maps below "
                      "are left out.*"))

@@ -37,7 +37,7 @@
 # Time to run: seconds from recorded runs; 20 training runs (5 models x 4 losses) otherwise, a
 # few minutes each on a CPU at the `cpu` profile.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
 profile = "book"  # a profile of spine/profiles.toml
 store = "../results"  # the results store the chapter reads (and fills)
@@ -74,7 +74,7 @@ plots.format_table(paper.table("multiclass"))
 
 # %% tags=["remove-input"]
 table = studies.run_study("multiclass", data, profile, store, max_new_runs=max_new_runs, verbose=False)
-display(studies.provenance(table, store))
+display(plots.format_table(studies.provenance(table, store)))
 
 # %% [markdown]
 # ## What we found

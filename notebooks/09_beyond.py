@@ -40,7 +40,7 @@
 # Time to run: about a minute from recorded runs (preparing the real slices, segmenting one
 # volume); the loss grid's missing runs otherwise.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
 profile = "book"  # a profile of spine/profiles.toml
 store = "../results"  # the results store the chapter reads (and fills)
@@ -97,7 +97,7 @@ if real_data:
     display(Markdown(f"Data: `{real['data_id'].iloc[0]}`, profile `{REAL_PROFILE}`, store `{Path(store).name}`. "
                      f"Recorded: {int(real['trained'].sum())} of {len(real)} models. "
                      + (f"Not yet in the store (left out below): {', '.join(missing)}." if missing else "")))
-    display(studies.provenance(real, store))
+    display(plots.format_table(studies.provenance(real, store)))
 else:
     real = None
     display(Markdown("*This build was given no real data (`real_data` is None); build with "
@@ -181,7 +181,7 @@ plots.format_counts(analysis.headline_vs_stability(stability, comparison, metric
 
 # %% tags=["remove-input"]
 losses = studies.run_study("loss", data, profile, store, max_new_runs=max_new_runs, verbose=False)
-display(studies.provenance(losses, store))
+display(plots.format_table(studies.provenance(losses, store)))
 display(plots.format_counts(analysis.selection_table(losses, store), 4))
 
 # %% [markdown]

@@ -40,7 +40,21 @@ def execute(source: Path, parameters: dict) -> Path:
     jupytext.write(jupytext.read(source), notebook, fmt="ipynb")
     papermill.execute_notebook(str(notebook), str(notebook), parameters=parameters, cwd=str(source.parent),
                                progress_bar=False, kernel_name="python3")
+    _remove_injected_parameters(notebook)
     return notebook
+
+
+def _remove_injected_parameters(notebook: Path) -> None:
+    """Keep papermill's injected cell out of the page: each chapter's provenance table already
+    says which data, profile and seeds made its results."""
+    import nbformat
+
+    executed = nbformat.read(notebook, as_version=4)
+    for cell in executed.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(executed, notebook)
 
 
 def build(root=".", *, data="phantom", profile="book", store="results", max_new_runs=None,

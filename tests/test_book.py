@@ -38,6 +38,6 @@ def test_chapter_page_has_tables_and_figures(html, source):
 def test_every_chapter_has_a_parameters_cell():
     for source in book.chapters(ROOT):
         text = source.read_text()
-        assert 'tags=["parameters"]' in text, source.name
+        assert re.search(r'^# %% tags=\["parameters"', text, re.M), source.name
         for name in ("data", "profile", "store", "max_new_runs", "real_data"):
             assert re.search(rf"^{name} = ", text, re.M), f"{source.name}: parameter {name}"
