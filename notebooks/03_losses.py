@@ -43,13 +43,10 @@ real_data = None  # a real slice folder for side-by-side sections (unused here)
 
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
-import tensorflow as tf
 from IPython.display import display
 
 from spine import paper, plots
 from spine.training import analysis, studies
-
-tf.get_logger().setLevel("ERROR")  # no retracing warnings on the page
 
 # %% [markdown]
 # ## What the study reports

@@ -46,7 +46,6 @@ real_data = None  # a real slice folder for side-by-side sections (unused here)
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
 import pandas as pd
-import tensorflow as tf
 from IPython.display import display
 
 from spine import paper, plots
@@ -54,7 +53,6 @@ from spine.data import load_dataset
 from spine.training import analysis, studies
 from spine.training.config import resolve_profile
 
-tf.get_logger().setLevel("ERROR")  # no retracing warnings on the page
 settings = resolve_profile(profile)
 
 # %% [markdown]

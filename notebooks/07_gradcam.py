@@ -44,18 +44,13 @@ max_new_runs = None  # train at most this many missing runs (None: all)
 real_data = None  # a real slice folder for side-by-side sections (unused here)
 
 # %% tags=["remove-cell"]
-import logging
-
 import matplotlib.pyplot as plt
-import tensorflow as tf
 from IPython.display import Markdown, display
 
 from spine import explain, paper, plots
 from spine.models import bottleneck_layer_name
 from spine.training import engine, studies
 
-logging.getLogger("tensorflow").setLevel(logging.ERROR)  # no retracing notices between the figures
-tf.autograph.set_verbosity(0)  # nor AutoGraph's notices, which it echoes to a notebook's output
 DECODER_LAYER = "dec3_block_2_relu"  # the second convolution of the decoder stage at H/4
 
 # %% [markdown]

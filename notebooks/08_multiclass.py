@@ -45,17 +45,11 @@ max_new_runs = None  # train at most this many missing runs (None: all)
 real_data = None  # a real slice folder for side-by-side sections (unused here)
 
 # %% tags=["remove-cell"]
-import logging
-
 import matplotlib.pyplot as plt
-import tensorflow as tf
 from IPython.display import display
 
 from spine import paper, plots
 from spine.training import analysis, studies
-
-logging.getLogger("tensorflow").setLevel(logging.ERROR)  # no retracing notices between the figures
-tf.autograph.set_verbosity(0)  # nor AutoGraph's notices, which it echoes to a notebook's output
 
 # %% [markdown]
 # ## What the study reports

@@ -48,13 +48,11 @@ max_new_runs = None  # train at most this many missing runs (None: all)
 real_data = None  # a real slice folder (e.g. the SPIDER T2-SPACE slices) for the real-data section
 
 # %% tags=["remove-cell"]
-import logging
 import os
 import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import tensorflow as tf
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -62,8 +60,6 @@ from spine import inference, metrics, paper, plots
 from spine.data import io, overview, phantom, spider
 from spine.training import analysis, engine, studies
 
-logging.getLogger("tensorflow").setLevel(logging.ERROR)  # no retracing notices between the figures
-tf.autograph.set_verbosity(0)  # nor AutoGraph's notices, which it echoes to a notebook's output
 REAL_PROFILE = "cpu"  # the profile of the real-data runs (trained by a separate, long job)
 VOLUME_CASE = 2025  # the phantom case segmented as a volume: a patient no model has seen
 SPIDER_MASKS = Path(os.environ.get("SPINE_SHARED_DATA", "../../shared/data")) / "spider-masks-3d"

@@ -37,8 +37,10 @@ from spine.training import augment as augmentation
 from spine.training import store as results
 from spine.training.config import RunConfig, resolve_profile
 
-# Keras' prediction loop warns about re-tracing whenever a set has a new size: noise for users.
+# Keras' loops warn about re-tracing and AutoGraph about conversions: noise for users (and for
+# the book's pages, where they would appear between the figures).
 tf.get_logger().setLevel("ERROR")
+tf.autograph.set_verbosity(0)
 
 CI_KEYS = ("dice", "iou", "miou", "hd95", "assd", "hd95_mm", "assd_mm")
 
