@@ -69,11 +69,21 @@ def build(root=".", *, data="phantom", profile="book", store="results", max_new_
     parameters = {"data": str(data), "profile": profile, "store": str(Path(store).resolve()),
                   "max_new_runs": max_new_runs, "real_data": str(Path(real_data).resolve()) if real_data else None}
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    for source in chapters(root):
-        if only and not any(key in source.stem for key in only):
-            continue
-        print(f"executing {source.relative_to(root)}", flush=True)
-        execute(source, parameters)
+    # The kernels inherit this environment: a headless MPLBACKEND (Agg) would keep every figure
+    # out of the notebooks' outputs, so the chapters always get the notebook's inline backend.
+    backend = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try:
+        for source in chapters(root):
+            if only and not any(key in source.stem for key in only):
+                continue
+            print(f"executing {source.relative_to(root)}", flush=True)
+            execute(source, parameters)
+    finally:
+        if backend is None:
+            os.environ.pop("MPLBACKEND")
+        else:
+            os.environ["MPLBACKEND"] = backend
     if html:
         jupyter_book = Path(sys.executable).with_name("jupyter-book")
         subprocess.run([str(jupyter_book), "build", str(root), "--warningiserror", "--keep-going", "--quiet"],
