@@ -134,3 +134,21 @@ def test_every_grid_matches_the_study_tables():
     assert {c.model for c in studies.cells("attention")} >= {"Proposed + SE block", "ResUNet + CBAM"}
     with pytest.raises(ConfigError, match="valid: loss, ablation"):
         studies.cells("tables")
+
+
+def test_a_record_without_its_model_is_retrained_elsewhere_and_left_untouched(reference, tmp_path):
+    """Committed records carry no model file: the model is rebuilt by training the same run into
+    the cache, the record's own files stay byte for byte, and the rebuilt model is the same."""
+    import shutil
+
+    config, record = reference
+    copy = tmp_path / config.run_id
+    shutil.copytree(record.path, copy)
+    (copy / "model.keras").unlink()
+    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+    model = engine.record_model(results.load_record(copy))
+    assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+    test = engine.split_data(config)["test"]
+    original = engine.record_model(record)
+    np.testing.assert_array_equal(engine.predict_labels(model, test.images),
+                                  engine.predict_labels(original, test.images))

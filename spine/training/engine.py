@@ -258,8 +258,12 @@ def evaluate_run(path, data=None) -> tuple[pd.DataFrame, dict]:
 
 
 def record_model(record: results.Record) -> keras.Model:
-    """The run's selected model; retrained (deterministically, same seed) if the file is absent,
-    as it is for records committed without their model files."""
-    if not record.model_path.is_file():
-        record = train(record.config, record.path.parent, force=True, verbose=False)
-    return keras.saving.load_model(record.model_path)
+    """The run's selected model. Records are committed without their model files; then the run
+    is trained again (same configuration and seed) into a scratch store in the cache, so the
+    record itself is never rewritten."""
+    if record.model_path.is_file():
+        return keras.saving.load_model(record.model_path)
+    from spine.data import cache_dir
+
+    scratch = train(record.config, cache_dir() / "models", verbose=False)
+    return keras.saving.load_model(scratch.model_path)
