@@ -45,12 +45,11 @@ real_data = None  # a real slice folder for side-by-side sections (unused here)
 
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
-import pandas as pd
 from IPython.display import display
 
-from spine import paper, plots
+from spine import paper, plots, report
 from spine.data import load_dataset
-from spine.training import analysis, studies
+from spine.training import studies
 from spine.training.config import resolve_profile
 
 settings = resolve_profile(profile)
@@ -110,20 +109,7 @@ for name, table in runs.items():
 # ### The two changes, one at a time (Table 3)
 
 # %% tags=["remove-input"]
-plots.format_table(analysis.beside_study(ablation))
-
-# %% tags=["remove-input"]
-fig, ax = plt.subplots(figsize=(8, 3))
-plots.ours_vs_study(ablation, "f1", "study_f1", ax=ax, ci="dice_ci", title="F1 (Dice) with 95% CI")
-plt.tight_layout()
-plt.show()
-
-# %% tags=["remove-input"]
-pairs = studies.paired_comparisons(ablation, store, reference="Proposed")
-if len(pairs):
-    display(plots.format_counts(pairs, 4))
-else:
-    print("Not enough trained runs in this build for a paired comparison with the proposed network.")
+section = report.grid_section(ablation, store, reference="Proposed")
 
 # %% [markdown]
 # ### Attention on the skip connections (Table 4)
@@ -132,22 +118,8 @@ else:
 # the loss's.
 
 # %% tags=["remove-input"]
-plots.format_table(analysis.beside_study(attention))
-
-# %% tags=["remove-input"]
-fig, ax = plt.subplots(figsize=(8, 5))
-plots.ours_vs_study(attention.assign(model=attention["model"] + " (" + attention["loss"] + ")"), "f1", "study_f1",
-                    ax=ax, ci="dice_ci", title="F1 (Dice) with 95% CI")
-plt.tight_layout()
-plt.show()
-
-# %% tags=["remove-input"]
-pairs = pd.concat([studies.paired_comparisons(attention[attention["model"].str.startswith(base)], store, reference=base)
-                   for base in ("U-Net", "ResUNet", "Proposed")], ignore_index=True)
-if len(pairs):
-    display(plots.format_counts(pairs, 4))
-else:
-    print("Not enough trained runs in this build for a paired comparison with a base network.")
+section = report.grid_section(attention, store, families=("U-Net", "ResUNet", "Proposed"),
+                               bar_label=attention["model"] + " (" + attention["loss"] + ")")
 
 # %% [markdown]
 # ### Data augmentation (Table 5)
@@ -167,20 +139,7 @@ plt.show()
 # call for, one plausible reason for the study's drop with augmentation.
 
 # %% tags=["remove-input"]
-plots.format_table(analysis.beside_study(augmentation))
-
-# %% tags=["remove-input"]
-fig, ax = plt.subplots(figsize=(8, 2.2))
-plots.ours_vs_study(augmentation, "f1", "study_f1", ax=ax, ci="dice_ci", title="F1 (Dice) with 95% CI")
-plt.tight_layout()
-plt.show()
-
-# %% tags=["remove-input"]
-pairs = studies.paired_comparisons(augmentation, store, reference="Proposed")
-if len(pairs):
-    display(plots.format_counts(pairs, 4))
-else:
-    print("Not enough trained runs in this build for a paired comparison.")
+section = report.grid_section(augmentation, store, reference="Proposed")
 
 # %% [markdown]
 # ## Where we differ from the study, and why

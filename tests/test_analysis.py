@@ -231,6 +231,35 @@ def test_paired_comparisons_keyed_by_another_column(loss_records):
     assert studies.paired_comparisons(table, store, reference="Proposed").empty  # not in the store
 
 
+
+def test_paired_comparisons_within_families(loss_records):
+    """Each family's rows against the family's own row: U-Net's BCE row against the U-Net row;
+    ResUNet has no second row, so no pair of its own."""
+    store, table = loss_records
+    table = table.assign(model=table["model"] + " " + table["loss"].where(table["loss"] != "Dice", "")).assign(
+        model=lambda t: t["model"].str.strip())
+    pairs = studies.paired_comparisons(table, store, families=("U-Net", "ResUNet"))
+    assert pairs["comparison"].tolist() == ["U-Net - U-Net BCE"]
+    assert pairs["mean Δdice"].iloc[0] == pytest.approx(0.78 - 0.80)
+    assert studies.paired_comparisons(table, store, families=("TransUNet",)).empty
+
+
+def test_grid_section_shows_what_the_chapters_show(loss_records):
+    import matplotlib
+
+    from spine import report
+
+    store, table = loss_records
+    unet = table[table["model"] == "U-Net"].assign(dice_ci=None)
+    shown = report.grid_section(unet.assign(model=unet["loss"]), store, reference="Dice")
+    assert shown["pairs"]["comparison"].tolist() == ["Dice - BCE"]
+    assert list(shown["table"]["loss"]) == list(unet["loss"])
+    ax = shown["figure"].axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(unet["loss"])
+    matplotlib.pyplot.close(shown["figure"])
+    lonely = report.grid_section(unet.head(1), store)  # no reference row: a note, no pairs
+    assert lonely["pairs"].empty
+
 @pytest.mark.slow
 def test_study_record_trains_only_the_cell_asked_for(tmp_path):
     assert studies.study_record("comparison", DATA, "smoke", tmp_path, "Proposed", train_missing=False) is None

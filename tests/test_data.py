@@ -1,8 +1,5 @@
 """The data pipeline against real SPIDER masks, real slices and hand-made bad inputs."""
 
-import re
-import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -326,3 +323,24 @@ def test_nifti_round_trip_agrees_with_simpleitk(masks_3d, tmp_path):
     np.testing.assert_allclose(back.GetDirection(), original.GetDirection(), atol=1e-5)
     np.testing.assert_allclose(back.GetSpacing(), original.GetSpacing(), rtol=1e-5)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(original))
+
+
+# --------------------------------------------------------------------------- pixel sizes of SPIDER's central slices
+
+def test_pixel_sizes_of_spider_series(masks_3d):
+    sizes = spider.spider_pixel_sizes(masks_3d, size=128, sequence="t1")
+    assert len(sizes) == 20 and sizes["series"].str.endswith("_t1").all()
+    expected = sizes["rows"] * sizes["row spacing (mm)"] / 128
+    assert np.allclose(sizes["mm per pixel (rows)"], expected)
+    assert sizes["mm per pixel (rows)"].between(0.5, 5).all()
+    in_mm = spider.pixels_in_mm({"HD": 2.0}, sizes).iloc[0]
+    both = sizes[["mm per pixel (rows)", "mm per pixel (columns)"]].to_numpy()
+    assert in_mm["mm (smallest pixel)"] == pytest.approx(2 * both.min())
+    assert in_mm["mm (largest pixel)"] == pytest.approx(2 * both.max())
+
+
+def test_pixels_in_mm_on_a_small_table():
+    sizes = pd.DataFrame({"mm per pixel (rows)": [1.0, 2.0], "mm per pixel (columns)": [1.5, 3.0]})
+    row = spider.pixels_in_mm({"HD": 4.0}, sizes).iloc[0]
+    assert (row["mm (smallest pixel)"], row["mm (median pixel)"], row["mm (largest pixel)"]) == (4.0, 7.0, 12.0)
+    assert spider.pixels_in_mm({"HD": 4.0}, sizes.iloc[0:0])["mm (median pixel)"].isna().all()

@@ -17,8 +17,10 @@ from scipy import ndimage
 from scipy.spatial.distance import cdist
 
 from spine import metrics
+from spine.data import phantom
 from spine.data.io import write_volume
-from spine.errors import DataError
+from spine.data.labels import label_values_to_classes
+from spine.errors import ConfigError, DataError
 
 
 def square(shape, top, left, size, value=1):
@@ -423,3 +425,19 @@ def test_compare_errors_name_the_file(tmp_path):
     with pytest.raises(DataError, match="2 values"):
         mha = _mha(tmp_path / "v.mha", np.zeros((3, 4, 4)), (1.0, 1.0, 1.0))
         metrics.compare_files(mha, mha, spacing=(1.0, 1.0))
+
+
+# --------------------------------------------------------------------------- whole volumes
+
+def test_volume_scores_of_a_perfect_and_an_eroded_prediction():
+    _, mask = phantom.make_case(7, permuted=True)
+    classes = sitk.GetImageFromArray(label_values_to_classes(sitk.GetArrayFromImage(mask), "binary"))
+    classes.CopyInformation(mask)
+    perfect = metrics.volume_scores(classes, mask)
+    assert perfect["dice"] == 1.0 and perfect["hd_mm"] == 0.0
+    assert perfect["voxels_predicted"] == perfect["voxels_reference"]
+    eroded = sitk.BinaryErode(classes, [1, 1, 1])
+    worse = metrics.volume_scores(eroded, mask)
+    assert 0 < worse["dice"] < 1 and worse["hd_mm"] > 0 and worse["hd"] >= 1
+    with pytest.raises(ConfigError):
+        metrics.volume_scores(classes[:, :, :-1], mask)

@@ -189,11 +189,18 @@ def _with_study_figures(name: str, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def paired_comparisons(table: pd.DataFrame, store=results.DEFAULT_STORE, reference: str = "Proposed",
-                       metric: str = "dice", label: str = "model") -> pd.DataFrame:
+                       metric: str = "dice", label: str = "model", families: tuple[str, ...] = ()) -> pd.DataFrame:
     """The row whose ``label`` column is ``reference`` against every other trained row of a table,
     image by image on the same test set: the mean difference of ``metric`` with its 95 % bootstrap
     interval and the Wilcoxon p-value. ``label`` names the rows (e.g. ``"loss"`` for the rows of one
-    model in the loss grid, where model names repeat)."""
+    model in the loss grid, where model names repeat). With ``families`` (e.g. the base networks of
+    the skip-attention grid), each family's rows (labels starting with its name) are compared with
+    the family's own row instead, and ``reference`` is not used."""
+    if families:
+        parts = [paired_comparisons(table[table[label].str.startswith(base)], store, base, metric, label)
+                 for base in families]
+        parts = [part for part in parts if len(part)]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     done = table[table["trained"]]
     per_image = {name: results.load_record(Path(store) / run_id).per_image().set_index("image")[metric]
                  for name, run_id in zip(done[label], done["run_id"])}

@@ -1,0 +1,45 @@
+"""A grid of runs shown the way the book shows it beside the study: a table, a figure, paired tests.
+
+Several chapters show a grid (a study table from :func:`spine.training.studies.study_table`) the
+same three ways, so the way lives here, once:
+
+1. the table of ours beside the study's (:func:`spine.training.analysis.beside_study`);
+2. bars of our F1 (with its 95 % interval) beside the study's;
+3. paired comparisons on the same test images
+   (:func:`spine.training.studies.paired_comparisons`), or a note when too few rows are trained.
+
+:func:`grid_section` displays the three in a notebook and returns them, so that a test (or a
+reader's own script) can inspect what a chapter showed.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from spine import plots
+from spine.training import analysis, studies
+
+NO_PAIRS = "*Not enough trained runs in this build for a paired comparison.*"
+
+
+def grid_section(table: pd.DataFrame, store, reference: str = "Proposed", *, families: tuple[str, ...] = (),
+                 keys=("model", "loss"), bar_label: pd.Series | None = None,
+                 title: str = "F1 (Dice) with 95% CI") -> dict:
+    """Display ``table``'s rows beside the study's: the table, F1 bars, and each row against
+    ``reference`` (or, with ``families``, against its own family's row) image by image.
+
+    ``bar_label`` names the bars when the model name alone is ambiguous (e.g. model and loss).
+    Returns ``{"table", "figure", "pairs"}``: what was shown.
+    """
+    beside = analysis.beside_study(table, keys=keys)
+    display(plots.format_table(beside))
+    bars = table.assign(row=table["model"] if bar_label is None else bar_label)
+    figure, ax = plt.subplots(figsize=(8, 0.45 * len(table) + 1.2))
+    plots.ours_vs_study(bars, "f1", "study_f1", label="row", ax=ax, ci="dice_ci", title=title)
+    figure.tight_layout()
+    plt.show()
+    pairs = studies.paired_comparisons(table, store, reference=reference, families=families)
+    display(plots.format_counts(pairs, 4) if len(pairs) else Markdown(NO_PAIRS))
+    return {"table": beside, "figure": figure, "pairs": pairs}
