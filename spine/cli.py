@@ -91,6 +91,16 @@ def _cmd_predict(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from spine.training import export
+
+    runs = export.candidates(args.store, args.data, args.profile, args.task)
+    record = export.best_record(args.store, args.data, args.profile, args.task)
+    path = export.export_model(record, args.out, compared=len(runs), overwrite=args.overwrite)
+    print(json.dumps({"model": str(path), **export.card(record, len(runs))["test"]}, indent=2))
+    return 0
+
+
 def _cmd_study(args) -> int:
     import pandas as pd
 
@@ -165,6 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="which shipped model to use when --model is not given")
     predict.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     predict.set_defaults(func=_cmd_predict)
+
+    exported = commands.add_parser("export", help="write the recorded run with the best validation Dice as a "
+                                                  "model file with its card (how the shipped models are made)")
+    exported.add_argument("task", choices=("binary", "multiclass"))
+    exported.add_argument("--data", required=True, help="the data source of the candidate runs")
+    exported.add_argument("--profile", default="cpu", help="the profile of the candidate runs (default: cpu)")
+    exported.add_argument("--store", default="results", help="the results store (default: results/)")
+    exported.add_argument("--out", default="spine/weights", help="output folder (default: spine/weights)")
+    exported.add_argument("--overwrite", action="store_true", help="replace an existing model file")
+    exported.set_defaults(func=_cmd_export)
 
     study = commands.add_parser("study", help="run one of the study's grids and print its table")
     study.add_argument("name", help="loss, ablation, attention, augmentation, comparison, stability, multiclass")

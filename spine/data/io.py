@@ -37,6 +37,12 @@ def is_slice(path) -> bool:
     return suffix(path) in SLICE_SUFFIXES
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
@@ -46,6 +52,7 @@ def atomic_path(path):
     os.close(handle)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide outputs from other users
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -1,0 +1,65 @@
+"""Choosing the recorded run to ship, and writing its model as a small, self-describing file.
+
+The package ships one binary and one 4-class model (``spine/weights``), used by ``spine predict``
+when no ``--model`` is given. :func:`best_record` picks, among the finished runs of a task on one
+data source and profile, the run with the best mean **validation** Dice (never the test figure,
+which stays an unbiased estimate of the shipped model). :func:`export_model` writes that run's
+model without its optimizer state (a third of the file) and, beside it, a JSON card naming the run,
+how it was chosen, and its recorded test figures, against which the shipped file is tested.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+
+from spine.data.io import atomic_path
+from spine.errors import ConfigError
+from spine.training import store as results
+from spine.training.engine import make_config
+
+SELECTION_METRIC = "dice"  # mean validation Dice: foreground (binary) or over the 3 structures (4-class)
+CARD_FIGURES = ("dice", "fg_iou", "miou", "hd95", "assd")
+
+
+def candidates(store, data, profile: str, task: str) -> list[results.Record]:
+    """The finished runs of ``task`` on ``data`` (the same prepared data) at ``profile``."""
+    data_id = make_config("U-Net", "Dice", task, data, profile).data_id
+    return [r for r in results.records(store)
+            if (r.config.task, r.config.profile, r.config.data_id) == (task, profile, data_id)]
+
+
+def validation_score(record: results.Record) -> float:
+    return float(record.metrics["val"]["per_image"][SELECTION_METRIC])
+
+
+def best_record(store, data, profile: str, task: str) -> results.Record:
+    """The run with the best mean validation Dice among :func:`candidates`."""
+    runs = [r for r in candidates(store, data, profile, task) if r.model_path.is_file()]
+    if not runs:
+        raise ConfigError(f"no finished {task} run with its model file for {data} at profile {profile!r} in {store}")
+    return max(runs, key=validation_score)
+
+
+def card(record: results.Record, compared: int) -> dict:
+    """What the shipped file is: its run, how it was chosen, its recorded test figures."""
+    test = record.metrics["test"]
+    return {"run_id": record.path.name, "config": record.config.to_dict(),
+            "selected_on": f"mean validation {SELECTION_METRIC}, best of {compared} finished run(s)",
+            "validation": {SELECTION_METRIC: validation_score(record)},
+            "test": {"images": test["n_images"], **{k: test["per_image"].get(k) for k in CARD_FIGURES}},
+            "selected_epoch": record.metrics["selected_epoch"]}
+
+
+def export_model(record: results.Record, folder, compared: int = 1, *, overwrite: bool = False) -> Path:
+    """Write ``<folder>/<task>.keras`` (weights and architecture, no optimizer) and ``<task>.json``."""
+    folder = Path(folder)
+    target = folder / f"{record.config.task}.keras"
+    if target.exists() and not overwrite:
+        raise ConfigError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
+    model = keras.saving.load_model(record.model_path, compile=False)
+    with atomic_path(target) as tmp:
+        model.save(tmp)
+    results.write_json(target.with_suffix(".json"), card(record, compared))
+    return target
