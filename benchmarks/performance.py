@@ -1,0 +1,226 @@
+"""Performance on this machine, measured in one run and reported as ratios where a ratio fits.
+
+    python benchmarks/performance.py [--models ...] [--widths 64 16] [--store results]
+                                     [--real-data ../shared/data/spider-t2space-slices] [--quick]
+
+Each measurement runs in a fresh process, so that its peak resident memory is its own and
+graph tracing is counted once, in ``first_step_s`` (excluded from the rates):
+
+- ``machine.csv``: the dense float32 matmul peak of this machine (GFLOP/s, best of repeats).
+- ``training.csv``: per model and width, images/s of a training step through the engine's input
+  pipeline (``epoch_dataset``) at the profile's batch (the study's width: 2, the ``cpu`` width: 8);
+  the forward FLOPs of one 128 x 128 image (TensorFlow's profiler, 2 FLOPs per multiply-add) and
+  the achieved GFLOP/s of training (3 x forward per image, the usual estimate for the backward
+  pass) as a fraction of the matmul peak; the process's peak memory.
+- ``engine.csv``: per width, the proposed model trained by the engine (``spine.training.train``:
+  the second epoch's fit and validation scoring, batch 2) against a plain ``model.fit`` on
+  in-memory NumPy arrays at batch 2 (the study's setup), same model and images.
+- ``inference.csv``: the shipped models (``spine/weights``): ms per slice (at the model's input
+  size, 128 x 128 for the study's protocol) at batch 1 and 16, slices/s, seconds per whole volume (``spine.inference.segment_volume`` on a phantom
+  volume), peak memory.
+- ``time_to_accuracy.csv``: from the recorded real-data run of the proposed model (``cpu``
+  profile): the wall minutes of training (2 cores) until its validation foreground Dice first
+  reached 0.90, from the run's own per-epoch timings.
+
+Every file is written atomically to ``benchmarks/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+OUT = Path(__file__).parent / "results"
+MODELS = ("U-Net", "ResUNet", "Attention U-Net", "TransUNet", "Proposed")
+BATCH_AT_WIDTH = {64: 2, 16: 8}  # the paper profile's batch at its width, the cpu profile's at its own
+SIZE = 128
+TARGET_DICE = 0.90
+
+
+def _peak_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def _in_child(function, *args):
+    """Run ``function(*args)`` in a fresh process and return its result (a dict)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(function, args)
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def matmul_peak(n: int = 2048, repeats: int = 8) -> dict:
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    (a @ b).numpy()  # warm-up
+    best = min(_seconds(lambda: (a @ b).numpy()) for _ in range(repeats))
+    return {"matmul_n": n, "matmul_gflop_per_s": round(2 * n**3 / best / 1e9, 1)}
+
+
+def _seconds(work) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+# --------------------------------------------------------------------------- training
+
+
+def forward_flops(model, size: int = SIZE) -> int:
+    """FLOPs of one forward pass of one image, counted by TensorFlow's profiler on a frozen graph."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    spec = tf.TensorSpec((1, size, size, 1), tf.float32)
+    frozen = convert_variables_to_constants_v2(tf.function(lambda x: model(x, training=False)).get_concrete_function(spec))
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return int(tf.compat.v1.profiler.profile(graph=frozen.graph, options=options).total_float_ops)
+
+
+def train_rate(model_name: str, width: int, batch: int, steps: int) -> dict:
+    """Images/s of training steps through the engine's input pipeline, after a traced first step."""
+    from spine.data import load_dataset
+    from spine.training import engine, make_config
+
+    config = make_config(model_name, "Dice", "binary", "phantom:12", "cpu", overrides={"width": width, "batch_size": batch})
+    model = engine.compile_model(config)
+    subset = load_dataset("phantom:12", size=SIZE)
+    dual = "aux" in model.output
+    data = engine.epoch_dataset(subset, "binary", batch, 0, 0, False, dual).repeat()
+    first = _seconds(lambda: model.fit(data.take(1), epochs=1, verbose=0, shuffle=False))
+    model.fit(data.take(1), epochs=1, verbose=0, shuffle=False)
+    seconds = _seconds(lambda: model.fit(data.take(steps), epochs=1, verbose=0, shuffle=False))
+    rate = batch * steps / seconds
+    flops = forward_flops(model)
+    return {"model": model_name, "width": width, "batch": batch, "params": model.count_params(),
+            "first_step_s": round(first, 2), "train_img_per_s": round(rate, 2),
+            "forward_gflop_per_img": round(flops / 1e9, 3), "train_gflop_per_s": round(3 * flops * rate / 1e9, 1),
+            "peak_rss_mb": _peak_mb()}
+
+
+def engine_vs_plain(width: int, images: int, epochs: int = 2) -> dict:
+    """The engine's training (two epochs, batch 2, the second timed) against plain ``fit`` on arrays."""
+    import keras
+
+    from spine.training import engine, make_config
+
+    overrides = {"width": width, "batch_size": 2, "epochs": epochs, "max_train_images": images}
+    config = make_config("Proposed", "Dice", "binary", "phantom:12", "cpu", overrides=overrides)
+    with tempfile.TemporaryDirectory() as store:
+        record = engine.train(config, store, verbose=False)
+        engine_s = float(record.history()["seconds"].iloc[-1])
+    train = engine.split_data(config)["train"]
+    keras.utils.set_random_seed(0)
+    model = engine.compile_model(config)
+    # the same targets as the engine's (the mask and the 8 x 8 auxiliary one), all in memory
+    images, targets = next(iter(engine.epoch_dataset(train, "binary", len(train), 0, 0, False, dual=True)))
+    images, targets = images.numpy(), {k: v.numpy() for k, v in targets.items()}
+    model.fit(images[:4], {k: v[:4] for k, v in targets.items()}, batch_size=2, epochs=1, verbose=0, shuffle=False)
+    plain_s = _seconds(lambda: model.fit(images, targets, batch_size=2, epochs=1, verbose=0, shuffle=False))
+    return {"model": "Proposed", "width": width, "batch": 2, "images": len(train),
+            "engine_epoch_s": round(engine_s, 2), "plain_fit_epoch_s": round(plain_s, 2),
+            "engine_img_per_s": round(len(train) / engine_s, 2), "plain_fit_img_per_s": round(len(train) / plain_s, 2),
+            "engine_vs_plain": round(plain_s / engine_s, 3), "peak_rss_mb": _peak_mb()}
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def inference_rate(task: str, repeats: int) -> dict:
+    """The shipped model's ms per slice (batch 1 and 16) and seconds per whole phantom volume."""
+    from spine import inference
+    from spine.data import phantom
+
+    model = inference.load_model(task=task)
+    size = int(model.input_shape[1])
+    images = np.random.default_rng(0).random((32, size, size, 1), dtype=np.float32)
+    row = {"task": task, "model": inference.default_model_path(task).name, "input": size, "params": model.count_params()}
+    for batch in (1, 16):
+        model.predict(images[:batch], batch_size=batch, verbose=0)
+        seconds = min(_seconds(lambda: model.predict(images, batch_size=batch, verbose=0)) for _ in range(repeats))
+        row[f"ms_per_slice_b{batch}"] = round(1000 * seconds / len(images), 1)
+        row[f"slices_per_s_b{batch}"] = round(len(images) / seconds, 1)
+    volume, _ = phantom.make_case(2025, permuted=True)
+    inference.segment_volume(model, volume)
+    row["volume_size"] = "x".join(str(s) for s in volume.GetSize())
+    row["volume_s"] = round(min(_seconds(lambda: inference.segment_volume(model, volume)) for _ in range(repeats)), 2)
+    row["peak_rss_mb"] = _peak_mb()
+    return row
+
+
+# --------------------------------------------------------------------------- time to accuracy
+
+
+def time_to_accuracy(store, real_data, target: float = TARGET_DICE) -> dict:
+    """Wall minutes until the recorded real-data proposed run first reached ``target`` on validation."""
+    from spine.training.studies import study_record
+
+    record = study_record("comparison", real_data, "cpu", store, "Proposed", "Dice", train_missing=False)
+    if record is None:
+        return {"target_val_dice": target, "run": None}
+    history = record.history()
+    reached = history[history["val_dice"] >= target]
+    minutes = history["seconds"].cumsum() / 60
+    return {"target_val_dice": target, "run": record.path.name, "epochs": len(history),
+            "best_val_dice": round(history["val_dice"].max(), 4),
+            "epoch_reached": int(reached["epoch"].iloc[0]) if len(reached) else None,
+            "minutes_to_target": round(minutes[reached.index[0]], 1) if len(reached) else None,
+            "minutes_total": round(minutes.iloc[-1], 1)}
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _write(table: pd.DataFrame, name: str, machine: str) -> None:
+    from spine.data.io import atomic_path
+
+    with atomic_path(OUT / name) as tmp:
+        table.assign(machine=machine).to_csv(tmp, index=False)
+    print(f"\n{name}\n{table.to_string(index=False)}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--widths", nargs="+", type=int, default=[64, 16])
+    parser.add_argument("--store", default="results")
+    parser.add_argument("--real-data", default="../shared/data/spider-t2space-slices")
+    parser.add_argument("--quick", action="store_true", help="fewer steps and repeats (a check that it runs)")
+    args = parser.parse_args()
+    steps, repeats, images = (2, 1, 8) if args.quick else (4, 3, 32)
+
+    from spine.training.store import environment
+
+    env = environment(0.0)
+    machine = f"{env['processor']} x{env['cpu_count']}, TF {env['tensorflow']}, Keras {env['keras']}"
+    peak = _in_child(matmul_peak)
+    _write(pd.DataFrame([peak]), "machine.csv", machine)
+    if Path(args.real_data).is_dir():
+        _write(pd.DataFrame([time_to_accuracy(args.store, args.real_data)]), "time_to_accuracy.csv", machine)
+    _write(pd.DataFrame([_in_child(inference_rate, task, repeats) for task in ("binary", "multiclass")]),
+           "inference.csv", machine)
+    _write(pd.DataFrame([_in_child(engine_vs_plain, width, images) for width in sorted(args.widths)]),
+           "engine.csv", machine)
+    rows = [_in_child(train_rate, name, width, BATCH_AT_WIDTH.get(width, 8), steps)
+            for width in args.widths for name in args.models]
+    training = pd.DataFrame(rows).assign(
+        fraction_of_matmul_peak=lambda t: (t["train_gflop_per_s"] / peak["matmul_gflop_per_s"]).round(3))
+    _write(training, "training.csv", machine)
+
+
+if __name__ == "__main__":
+    main()
