@@ -18,9 +18,10 @@ graph tracing is counted once, in ``first_step_s`` (excluded from the rates):
 - ``inference.csv``: the shipped models (``spine/weights``): ms per slice (at the model's input
   size, 128 x 128 for the study's protocol) at batch 1 and 16, slices/s, seconds per whole volume (``spine.inference.segment_volume`` on a phantom
   volume), peak memory.
-- ``time_to_accuracy.csv``: from the recorded real-data run of the proposed model (``cpu``
-  profile): the wall minutes of training (2 cores) until its validation foreground Dice first
-  reached 0.90, from the run's own per-epoch timings.
+- ``time_to_accuracy.csv``: from the recorded real-data runs of the proposed model (``cpu``
+  profile, 12 epochs, and any longer run of it): the wall minutes of training (2 cores) until
+  its validation foreground Dice first reached 0.90, from the run's own per-epoch timings (which
+  include any other load the machine had then).
 
 Every file is written atomically to ``benchmarks/results/``.
 """
@@ -165,21 +166,24 @@ def inference_rate(task: str, repeats: int) -> dict:
 # --------------------------------------------------------------------------- time to accuracy
 
 
-def time_to_accuracy(store, real_data, target: float = TARGET_DICE) -> dict:
-    """Wall minutes until the recorded real-data proposed run first reached ``target`` on validation."""
-    from spine.training.studies import study_record
+def time_to_accuracy(store, real_data, target: float = TARGET_DICE) -> list[dict]:
+    """Per recorded real-data run of the proposed model (Dice loss, ``cpu`` profile, any number of
+    epochs): the wall minutes of training until its validation Dice first reached ``target``."""
+    from spine.training import export
 
-    record = study_record("comparison", real_data, "cpu", store, "Proposed", "Dice", train_missing=False)
-    if record is None:
-        return {"target_val_dice": target, "run": None}
-    history = record.history()
-    reached = history[history["val_dice"] >= target]
-    minutes = history["seconds"].cumsum() / 60
-    return {"target_val_dice": target, "run": record.path.name, "epochs": len(history),
-            "best_val_dice": round(history["val_dice"].max(), 4),
-            "epoch_reached": int(reached["epoch"].iloc[0]) if len(reached) else None,
-            "minutes_to_target": round(minutes[reached.index[0]], 1) if len(reached) else None,
-            "minutes_total": round(minutes.iloc[-1], 1)}
+    runs = [r for r in export.candidates(store, real_data, "cpu", "binary")
+            if (r.config.model, r.config.loss, r.config.augment) == ("Proposed", "Dice", False)]
+    rows = []
+    for record in runs:
+        history = record.history()
+        minutes = history["seconds"].cumsum() / 60
+        reached = history.index[history["val_dice"] >= target]
+        rows.append({"run": record.path.name, "seed": record.config.seed, "epochs": len(history),
+                     "target_val_dice": target, "best_val_dice": round(history["val_dice"].max(), 4),
+                     "epoch_reached": int(history["epoch"][reached[0]]) if len(reached) else None,
+                     "minutes_to_target": round(minutes[reached[0]], 1) if len(reached) else None,
+                     "minutes_total": round(minutes.iloc[-1], 1)})
+    return rows
 
 
 # --------------------------------------------------------------------------- the run
@@ -210,7 +214,7 @@ def main() -> None:
     peak = _in_child(matmul_peak)
     _write(pd.DataFrame([peak]), "machine.csv", machine)
     if Path(args.real_data).is_dir():
-        _write(pd.DataFrame([time_to_accuracy(args.store, args.real_data)]), "time_to_accuracy.csv", machine)
+        _write(pd.DataFrame(time_to_accuracy(args.store, args.real_data)), "time_to_accuracy.csv", machine)
     _write(pd.DataFrame([_in_child(inference_rate, task, repeats) for task in ("binary", "multiclass")]),
            "inference.csv", machine)
     _write(pd.DataFrame([_in_child(engine_vs_plain, width, images) for width in sorted(args.widths)]),
