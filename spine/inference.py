@@ -10,6 +10,7 @@ Output values are class indices: 0/1 (binary); 0 background, 1 vertebra, 2 disc,
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -30,6 +31,12 @@ def default_model_path(task: str = "binary") -> Path:
         raise ConfigError(f"no default {task} model is shipped with this version of spine yet; "
                           "pass --model FILE (a .keras file from `spine train`)")
     return path
+
+
+def model_card(task: str = "binary") -> dict:
+    """The card of the shipped model for ``task``: the run it comes from (configuration, data),
+    how it was chosen (on validation) and its recorded test figures (``spine export`` writes it)."""
+    return json.loads(default_model_path(task).with_suffix(".json").read_text())
 
 
 def load_model(path=None, task: str = "binary"):

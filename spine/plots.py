@@ -519,3 +519,34 @@ def volume_slices(image, labels, reference=None, task: str = "binary", count: in
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
+
+
+# --------------------------------------------------------------------------- chapter 10: performance
+
+
+def throughput_bars(training: pd.DataFrame, peak_gflops: float, size: float = 4.2):
+    """Two panels per model, one bar per width: training images/s (log scale) and the achieved
+    training GFLOP/s as a fraction of the machine's matmul peak."""
+    widths = sorted(training["width"].unique(), reverse=True)
+    models = list(dict.fromkeys(training["model"]))
+    fig, axes = plt.subplots(1, 2, figsize=(2.6 * size, size * 0.8))
+    y = np.arange(len(models))
+    step = 0.8 / len(widths)
+    shades = dict(zip(widths, (OURS, "#56B4E9", "#009E73")))
+    for index, width in enumerate(widths):
+        rows = training[training["width"] == width].set_index("model").reindex(models)
+        offset = y - 0.4 + step * (index + 0.5)
+        label = f"width {width} (batch {int(rows['batch'].dropna().iloc[0])})" if rows["batch"].notna().any() else f"width {width}"
+        axes[0].barh(offset, rows["train_img_per_s"], height=step, color=shades[width], label=label)
+        axes[1].barh(offset, rows["train_gflop_per_s"] / peak_gflops, height=step, color=shades[width])
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("training images / s (log scale)")
+    axes[1].set_xlabel(f"achieved GFLOP/s ÷ matmul peak ({peak_gflops:.0f} GFLOP/s)")
+    axes[1].axvline(1.0, color="black", lw=0.8, ls="--")
+    for ax in axes:
+        ax.set_yticks(y, models)
+        ax.invert_yaxis()
+    axes[1].set_yticklabels([])
+    axes[0].legend(loc="lower right", frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -84,6 +84,18 @@ def test_beside_study_difference_and_interval_text():
     assert np.isnan(out.loc[1, "Δ f1"]) and out["fg_iou"].isna().all()
 
 
+
+def test_target_check_reads_the_right_rows_and_says_when_a_target_is_reached():
+    binary = pd.DataFrame({"model": ["U-Net", "Proposed"], "loss": ["Dice", "Dice"], "trained": [True, True],
+                           "f1": [0.95, 0.905], "fg_iou": [0.91, 0.85], "dice_ci": [(0.9, 1.0), (0.88, 0.93)],
+                           "iou_ci": [(0.8, 0.9), (0.80, 0.89)]})
+    multiclass = pd.DataFrame({"model": ["Proposed", "Proposed"], "loss": ["CCE", "CCE-Dice"], "trained": [True, False],
+                               "f1": [0.90, np.nan]})
+    out = analysis.target_check({"binary": binary, "multiclass": multiclass}, loss={"multiclass": "CCE-Dice"})
+    assert out["ours"].iloc[0] == 0.905 and out["reached"].tolist() == ["yes", "no", "–"]
+    assert out["95% CI"].tolist() == ["0.880–0.930", "0.800–0.890", "–"]
+    assert analysis.target_check({"binary": binary})["reached"].iloc[2] == "–"  # no multiclass table at all
+
 def test_loss_grid_keeps_the_grid_order_and_marks_missing_cells(loss_records):
     _, table = loss_records
     grid = analysis.loss_grid(table, "f1").set_index("model")
@@ -259,6 +271,19 @@ def test_grid_section_shows_what_the_chapters_show(loss_records):
     matplotlib.pyplot.close(shown["figure"])
     lonely = report.grid_section(unet.head(1), store)  # no reference row: a note, no pairs
     assert lonely["pairs"].empty
+
+
+def test_coverage_and_budget_count_shared_runs_once(loss_records):
+    store, _ = loss_records
+    table = studies.coverage(DATA, "smoke", store).set_index("grid")
+    assert table.loc["loss", "recorded"] == 3 and table.loc["loss", "runs"] == 20
+    assert table.loc["comparison", "recorded"] == 2  # U-Net and ResUNet with Dice: the loss grid's runs
+    assert table.loc["comparison", "missing"] == "Attention U-Net, TransUNet, Proposed"
+    assert table.loc["stability", "missing"] == "10 runs"
+    cost = studies.budget(DATA, "smoke", store)
+    distinct = len({run for name in studies.STUDIES for run in studies.study_table(name, DATA, "smoke", store)["run_id"]})
+    assert cost["recorded"] == 3 and cost["distinct runs"] == distinct < sum(table["runs"])
+    assert cost["mean minutes per run"] == round(1.0 / 60, 1)
 
 @pytest.mark.slow
 def test_study_record_trains_only_the_cell_asked_for(tmp_path):

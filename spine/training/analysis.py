@@ -4,16 +4,17 @@ Each function turns the tidy table of a grid (:func:`spine.training.studies.stud
 where it needs them the records in the store, into a table the book shows:
 
 - **beside the study**: :func:`beside_study` (ours, the study's, the difference, our interval)
-  and :func:`loss_grid` (one metric as models x losses);
+  and :func:`loss_grid` (one metric as models x losses); :func:`target_check` (ours against
+  the project's real-data targets);
 - **selection**: :func:`selection_table` (the loss a clean protocol picks on validation against
   the one the test set would pick);
 - **stability**: :func:`position_among`, :func:`headline_vs_stability`,
   :func:`stability_summary` and :func:`seed_vs_model_spread` (single runs against repeated ones);
 - **per structure, per unit**: :func:`structure_scores` (multiclass Dice and IoU per structure)
   and :func:`distance_units` (boundary errors in pixels and millimetres);
-- **what the runs produced**: :func:`histories` (training curves), :func:`predictions` (label
-  maps of the trained models) and :func:`sample_predictions` (those of a few test images, beside
-  the reference).
+- **what the runs produced**: :func:`run_summaries` (single runs side by side),
+  :func:`histories` (training curves), :func:`predictions` (label maps of the trained models)
+  and :func:`sample_predictions` (those of a few test images, beside the reference).
 
 Nothing here trains a grid (``spine.training.studies`` does); :func:`predictions` rebuilds a
 model whose file the store lacks. The figures of these tables are in ``spine.plots``.
@@ -63,6 +64,30 @@ def loss_grid(table: pd.DataFrame, metric: str = "f1", rows: str = "model", cols
     grid = grid.reindex(index=list(dict.fromkeys(table[rows])), columns=list(dict.fromkeys(table[cols])))
     grid.columns.name = None
     return grid.reset_index()
+
+
+#: The real-data targets of the project (issue 7): (task, our column, its interval, threshold, meaning).
+TARGETS = (("binary", "f1", "dice_ci", 0.90, "foreground Dice"),
+           ("binary", "fg_iou", "iou_ci", 0.89, "foreground IoU (the study's mIoU)"),
+           ("multiclass", "f1", "dice_ci", 0.85, "mean Dice over vertebrae, discs and canal"))
+
+
+def target_check(tables: dict[str, pd.DataFrame], model: str = "Proposed", loss: dict | None = None,
+                 targets=TARGETS) -> pd.DataFrame:
+    """Per target: ``model``'s test figure (from ``tables[task]``, the row of ``loss[task]`` if
+    given), its 95 % interval, the threshold, and whether the figure reaches it ("–" untrained)."""
+    rows = []
+    for task, column, ci, threshold, meaning in targets:
+        table = tables.get(task, pd.DataFrame(columns=["model", "loss", "trained"]))
+        chosen = table[(table["model"] == model) & table["trained"].astype(bool)]
+        if loss and task in loss:
+            chosen = chosen[chosen["loss"] == loss[task]]
+        value = float(chosen[column].iloc[0]) if len(chosen) else np.nan
+        bounds = chosen[ci].iloc[0] if len(chosen) and ci in chosen else None
+        rows.append({"task": task, "target": meaning, "threshold": threshold, "ours": value,
+                     "95% CI": f"{bounds[0]:.3f}–{bounds[1]:.3f}" if isinstance(bounds, (tuple, list)) else "–",
+                     "reached": "–" if np.isnan(value) else ("yes" if value >= threshold else "no")})
+    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------- selection
@@ -276,6 +301,23 @@ def _number(value) -> float:
 
 
 # --------------------------------------------------------------------------- what the runs produced
+
+
+def run_summaries(runs: dict[str, results.Record]) -> pd.DataFrame:
+    """One row per named record: what it is (model, loss, task, epochs, seed), how it was selected
+    (epoch, validation Dice) and its test figures with the Dice interval, and its wall minutes."""
+    rows = []
+    for name, record in runs.items():
+        test, ci = record.metrics["test"]["per_image"], record.metrics["test_ci95"].get("dice", {})
+        wall = results.read_json(record.path / "environment.json")["wall_seconds"]
+        rows.append({"run": name, "model": record.config.model, "loss": record.config.loss,
+                     "task": record.config.task, "epochs": record.config.settings["epochs"],
+                     "seed": record.config.seed, "selected epoch": record.metrics["selected_epoch"],
+                     "val dice": record.metrics["val"]["per_image"]["dice"], "test dice": test["dice"],
+                     "test dice 95% CI": f"{ci['low']:.3f}–{ci['high']:.3f}" if ci else "–",
+                     "test fg_iou": test["fg_iou"], "test images": record.metrics["test"]["n_images"],
+                     "minutes": round(wall / 60, 1)})
+    return pd.DataFrame(rows)
 
 
 def histories(table: pd.DataFrame, store) -> dict[str, pd.DataFrame]:

@@ -175,6 +175,36 @@ def provenance(table: pd.DataFrame, store=results.DEFAULT_STORE) -> pd.DataFrame
     return pd.DataFrame({"setting": list(facts), "value": [str(v) for v in facts.values()]})
 
 
+MISSING_LISTED = 6  # coverage names at most this many missing runs of a grid, then counts them
+
+
+def coverage(data, profile: str, store=results.DEFAULT_STORE) -> pd.DataFrame:
+    """Per grid: how many of its runs on ``data`` at ``profile`` the store holds, and which are missing."""
+    rows = []
+    for name in STUDIES:
+        table = study_table(name, data, profile, store)
+        missing = table.loc[~table["trained"]]
+        labels = [f"{m} ({loss})" if name in ("loss", "multiclass", "attention") else m
+                  for m, loss in zip(missing["model"], missing["loss"])]
+        if name == "stability":
+            labels = [f"seed {seed}" for seed in missing["seed"]]
+        rows.append({"grid": name, "recorded": int(table["trained"].sum()), "runs": len(table),
+                     "missing": (", ".join(labels) or "–") if len(labels) <= MISSING_LISTED else f"{len(labels)} runs"})
+    return pd.DataFrame(rows)
+
+
+def budget(data, profile: str, store=results.DEFAULT_STORE) -> dict:
+    """The cost of every grid on ``data`` at ``profile``: distinct runs (a run shared by two grids
+    counts once), how many are recorded, their mean wall minutes, and the hours all would take at
+    that mean."""
+    run_ids = {run for name in STUDIES for run in study_table(name, data, profile, store)["run_id"]}
+    done = [Path(store) / run for run in run_ids if results.is_finished(Path(store) / run)]
+    minutes = [results.read_json(path / "environment.json")["wall_seconds"] / 60 for path in done]
+    mean = float(np.mean(minutes)) if minutes else float("nan")
+    return {"distinct runs": len(run_ids), "recorded": len(done), "mean minutes per run": round(mean, 1),
+            "hours for all": round(len(run_ids) * mean / 60, 1)}
+
+
 def _with_study_figures(name: str, table: pd.DataFrame) -> pd.DataFrame:
     table_name = {"stability": "stability", "comparison": "comparison"}.get(name, name)
     study = paper.table(table_name if table_name in paper.TABLES else "loss")
