@@ -45,7 +45,6 @@ real_data = None  # a real slice folder for side-by-side sections (unused here)
 
 # %% tags=["remove-cell"]
 import matplotlib.pyplot as plt
-from IPython.display import display
 
 from spine import paper, plots, report
 from spine.data import load_dataset
@@ -93,9 +92,7 @@ for name in ("ablation", "attention", "augmentation"):
 ablation, attention, augmentation = (studies.study_table(name, data, profile, store)
                                      for name in ("ablation", "attention", "augmentation"))
 runs = {"Table 3 (ablation)": ablation, "Table 4 (skip attention)": attention, "Table 5 (augmentation)": augmentation}
-for name, table in runs.items():
-    print(name)
-    display(plots.format_table(studies.provenance(table, store)))
+plots.format_table(studies.provenance_side_by_side(runs, store))
 
 # %% [markdown]
 # ## What we found

@@ -147,7 +147,8 @@ if real is not None and real["comparison"]["trained"].any():
 
 # %% tags=["remove-input"]
 if real is not None:
-    display(plots.format_table(analysis.target_check(real, loss={"multiclass": "CCE-Dice"}), 4))
+    tasks = {"binary": real["comparison"], "multiclass": real["multiclass"]}
+    display(plots.format_table(analysis.target_check(tasks, loss={"multiclass": "CCE-Dice"}), 4))
     longer = studies.study_record("comparison", real_data, REAL_PROFILE, store, "Proposed", "Dice",
                                   train_missing=False, overrides={"epochs": 30})
     twelve = studies.study_record("comparison", real_data, REAL_PROFILE, store, "Proposed", "Dice", train_missing=False)

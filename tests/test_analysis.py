@@ -285,6 +285,16 @@ def test_coverage_and_budget_count_shared_runs_once(loss_records):
     assert cost["recorded"] == 3 and cost["distinct runs"] == distinct < sum(table["runs"])
     assert cost["mean minutes per run"] == round(1.0 / 60, 1)
 
+
+def test_provenance_side_by_side_has_a_column_per_table(loss_records):
+    store, table = loss_records
+    unet = table[table["model"] == "U-Net"]
+    both = studies.provenance_side_by_side({"all": table, "U-Net": unet, "none": table.assign(trained=False)}, store)
+    assert list(both.columns) == ["setting", "all", "U-Net"]  # a table with no trained run adds nothing
+    facts = both.set_index("setting")
+    assert facts.loc["runs", "all"] == "3 of 20" and facts.loc["runs", "U-Net"] == "2 of 4"
+    assert facts.loc["profile"].tolist() == ["smoke", "smoke"]
+
 @pytest.mark.slow
 def test_study_record_trains_only_the_cell_asked_for(tmp_path):
     assert studies.study_record("comparison", DATA, "smoke", tmp_path, "Proposed", train_missing=False) is None

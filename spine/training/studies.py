@@ -175,6 +175,16 @@ def provenance(table: pd.DataFrame, store=results.DEFAULT_STORE) -> pd.DataFrame
     return pd.DataFrame({"setting": list(facts), "value": [str(v) for v in facts.values()]})
 
 
+def provenance_side_by_side(tables: dict[str, pd.DataFrame], store=results.DEFAULT_STORE) -> pd.DataFrame:
+    """:func:`provenance` of several tables as one: a row per setting, a column per table."""
+    columns = {name: provenance(table, store) for name, table in tables.items()}
+    merged = pd.DataFrame({"setting": []})
+    for name, facts in columns.items():
+        if len(facts):
+            merged = merged.merge(facts.rename(columns={"value": name}), on="setting", how="outer", sort=False)
+    return merged
+
+
 MISSING_LISTED = 6  # coverage names at most this many missing runs of a grid, then counts them
 
 
