@@ -294,6 +294,7 @@ def test_provenance_side_by_side_has_a_column_per_table(loss_records):
     facts = both.set_index("setting")
     assert facts.loc["runs", "all"] == "3 of 20" and facts.loc["runs", "U-Net"] == "2 of 4"
     assert facts.loc["profile"].tolist() == ["smoke", "smoke"]
+    assert list(facts.index[:2]) == ["data", "profile"]  # in provenance's order
 
 @pytest.mark.slow
 def test_study_record_trains_only_the_cell_asked_for(tmp_path):

@@ -177,12 +177,12 @@ def provenance(table: pd.DataFrame, store=results.DEFAULT_STORE) -> pd.DataFrame
 
 def provenance_side_by_side(tables: dict[str, pd.DataFrame], store=results.DEFAULT_STORE) -> pd.DataFrame:
     """:func:`provenance` of several tables as one: a row per setting, a column per table."""
-    columns = {name: provenance(table, store) for name, table in tables.items()}
-    merged = pd.DataFrame({"setting": []})
-    for name, facts in columns.items():
-        if len(facts):
-            merged = merged.merge(facts.rename(columns={"value": name}), on="setting", how="outer", sort=False)
-    return merged
+    facts = {name: provenance(table, store) for name, table in tables.items()}
+    columns = {name: table.set_index("setting")["value"] for name, table in facts.items() if len(table)}
+    if not columns:
+        return pd.DataFrame()
+    order = list(dict.fromkeys(setting for values in columns.values() for setting in values.index))
+    return pd.DataFrame(columns).reindex(order).rename_axis("setting").reset_index()
 
 
 MISSING_LISTED = 6  # coverage names at most this many missing runs of a grid, then counts them
