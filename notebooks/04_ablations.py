@@ -40,7 +40,7 @@
 data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
 profile = "book"  # a profile of spine/profiles.toml
 store = "../results"  # the results store the chapter reads (and fills)
-max_new_runs = None  # train at most this many missing runs per table (None: all)
+max_new_runs = None  # train at most this many missing runs for the chapter (None: all)
 real_data = None  # a real slice folder for side-by-side sections (unused here)
 
 # %% tags=["remove-cell"]
@@ -86,11 +86,9 @@ plots.format_table(paper.table("augmentation"))
 # run, read from the store. The runs behind each table:
 
 # %% tags=["remove-input"]
-for name in ("ablation", "attention", "augmentation"):
-    studies.run_study(name, data, profile, store, max_new_runs=max_new_runs, verbose=False)
-# read again once all are trained: a run shared by two tables shows in both
-ablation, attention, augmentation = (studies.study_table(name, data, profile, store)
-                                     for name in ("ablation", "attention", "augmentation"))
+tables = studies.run_studies(("ablation", "attention", "augmentation"), data, profile, store,
+                             max_new_runs=max_new_runs, verbose=False)
+ablation, attention, augmentation = tables.values()
 runs = {"Table 3 (ablation)": ablation, "Table 4 (skip attention)": attention, "Table 5 (augmentation)": augmentation}
 plots.format_table(studies.provenance_side_by_side(runs, store))
 

@@ -201,8 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--store", default="results",
                       help="the results store the chapters read and fill (default: the committed records)")
     book.add_argument("--max-new-runs", type=int, default=1,
-                      help="train at most this many missing runs per grid (default 1, so a build from "
-                           "committed records stays within minutes; -1: all)")
+                      help="train at most this many missing runs per chapter (default 1, so a build "
+                           "from committed records stays within minutes; -1: all)")
     book.add_argument("--real-data", help="a slice folder or SPIDER archive for the real-data sections")
     book.add_argument("--only", nargs="+", help="execute only chapters whose name contains one of these")
     book.add_argument("--no-html", action="store_true", help="execute the notebooks, skip the HTML build")

@@ -296,6 +296,17 @@ def test_provenance_side_by_side_has_a_column_per_table(loss_records):
     assert facts.loc["profile"].tolist() == ["smoke", "smoke"]
     assert list(facts.index[:2]) == ["data", "profile"]  # in provenance's order
 
+
+def test_run_studies_shares_one_budget_and_trains_a_shared_run_once(loss_records, monkeypatch):
+    store, _ = loss_records
+    trained = []
+    monkeypatch.setattr("spine.training.engine.train", lambda config, store, verbose: trained.append(config.run_id))
+    tables = studies.run_studies(("comparison", "loss"), DATA, "smoke", store, max_new_runs=4, verbose=False)
+    assert list(tables) == ["comparison", "loss"] and len(trained) == 4 == len(set(trained))
+    trained.clear()
+    studies.run_studies(("comparison", "loss"), DATA, "smoke", store, verbose=False)
+    assert len(trained) == len(set(trained)) == 20 - 3  # the comparison's runs are the loss grid's Dice column
+
 @pytest.mark.slow
 def test_study_record_trains_only_the_cell_asked_for(tmp_path):
     assert studies.study_record("comparison", DATA, "smoke", tmp_path, "Proposed", train_missing=False) is None

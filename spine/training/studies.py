@@ -105,6 +105,22 @@ def run_study(name: str, data="phantom", profile: str = "cpu", store=results.DEF
             if results.find_record(store, c) is None][:max_new_runs]
     if verbose:
         print(f"study {name}: {len(todo)} run(s) to train", flush=True)
+    _train_all(todo, store, jobs, verbose)
+    return study_table(name, data, profile, store, overrides)
+
+
+def run_studies(names, data="phantom", profile: str = "cpu", store=results.DEFAULT_STORE, *,
+                max_new_runs: int | None = None, verbose: bool = True) -> dict[str, pd.DataFrame]:
+    """Several grids with one budget of ``max_new_runs`` between them (a run that two grids share
+    is trained once), then each grid's :func:`study_table`."""
+    results.check_writable(store)
+    missing = {c.run_id: c for name in names for c in configs(name, data, profile)
+               if results.find_record(store, c) is None}
+    _train_all(list(missing.values())[:max_new_runs], store, 1, verbose)
+    return {name: study_table(name, data, profile, store) for name in names}
+
+
+def _train_all(todo: list[RunConfig], store, jobs: int, verbose: bool) -> None:
     if jobs <= 1:
         from spine.training.engine import train
 
@@ -118,7 +134,6 @@ def run_study(name: str, data="phantom", profile: str = "cpu", store=results.DEF
             for path in pool.map(_train_one, todo, [str(store)] * len(todo), [threads] * len(todo)):
                 if verbose:
                     print(f"  finished {path}", flush=True)
-    return study_table(name, data, profile, store, overrides)
 
 
 def study_record(name: str, data, profile: str, store, model: str, loss: str | None = None, *,
