@@ -64,8 +64,9 @@ def build(root=".", *, data="phantom", profile="book", store="results", max_new_
     missing = [name for name in ROOT_FILES if not (root / name).is_file()]
     if missing:
         raise ConfigError(f"{root}: not the book's root (missing {', '.join(missing)})")
-    if real_data is None and not str(data).startswith("phantom"):
-        real_data = data  # a book built on real data shows it in the real-data sections too
+    if not str(data).startswith("phantom"):
+        data = Path(data).resolve()  # the chapters run in notebooks/, not where the path was given
+        real_data = real_data or data  # a book built on real data shows it in the real-data sections too
     parameters = {"data": str(data), "profile": profile, "store": str(Path(store).resolve()),
                   "max_new_runs": max_new_runs, "real_data": str(Path(real_data).resolve()) if real_data else None}
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

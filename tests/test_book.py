@@ -41,3 +41,18 @@ def test_every_chapter_has_a_parameters_cell():
         assert re.search(r'^# %% tags=\["parameters"', text, re.M), source.name
         for name in ("data", "profile", "store", "max_new_runs", "real_data"):
             assert re.search(rf"^{name} = ", text, re.M), f"{source.name}: parameter {name}"
+
+
+def test_data_paths_reach_the_chapters_absolute(monkeypatch, tmp_path):
+    """The chapters run in notebooks/: a relative data path given on the command line must reach
+    them resolved, and a real source also fills the real-data sections."""
+    seen = []
+    monkeypatch.setattr(book, "execute", lambda source, parameters: seen.append(parameters))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "slices").mkdir()
+    book.build(ROOT, data="slices", profile="smoke", store="store", only=["01_"], html=False)
+    assert seen[0]["data"] == seen[0]["real_data"] == str(tmp_path / "slices")
+    assert seen[0]["store"] == str(tmp_path / "store")
+    seen.clear()
+    book.build(ROOT, data="phantom", only=["01_"], html=False)
+    assert seen[0]["data"] == "phantom" and seen[0]["real_data"] is None
