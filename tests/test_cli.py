@@ -137,6 +137,18 @@ def test_no_shipped_model_is_said_plainly(tmp_path, capsys, monkeypatch):
     one_line_error(capsys, "predict", str(image), "--out", str(tmp_path / "o"), expected="no default binary model")
 
 
+
+def test_export_writes_the_run_and_its_card_and_refuses_to_overwrite(trained, tmp_path, capsys):
+    out = tmp_path / "weights"
+    code, printed, _ = run(capsys, "export", "multiclass", "--data", DATA, "--profile", "smoke",
+                           "--store", str(trained.parent), "--out", str(out))
+    assert code == 0 and json.loads(printed)["model"] == str(out / "multiclass.keras")
+    assert json.loads((out / "multiclass.json").read_text())["run_id"] == trained.name
+    one_line_error(capsys, "export", "multiclass", "--data", DATA, "--profile", "smoke",
+                   "--store", str(trained.parent), "--out", str(out), expected="exists")
+    one_line_error(capsys, "export", "binary", "--data", DATA, "--profile", "smoke",
+                   "--store", str(trained.parent), "--out", str(out), expected="no finished binary run")
+
 def test_console_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "spine.cli", "models", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--table" in result.stdout
