@@ -72,6 +72,20 @@ def test_fake_records_read_back(loss_records):
     assert json.loads((record.path / "metrics.json").read_text())["test"]["per_image"]["assd_mm"] is None
 
 
+
+def test_a_relative_data_path_is_found_beside_the_store(tmp_path, monkeypatch):
+    """A record made with ``--data slices --out results`` from a folder still finds its data
+    when read from elsewhere (a chapter runs in notebooks/), and keeps its run id."""
+    (tmp_path / "slices").mkdir()
+    config = RunConfig(model="U-Net", loss="Dice", task="binary", data="slices", data_id="toy", profile="smoke",
+                       settings={"width": 4}, seed=0)
+    folder = _write_record(tmp_path / "results", config, {"dice": 0.5}, {"dice": 0.5})
+    monkeypatch.chdir(tmp_path / "results")
+    record = results.load_record(folder)
+    assert record.config.data == str(tmp_path / "slices") and record.config.run_id == config.run_id
+    monkeypatch.chdir(tmp_path)
+    assert results.load_record(folder).config.data == "slices"  # found from here as it is
+
 # --------------------------------------------------------------------------- beside the study, selection
 
 

@@ -9,6 +9,7 @@ image), ``history.csv`` (per epoch), ``environment.json`` (versions, hardware, w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -76,7 +77,20 @@ def load_record(path) -> Record:
     path = Path(path)
     if not is_finished(path):
         raise ConfigError(f"{path}: not a finished run (no metrics.json)")
-    return Record(path, RunConfig.from_dict(read_json(path / "config.json")), read_json(path / "metrics.json"))
+    config = RunConfig.from_dict(read_json(path / "config.json"))
+    return Record(path, _locate_data(config, path.parent), read_json(path / "metrics.json"))
+
+
+def _locate_data(config: RunConfig, store: Path) -> RunConfig:
+    """A relative data path in a record is relative to where the run was started, usually the
+    folder that holds the store (``spine study ... --out results`` from the repository): when the
+    path does not exist from here, the store's parent is tried, so that a chapter running in
+    ``notebooks/`` finds the data of a committed record."""
+    data = Path(config.data)
+    if config.data.startswith("phantom") or data.is_absolute() or data.exists():
+        return config
+    beside = store.resolve().parent / data
+    return dataclasses.replace(config, data=str(beside.resolve())) if beside.exists() else config
 
 
 def find_record(store, config: RunConfig) -> Record | None:
