@@ -195,7 +195,8 @@ for task in ("binary", "multiclass"):
 if cards:
     shipped = {f"{task}.keras": results.load_record(Path(store) / card["run_id"]) for task, card in cards.items()
                if (Path(store) / card["run_id"] / "metrics.json").is_file()}
-    display(plots.format_counts(analysis.run_summaries(shipped), 4))
+    if shipped:  # the records behind the cards, when this build's store has them
+        display(plots.format_counts(analysis.run_summaries(shipped), 4))
     display(Markdown("Chosen on: " + "; ".join(f"`{task}.keras`: {card['selected_on']}" for task, card in cards.items())))
 else:
     display(Markdown("*No model is shipped with this version of spine.*"))
