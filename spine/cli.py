@@ -94,10 +94,9 @@ def _cmd_predict(args) -> int:
 def _cmd_export(args) -> int:
     from spine.training import export
 
-    runs = export.candidates(args.store, args.data, args.profile, args.task)
-    record = export.best_record(args.store, args.data, args.profile, args.task)
-    path = export.export_model(record, args.out, compared=len(runs), overwrite=args.overwrite)
-    print(json.dumps({"model": str(path), **export.card(record, len(runs))["test"]}, indent=2))
+    record, compared = export.best_record(args.store, args.data, args.profile, args.task)
+    path = export.export_model(record, args.out or export.WEIGHTS, compared=compared, overwrite=args.overwrite)
+    print(json.dumps({"model": str(path), **export.card(record, compared)["test"]}, indent=2))
     return 0
 
 
@@ -182,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     exported.add_argument("--data", required=True, help="the data source of the candidate runs")
     exported.add_argument("--profile", default="cpu", help="the profile of the candidate runs (default: cpu)")
     exported.add_argument("--store", default="results", help="the results store (default: results/)")
-    exported.add_argument("--out", default="spine/weights", help="output folder (default: spine/weights)")
+    exported.add_argument("--out", help="output folder (default: the package's spine/weights)")
     exported.add_argument("--overwrite", action="store_true", help="replace an existing model file")
     exported.set_defaults(func=_cmd_export)
 

@@ -24,9 +24,12 @@ from spine.errors import ConfigError, DataError
 DEFAULT_MODELS = {"binary": "binary.keras", "multiclass": "multiclass.keras"}
 
 
-def default_model_path(task: str = "binary") -> Path:
-    """The model shipped with the package for ``task``; a clear error if none is shipped."""
+def default_model_path(task: str = "binary", required: bool = True) -> Path | None:
+    """The model shipped with the package for ``task``; a clear error if none is shipped (or
+    ``None`` if not ``required``)."""
     path = Path(str(resources.files("spine").joinpath("weights", DEFAULT_MODELS[check_task(task)])))
+    if not path.is_file() and not required:
+        return None
     if not path.is_file():
         raise ConfigError(f"no default {task} model is shipped with this version of spine yet; "
                           "pass --model FILE (a .keras file from `spine train`)")

@@ -22,6 +22,7 @@ from spine import plots
 from spine.training import analysis, studies
 
 NO_PAIRS = "*Not enough trained runs in this build for a paired comparison.*"
+NO_RUNS = "*No run of this table is trained in this build: nothing to plot or compare.*"
 
 
 def grid_section(table: pd.DataFrame, store, reference: str = "Proposed", *, families: tuple[str, ...] = (),
@@ -31,10 +32,13 @@ def grid_section(table: pd.DataFrame, store, reference: str = "Proposed", *, fam
     ``reference`` (or, with ``families``, against its own family's row) image by image.
 
     ``bar_label`` names the bars when the model name alone is ambiguous (e.g. model and loss).
-    Returns ``{"table", "figure", "pairs"}``: what was shown.
+    Returns ``{"table", "figure", "pairs"}``: what was shown (no figure when no row is trained).
     """
     beside = analysis.beside_study(table, keys=keys)
     display(plots.format_table(beside))
+    if not table["trained"].any():
+        display(Markdown(NO_RUNS))
+        return {"table": beside, "figure": None, "pairs": pd.DataFrame()}
     bars = table.assign(row=table["model"] if bar_label is None else bar_label)
     figure, ax = plt.subplots(figsize=(8, 0.45 * len(table) + 1.2))
     plots.ours_vs_study(bars, "f1", "study_f1", label="row", ax=ax, ci="dice_ci", title=title)

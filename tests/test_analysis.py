@@ -109,6 +109,8 @@ def test_target_check_reads_the_right_rows_and_says_when_a_target_is_reached():
     assert out["ours"].iloc[0] == 0.905 and out["reached"].tolist() == ["yes", "no", "–"]
     assert out["95% CI"].tolist() == ["0.880–0.930", "0.800–0.890", "–"]
     assert analysis.target_check({"binary": binary})["reached"].iloc[2] == "–"  # no multiclass table at all
+    with pytest.raises(ConfigError, match="name the loss"):  # two trained rows of the proposed model
+        analysis.target_check({"multiclass": multiclass.assign(trained=True)})
 
 def test_loss_grid_keeps_the_grid_order_and_marks_missing_cells(loss_records):
     _, table = loss_records
@@ -254,7 +256,7 @@ def test_paired_comparisons_keyed_by_another_column(loss_records):
     pairs = studies.paired_comparisons(table[table["model"] == "U-Net"], store, reference="Dice", label="loss")
     assert pairs["comparison"].tolist() == ["Dice - BCE"] and pairs["images"].tolist() == [2]
     assert pairs["mean Δdice"].iloc[0] == pytest.approx(0.78 - 0.80)
-    assert studies.paired_comparisons(table, store, reference="Proposed").empty  # not in the store
+    assert studies.paired_comparisons(table[table["loss"] == "Dice"], store, reference="Proposed").empty  # not trained
 
 
 
@@ -268,6 +270,8 @@ def test_paired_comparisons_within_families(loss_records):
     assert pairs["comparison"].tolist() == ["U-Net - U-Net BCE"]
     assert pairs["mean Δdice"].iloc[0] == pytest.approx(0.78 - 0.80)
     assert studies.paired_comparisons(table, store, families=("TransUNet",)).empty
+    with pytest.raises(ConfigError, match="one row per 'model'"):  # U-Net twice in the loss grid
+        studies.paired_comparisons(loss_records[1], store)
 
 
 def test_grid_section_shows_what_the_chapters_show(loss_records):
@@ -285,6 +289,8 @@ def test_grid_section_shows_what_the_chapters_show(loss_records):
     matplotlib.pyplot.close(shown["figure"])
     lonely = report.grid_section(unet.head(1), store)  # no reference row: a note, no pairs
     assert lonely["pairs"].empty
+    untrained = report.grid_section(table[~table["trained"]].drop(columns="f1"), store)  # as study_table gives it
+    assert untrained["figure"] is None and untrained["pairs"].empty
 
 
 def test_coverage_and_budget_count_shared_runs_once(loss_records):

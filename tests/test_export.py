@@ -31,11 +31,13 @@ def _record_with_model(store, model: str, val: float, test: float, seed: int = 0
 def test_best_record_is_chosen_on_validation_not_test(tmp_path):
     _record_with_model(tmp_path, "U-Net", val=0.70, test=0.95)
     chosen = _record_with_model(tmp_path, "ResUNet", val=0.80, test=0.60)
-    other_task = make_config("U-Net", "Dice", "multiclass", DATA, "smoke")
-    assert export.best_record(tmp_path, DATA, "smoke", "binary").path == chosen.path
-    assert len(export.candidates(tmp_path, DATA, "smoke", "binary")) == 2
-    with pytest.raises(ConfigError, match="no finished multiclass run"):
-        export.best_record(tmp_path, DATA, "smoke", other_task.task)
+    _record_with_model(tmp_path, "Attention U-Net", val=None, test=0.99)  # no validation figure: never chosen
+    _record_with_model(tmp_path, "Proposed", val=0.99, test=0.99, seed=3)  # other validation patients
+    record, compared = export.best_record(tmp_path, DATA, "smoke", "binary")
+    assert record.path == chosen.path and compared == 2
+    assert len(export.candidates(tmp_path, DATA, "smoke", "binary")) == 4
+    with pytest.raises(ConfigError, match="no finished seed-0 multiclass run"):
+        export.best_record(tmp_path, DATA, "smoke", "multiclass")
 
 
 def test_export_writes_the_weights_without_the_optimizer_and_a_card(tmp_path):

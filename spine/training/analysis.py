@@ -82,10 +82,13 @@ def target_check(tables: dict[str, pd.DataFrame], model: str = "Proposed", loss:
         chosen = table[(table["model"] == model) & table["trained"].astype(bool)]
         if loss and task in loss:
             chosen = chosen[chosen["loss"] == loss[task]]
+        if len(chosen) > 1:
+            raise ConfigError(f"{task}: {len(chosen)} trained rows of {model}; name the loss (loss={{task: ...}})")
         value = float(chosen[column].iloc[0]) if len(chosen) else np.nan
         bounds = chosen[ci].iloc[0] if len(chosen) and ci in chosen else None
+        shown = isinstance(bounds, (tuple, list)) and bool(np.all(np.isfinite(bounds)))
         rows.append({"task": task, "target": meaning, "threshold": threshold, "ours": value,
-                     "95% CI": f"{bounds[0]:.3f}–{bounds[1]:.3f}" if isinstance(bounds, (tuple, list)) else "–",
+                     "95% CI": f"{bounds[0]:.3f}–{bounds[1]:.3f}" if shown else "–",
                      "reached": "–" if np.isnan(value) else ("yes" if value >= threshold else "no")})
     return pd.DataFrame(rows)
 

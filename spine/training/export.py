@@ -1,9 +1,10 @@
 """Choosing the recorded run to ship, and writing its model as a small, self-describing file.
 
 The package ships one binary and one 4-class model (``spine/weights``), used by ``spine predict``
-when no ``--model`` is given. :func:`best_record` picks, among the finished runs of a task on one
-data source and profile, the run with the best mean **validation** Dice (never the test figure,
-which stays an unbiased estimate of the shipped model). :func:`export_model` writes that run's
+when no ``--model`` is given. :func:`best_record` picks, among the finished seed-0 runs of a task
+on one data source and profile (seed 0: they share their validation patients, so their
+validation figures compare), the run with the best mean **validation** Dice (never the test
+figure, which stays an unbiased estimate of the shipped model). :func:`export_model` writes that run's
 model without its optimizer state (a third of the file) and, beside it, a JSON card naming the run,
 how it was chosen, and its recorded test figures, against which the shipped file is tested.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from spine.data.io import atomic_path
 from spine.errors import ConfigError
@@ -23,6 +25,9 @@ SELECTION_METRIC = "dice"  # mean validation Dice: foreground (binary) or over t
 CARD_FIGURES = ("dice", "fg_iou", "miou", "hd95", "assd")
 
 
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"  # the package's own folder
+
+
 def candidates(store, data, profile: str, task: str) -> list[results.Record]:
     """The finished runs of ``task`` on ``data`` (the same prepared data) at ``profile``."""
     data_id = make_config("U-Net", "Dice", task, data, profile).data_id
@@ -31,22 +36,28 @@ def candidates(store, data, profile: str, task: str) -> list[results.Record]:
 
 
 def validation_score(record: results.Record) -> float:
-    return float(record.metrics["val"]["per_image"][SELECTION_METRIC])
+    """The mean validation Dice; -inf when the record has none (it can never be chosen)."""
+    value = record.metrics["val"]["per_image"].get(SELECTION_METRIC)
+    return float(value) if value is not None and np.isfinite(value) else -np.inf
 
 
-def best_record(store, data, profile: str, task: str) -> results.Record:
-    """The run with the best mean validation Dice among :func:`candidates`."""
-    runs = [r for r in candidates(store, data, profile, task) if r.model_path.is_file()]
+def best_record(store, data, profile: str, task: str) -> tuple[results.Record, int]:
+    """The run with the best mean validation Dice among the seed-0 :func:`candidates` that have
+    their model file, and how many runs it was chosen from."""
+    runs = [r for r in candidates(store, data, profile, task)
+            if r.config.seed == 0 and r.model_path.is_file() and np.isfinite(validation_score(r))]
     if not runs:
-        raise ConfigError(f"no finished {task} run with its model file for {data} at profile {profile!r} in {store}")
-    return max(runs, key=validation_score)
+        raise ConfigError(f"no finished seed-0 {task} run with a validation Dice and its model file "
+                          f"for {data} at profile {profile!r} in {store}")
+    return max(runs, key=validation_score), len(runs)
 
 
 def card(record: results.Record, compared: int) -> dict:
     """What the shipped file is: its run, how it was chosen, its recorded test figures."""
     test = record.metrics["test"]
-    return {"run_id": record.path.name, "config": record.config.to_dict(),
-            "selected_on": f"mean validation {SELECTION_METRIC}, best of {compared} finished run(s)",
+    recorded = results.read_json(record.path / "config.json")  # the data path as recorded, not as found here
+    return {"run_id": record.path.name, "config": recorded,
+            "selected_on": f"mean validation {SELECTION_METRIC}, best of {compared} finished seed-0 run(s)",
             "validation": {SELECTION_METRIC: validation_score(record)},
             "test": {"images": test["n_images"], **{k: test["per_image"].get(k) for k in CARD_FIGURES}},
             "selected_epoch": record.metrics["selected_epoch"]}

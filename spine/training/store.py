@@ -87,7 +87,7 @@ def _locate_data(config: RunConfig, store: Path) -> RunConfig:
     path does not exist from here, the store's parent is tried, so that a chapter running in
     ``notebooks/`` finds the data of a committed record."""
     data = Path(config.data)
-    if config.data.startswith("phantom") or data.is_absolute() or data.exists():
+    if config.data == "phantom" or config.data.startswith("phantom:") or data.is_absolute() or data.exists():
         return config
     beside = store.resolve().parent / data
     return dataclasses.replace(config, data=str(beside.resolve())) if beside.exists() else config

@@ -186,7 +186,7 @@ def provenance(table: pd.DataFrame, store=results.DEFAULT_STORE) -> pd.DataFrame
     minutes = sum(results.read_json(r.path / "environment.json")["wall_seconds"] for r in done) / 60
     facts = {"data": first.data_id, "profile": first.profile, **first.settings,
              "seeds": ", ".join(sorted({str(r.config.seed) for r in done})),
-             "runs": f"{len(done)} of {len(table)}", "CPU minutes (all runs)": round(minutes, 1)}
+             "runs": f"{len(done)} of {len(table)}", "wall minutes (all runs)": round(minutes, 1)}
     return pd.DataFrame({"setting": list(facts), "value": [str(v) for v in facts.values()]})
 
 
@@ -252,11 +252,14 @@ def paired_comparisons(table: pd.DataFrame, store=results.DEFAULT_STORE, referen
     the skip-attention grid), each family's rows (labels starting with its name) are compared with
     the family's own row instead, and ``reference`` is not used."""
     if families:
-        parts = [paired_comparisons(table[table[label].str.startswith(base)], store, base, metric, label)
-                 for base in families]
+        parts = [paired_comparisons(table[(table[label] == base) | table[label].str.startswith(base + " ")],
+                                    store, base, metric, label) for base in families]
         parts = [part for part in parts if len(part)]
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     done = table[table["trained"]]
+    if done[label].duplicated().any():
+        raise ConfigError(f"paired comparisons need one row per {label!r}; repeated: "
+                          f"{', '.join(done.loc[done[label].duplicated(), label])}")
     per_image = {name: results.load_record(Path(store) / run_id).per_image().set_index("image")[metric]
                  for name, run_id in zip(done[label], done["run_id"])}
     if reference not in per_image:
