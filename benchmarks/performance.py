@@ -47,6 +47,7 @@ OUT = Path(__file__).parent / "results"
 MODELS = ("U-Net", "ResUNet", "Attention U-Net", "TransUNet", "Proposed")
 BATCH_AT_WIDTH = {64: 2, 16: 8}  # the paper profile's batch at its width, the cpu profile's at its own
 SIZE = 128
+SECTIONS = ("machine", "time_to_accuracy", "inference", "engine", "training")
 TARGET_DICE = 0.90
 
 
@@ -122,7 +123,7 @@ def engine_vs_plain(width: int, images: int, epochs: int = 2) -> dict:
     from spine.training import engine, make_config
 
     overrides = {"width": width, "batch_size": 2, "epochs": epochs, "max_train_images": images}
-    config = make_config("Proposed", "Dice", "binary", "phantom:12", "cpu", overrides=overrides)
+    config = make_config("Proposed", "Dice", "binary", "phantom", "cpu", overrides=overrides)  # 60 patients
     with tempfile.TemporaryDirectory() as store:
         record = engine.train(config, store, verbose=False)
         engine_s = float(record.history()["seconds"].iloc[-1])
@@ -135,6 +136,7 @@ def engine_vs_plain(width: int, images: int, epochs: int = 2) -> dict:
     model.fit(images[:4], {k: v[:4] for k, v in targets.items()}, batch_size=2, epochs=1, verbose=0, shuffle=False)
     plain_s = _seconds(lambda: model.fit(images, targets, batch_size=2, epochs=1, verbose=0, shuffle=False))
     return {"model": "Proposed", "width": width, "batch": 2, "images": len(train),
+            "validation_images": len(engine.split_data(config)["val"]),
             "engine_epoch_s": round(engine_s, 2), "plain_fit_epoch_s": round(plain_s, 2),
             "engine_img_per_s": round(len(train) / engine_s, 2), "plain_fit_img_per_s": round(len(train) / plain_s, 2),
             "engine_vs_plain": round(plain_s / engine_s, 3), "peak_rss_mb": _peak_mb()}
@@ -209,6 +211,8 @@ def main() -> None:
     parser.add_argument("--store", default="results")
     parser.add_argument("--real-data", default="../shared/data/spider-t2space-slices")
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats (a check that it runs)")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        help="measure only these (e.g. engine, after a change to it)")
     args = parser.parse_args()
     steps, repeats, images = (2, 1, 8) if args.quick else (4, 3, 32)
 
@@ -216,23 +220,25 @@ def main() -> None:
 
     env = environment(0.0)
     machine = f"{env['processor']} x{env['cpu_count']}, TF {env['tensorflow']}, Keras {env['keras']}"
-    peak = _in_child(matmul_peak)
-    _write(pd.DataFrame([peak]), "machine.csv", machine)
-    if Path(args.real_data).is_dir():
+    peak = _in_child(matmul_peak)  # always: the training rates are fractions of it
+    if "machine" in args.only:
+        _write(pd.DataFrame([peak]), "machine.csv", machine)
+    if "time_to_accuracy" in args.only and Path(args.real_data).is_dir():
         _write(pd.DataFrame(time_to_accuracy(args.store, args.real_data)), "time_to_accuracy.csv", machine)
     from spine import inference
 
     shipped = [task for task in inference.DEFAULT_MODELS if inference.default_model_path(task, required=False)]
-    if shipped:
+    if "inference" in args.only and shipped:
         _write(pd.DataFrame([_in_child(inference_rate, task, repeats) for task in shipped]), "inference.csv", machine)
-    _write(pd.DataFrame([_in_child(engine_vs_plain, width, images) for width in sorted(args.widths)]),
-           "engine.csv", machine)
-    rows = [_in_child(train_rate, name, width, BATCH_AT_WIDTH.get(width, 8), steps)
-            for width in args.widths for name in args.models]
-    training = pd.DataFrame(rows).assign(
-        fraction_of_matmul_peak=lambda t: (t["train_gflop_per_s"] / peak["matmul_gflop_per_s"]).round(3))
-    _write(training, "training.csv", machine)
-
+    if "engine" in args.only:
+        _write(pd.DataFrame([_in_child(engine_vs_plain, width, images) for width in sorted(args.widths)]),
+               "engine.csv", machine)
+    if "training" in args.only:
+        rows = [_in_child(train_rate, name, width, BATCH_AT_WIDTH.get(width, 8), steps)
+                for width in args.widths for name in args.models]
+        training = pd.DataFrame(rows).assign(
+            fraction_of_matmul_peak=lambda t: (t["train_gflop_per_s"] / peak["matmul_gflop_per_s"]).round(3))
+        _write(training, "training.csv", machine)
 
 if __name__ == "__main__":
     main()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spine.errors import ConfigError
+from spine.errors import ConfigError, DataError
 from spine.training import engine, make_config, resolve_profile, studies, train
 from spine.training import store as results
 
@@ -58,8 +58,14 @@ def test_resume_after_interruption_gives_the_same_record(reference, tmp_path, mo
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path, verbose=False)
     assert not results.is_finished(tmp_path / config.run_id)
-    assert (tmp_path / config.run_id / "last.keras").is_file()
+    checkpoint = tmp_path / config.run_id / "last.keras"
+    assert checkpoint.is_file() and not list(checkpoint.parent.glob(".*.keras"))  # no temporary left behind
     monkeypatch.setattr(engine, "epoch_dataset", original)
+    whole = checkpoint.read_bytes()
+    checkpoint.write_bytes(whole[: len(whole) // 3])  # what a save cut short used to leave
+    with pytest.raises(DataError, match="damaged checkpoint"):
+        train(config, tmp_path, verbose=False)
+    checkpoint.write_bytes(whole)
     resumed = train(config, tmp_path, verbose=False)
     pd.testing.assert_frame_equal(resumed.per_image(), uninterrupted.per_image())
     np.testing.assert_allclose(resumed.history()["loss"], uninterrupted.history()["loss"], rtol=1e-6)

@@ -1,15 +1,28 @@
-"""Choosing and exporting the shipped models (spine.training.export)."""
+"""Choosing and exporting the shipped models (spine.training.export), and the models shipped in
+spine/weights: their cards, their size, `spine predict` with no --model, and their Dice on the
+real slices against the figure recorded when they were trained."""
 
 import json
+import subprocess
+import sys
+import zipfile
 
 import keras
 import numpy as np
 import pytest
+import SimpleITK as sitk
+from PIL import Image
 
+from spine import inference
+from spine.data import phantom
 from spine.errors import ConfigError
 from spine.models import build_model
-from spine.training import export, make_config
+from spine.training import analysis, export, load_record, make_config
 from spine.training import store as results
+from spine.training.config import RunConfig
+from spine.training.engine import score, split_data
+
+from conftest import ROOT
 
 DATA = "phantom:12"
 
@@ -56,3 +69,54 @@ def test_export_writes_the_weights_without_the_optimizer_and_a_card(tmp_path):
     with pytest.raises(ConfigError, match="exists"):
         export.export_model(record, tmp_path / "weights")
 
+
+# --------------------------------------------------------------------------- the shipped models
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_shipped_models_are_cards_of_real_runs_and_small(task):
+    path = inference.default_model_path(task)
+    card = inference.model_card(task)
+    config = RunConfig.from_dict(card["config"])
+    assert config.task == task and config.profile == "cpu" and "spider-t2space-slices" in config.data
+    assert "validation" in card["selected_on"] and card["test"]["images"] > 0
+    with zipfile.ZipFile(path) as archive:
+        assert "model.weights.h5" in archive.namelist()
+    total = sum(inference.default_model_path(t).stat().st_size for t in ("binary", "multiclass"))
+    assert total <= 25 * 1024**2
+
+
+@pytest.mark.real
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_shipped_models_score_their_recorded_test_figure_on_the_real_slices(task, t2space_slices):
+    card = inference.model_card(task)
+    config = RunConfig.from_dict({**card["config"], "data": str(t2space_slices)})
+    test = split_data(config)["test"]
+    _, summary = score(inference.load_model(task=task), test, task)
+    assert summary["n_images"] == card["test"]["images"]
+    assert summary["per_image"]["dice"] == pytest.approx(card["test"]["dice"], abs=1e-4)
+    record = load_record(ROOT / "results" / card["run_id"])  # the committed record says the same
+    assert record.metrics["test"]["per_image"]["dice"] == pytest.approx(card["test"]["dice"], abs=1e-12)
+    summary_row = analysis.run_summaries({"shipped": record}).iloc[0]
+    assert summary_row["test dice"] == card["test"]["dice"] and summary_row["task"] == task
+
+
+@pytest.mark.slow
+def test_spine_predict_uses_the_shipped_models_on_a_png_and_a_volume(tmp_path):
+    image, mask = phantom.make_case(2025, permuted=True)
+    volume = tmp_path / "volume.mha"
+    sitk.WriteImage(image, str(volume))
+    middle = sitk.GetArrayFromImage(image)[:, :, image.GetSize()[0] // 2]
+    png = tmp_path / "slice.png"
+    Image.fromarray(np.uint8(255 * (middle - middle.min()) / np.ptp(middle))).save(png)
+    for task, classes in (("binary", {0, 1}), ("multiclass", {0, 1, 2, 3})):
+        out = tmp_path / task
+        done = subprocess.run([sys.executable, "-m", "spine.cli", "predict", str(png), str(volume), "--out", str(out),
+                               "--task", task], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        labels = np.asarray(Image.open(out / "slice.png"))
+        assert labels.shape == middle.shape and set(np.unique(labels)) <= classes
+        segmented = sitk.ReadImage(str(out / "volume.mha"))
+        assert segmented.GetSize() == image.GetSize() and segmented.GetDirection() == image.GetDirection()
+        assert set(np.unique(sitk.GetArrayFromImage(segmented))) <= classes

@@ -30,6 +30,8 @@ from tqdm.auto import tqdm
 
 from spine import losses, metrics, stats
 from spine.data import labels, load_dataset, make_split, save_split, subset_mask
+from spine.data.io import atomic_path
+from spine.errors import DataError
 from spine.data.preprocess import BOTTLENECK_FACTOR
 from spine.inference import predict_labels
 from spine.models import build_model, has_dual_output
@@ -155,6 +157,8 @@ class _Progress(keras.callbacks.Callback):
         self.bar.set_postfix(loss=f"{(logs or {}).get('loss', float('nan')):.4f}")
 
     def finish(self, loss: float, val_dice: float):
+        if self.bar is None:  # not attached (quiet run)
+            return
         self.bar.set_postfix(loss=f"{loss:.4f}", val_dice=f"{val_dice:.4f}")
         self.bar.close()
 
@@ -169,8 +173,9 @@ def _train_epochs(model, config, subsets, folder: Path, start_epoch: int, state:
                              config.augment, dual)
         reseed_layers(model, config.seed, epoch)
         started = time.perf_counter()
+        # a per-batch callback makes Keras wait for every step's logs, so the bar only when shown
         history = model.fit(data, epochs=epoch + 1, initial_epoch=epoch, verbose=0, shuffle=False,
-                            callbacks=[progress])
+                            callbacks=[progress] if verbose else [])
         _, summary = score(model, subsets["val"], config.task)
         val_dice = summary["per_image"]["dice"]
         row = {"epoch": epoch + 1, **{k: v[-1] for k, v in history.history.items()}, "val_dice": val_dice,
@@ -178,12 +183,26 @@ def _train_epochs(model, config, subsets, folder: Path, start_epoch: int, state:
         progress.finish(row["loss"], val_dice)
         if val_dice > state["best_val_dice"]:
             state.update(best_val_dice=val_dice, best_epoch=epoch + 1)
-            model.save(folder / "best.keras")
+            _save(model, folder / "best.keras")
         state["history"].append(row)
         state["epochs_done"] = epoch + 1
         state["seconds"] += time.perf_counter() - started
-        model.save(folder / "last.keras")
+        _save(model, folder / "last.keras")
         results.write_json(folder / "state.json", state)  # after the checkpoint: state never runs ahead
+
+
+def _save(model: keras.Model, path: Path) -> None:
+    """A checkpoint written whole or not at all: an interrupted save leaves the previous one."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def _load_checkpoint(path: Path) -> keras.Model:
+    try:
+        return keras.saving.load_model(path)
+    except Exception as exc:  # Keras raises several kinds for a damaged archive
+        raise DataError(path, "damaged checkpoint, cannot resume; train again with --restart "
+                              "(restart=True) to start this run over") from exc
 
 
 def train(config: RunConfig, store=results.DEFAULT_STORE, *, force: bool = False, resume: bool = True,
@@ -204,7 +223,7 @@ def train(config: RunConfig, store=results.DEFAULT_STORE, *, force: bool = False
     if state_path.is_file() and (folder / "last.keras").is_file():
         # The checkpoint carries the optimizer and the layers' random-generator states.
         state = results.read_json(state_path)
-        model = keras.saving.load_model(folder / "last.keras")
+        model = _load_checkpoint(folder / "last.keras")
     else:
         keras.utils.set_random_seed(config.seed)
         state = {"epochs_done": 0, "best_val_dice": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0}
