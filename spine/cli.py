@@ -92,10 +92,11 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_export(args) -> int:
+    from spine import inference
     from spine.training import export
 
     record, compared = export.best_record(args.store, args.data, args.profile, args.task)
-    path = export.export_model(record, args.out or export.WEIGHTS, compared=compared, overwrite=args.overwrite)
+    path = export.export_model(record, args.out or inference.WEIGHTS, compared=compared, overwrite=args.overwrite)
     print(json.dumps({"model": str(path), **export.card(record, compared)["test"]}, indent=2))
     return 0
 

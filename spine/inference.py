@@ -22,12 +22,13 @@ from spine.data.labels import check_task
 from spine.errors import ConfigError, DataError
 
 DEFAULT_MODELS = {"binary": "binary.keras", "multiclass": "multiclass.keras"}
+WEIGHTS = Path(str(resources.files("spine").joinpath("weights")))  # where the shipped models live
 
 
 def default_model_path(task: str = "binary", required: bool = True) -> Path | None:
     """The model shipped with the package for ``task``; a clear error if none is shipped (or
     ``None`` if not ``required``)."""
-    path = Path(str(resources.files("spine").joinpath("weights", DEFAULT_MODELS[check_task(task)])))
+    path = WEIGHTS / DEFAULT_MODELS[check_task(task)]
     if not path.is_file() and not required:
         return None
     if not path.is_file():

@@ -183,15 +183,15 @@ def _train_epochs(model, config, subsets, folder: Path, start_epoch: int, state:
         progress.finish(row["loss"], val_dice)
         if val_dice > state["best_val_dice"]:
             state.update(best_val_dice=val_dice, best_epoch=epoch + 1)
-            _save(model, folder / "best.keras")
+            save_model(model, folder / "best.keras")
         state["history"].append(row)
         state["epochs_done"] = epoch + 1
         state["seconds"] += time.perf_counter() - started
-        _save(model, folder / "last.keras")
+        save_model(model, folder / "last.keras")
         results.write_json(folder / "state.json", state)  # after the checkpoint: state never runs ahead
 
 
-def _save(model: keras.Model, path: Path) -> None:
+def save_model(model: keras.Model, path: Path) -> None:
     """A checkpoint written whole or not at all: an interrupted save leaves the previous one."""
     with atomic_path(path) as tmp:
         model.save(tmp)

@@ -16,16 +16,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from spine.data.io import atomic_path
 from spine.errors import ConfigError
 from spine.training import store as results
-from spine.training.engine import make_config
+from spine.training.engine import make_config, save_model
 
 SELECTION_METRIC = "dice"  # mean validation Dice: foreground (binary) or over the 3 structures (4-class)
 CARD_FIGURES = ("dice", "fg_iou", "miou", "hd95", "assd")
-
-
-WEIGHTS = Path(__file__).resolve().parents[1] / "weights"  # the package's own folder
 
 
 def candidates(store, data, profile: str, task: str) -> list[results.Record]:
@@ -70,7 +66,6 @@ def export_model(record: results.Record, folder, compared: int = 1, *, overwrite
     if target.exists() and not overwrite:
         raise ConfigError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
     model = keras.saving.load_model(record.model_path, compile=False)
-    with atomic_path(target) as tmp:
-        model.save(tmp)
+    save_model(model, target)
     results.write_json(target.with_suffix(".json"), card(record, compared))
     return target
