@@ -63,7 +63,7 @@ def _cmd_train(args) -> int:
     from spine.training.engine import make_config, train
 
     config = make_config(args.model, args.loss, args.task, args.data, args.profile, args.seed, args.augment,
-                         run_config.parse_overrides(args.overrides))
+                         run_config.parse_overrides(args.overrides), fold=args.fold)
     record = train(config, args.out, force=args.force, resume=not args.restart, verbose=not args.quiet)
     print(json.dumps({"run": str(record.path), **_headline(record.metrics["test"])}, indent=2))
     return 0
@@ -108,8 +108,9 @@ def _cmd_study(args) -> int:
     from spine.training.studies import run_study
 
     shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else None
+    folds = None if args.folds == "all" else tuple(int(k) for k in args.folds.split(","))
     table = run_study(args.name, args.data, args.profile, args.out, jobs=args.jobs, shard=shard,
-                      overrides=run_config.parse_overrides(args.overrides), verbose=not args.quiet)
+                      overrides=run_config.parse_overrides(args.overrides), verbose=not args.quiet, folds=folds)
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 4):
         print(table.drop(columns=[c for c in table.columns if c.endswith("_ci")]).to_string(index=False))
     return 0
@@ -155,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--task", choices=("binary", "multiclass"), default="binary")
     _settings_args(train)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--fold", type=int, default=0, help="the cross-validation fold tested (profiles with folds)")
     train.add_argument("--augment", action="store_true", help="the study's augmentation")
     train.add_argument("--force", action="store_true", help="train again even if the record exists")
     train.add_argument("--restart", action="store_true", help="discard an unfinished run instead of resuming")
@@ -191,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(study)
     study.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
     study.add_argument("--shard", help="I/N: run only every N-th cell starting at the I-th")
+    study.add_argument("--folds", default="all", help="'all' (default) or a comma list of folds, e.g. 0 or 0,1")
     study.add_argument("--quiet", action="store_true")
     study.set_defaults(func=_cmd_study)
 

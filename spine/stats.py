@@ -25,11 +25,23 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 from scipy import stats as sps
 
 from spine.errors import ConfigError
 
 BOOTSTRAP_METHODS = ("BCa", "percentile", "basic")
+
+
+def per_patient_means(per_image: pd.DataFrame, patient: str = "patient") -> pd.DataFrame:
+    """One row per patient: the NaN-skipping mean of every numeric column over that patient's
+    images, and ``images``, how many there were. Slices of one patient are near-duplicates, so the
+    patient, not the image, is the unit of intervals and paired tests."""
+    numeric = per_image.select_dtypes("number").columns.drop(patient, errors="ignore")
+    grouped = per_image.groupby(per_image[patient].astype(str), sort=False)
+    means = grouped[numeric].mean()
+    means.insert(0, "images", grouped.size())
+    return means.rename_axis(patient).reset_index()
 
 
 def _finite(values) -> np.ndarray:

@@ -288,7 +288,7 @@ def transformer_block(tokens, num_heads: int, mlp_dim: int, dropout: float, name
 
 def segmentation_heads(x, bottleneck, num_classes: int, dual_output: bool) -> dict:
     """The outputs dict: ``mask`` (1x1 conv softmax at full size) and, if dual, ``aux`` (bottleneck)."""
-    outputs = {"mask": layers.Conv2D(num_classes, 1, activation="softmax", name="mask")(x)}
+    outputs = {"mask": layers.Conv2D(num_classes, 1, activation="softmax", dtype="float32", name="mask")(x)}
     if dual_output:
         outputs["aux"] = aux_head(bottleneck, num_classes)
     return outputs
@@ -296,4 +296,4 @@ def segmentation_heads(x, bottleneck, num_classes: int, dual_output: bool) -> di
 
 def aux_head(bottleneck, num_classes: int):
     """The dual-output head: 1x1 conv + softmax on the bottleneck (H/16 x W/16), named ``aux``."""
-    return layers.Conv2D(num_classes, 1, activation="softmax", name="aux")(bottleneck)
+    return layers.Conv2D(num_classes, 1, activation="softmax", dtype="float32", name="aux")(bottleneck)

@@ -1,8 +1,9 @@
 """Profiles (data in ``spine/profiles.toml``) and the run configuration that names a run.
 
-A run is determined by its model, loss, task, data identity, resolved profile, seed and
-augmentation switch. :attr:`RunConfig.run_id` is a hash of exactly those, so the same request
-finds the same record, and any change makes a new one.
+A run is determined by its model, loss, task, data identity, resolved profile, seed, fold,
+augmentation switch and the record format (:data:`RECORD_VERSION`). :attr:`RunConfig.run_id` is a
+hash of exactly those, so the same request finds the same record, any change makes a new one, and
+records written by older code (another format) are never silently reused.
 """
 
 from __future__ import annotations
@@ -18,8 +19,17 @@ from spine.errors import ConfigError
 PROFILE_FIELDS = {
     "width": int, "epochs": int, "batch_size": int, "learning_rate": float, "size": int,
     "bn_momentum": float, "dropout": float, "aux_weight": float, "train_slices_per_patient": int,
-    "eval_slices_per_patient": int, "max_train_images": int, "split_seed": int,
+    "eval_slices_per_patient": int, "max_train_images": int, "split_seed": int, "folds": int,
+    "lr_schedule": str, "warmup_epochs": float, "precision": str, "checkpoint_every": int,
 }
+# What records of the first format (which lacked these fields) were trained with.
+LEGACY_SETTINGS = {"folds": 0, "lr_schedule": "constant", "warmup_epochs": 0.0, "precision": "float32",
+                   "checkpoint_every": 1}
+LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+# 2: cross-validation folds, per-patient aggregation over several central slices, stored test
+# predictions, precision and learning-rate schedule in the settings.
+RECORD_VERSION = 2
 
 
 def profiles() -> dict[str, dict]:
@@ -41,7 +51,14 @@ def resolve_profile(name: str, overrides: dict | None = None) -> dict:
             resolved[key] = PROFILE_FIELDS[key](value)
         except ValueError:
             raise ConfigError(f"profile field {key}={value!r} is not a {PROFILE_FIELDS[key].__name__}") from None
+    _check_choice(resolved, "lr_schedule", LR_SCHEDULES)
+    _check_choice(resolved, "precision", PRECISIONS)
     return resolved
+
+
+def _check_choice(settings: dict, key: str, valid: tuple[str, ...]) -> None:
+    if settings[key] not in valid:
+        raise ConfigError(f"profile field {key}={settings[key]!r} is not one of {', '.join(valid)}")
 
 
 def parse_overrides(pairs: list[str] | None) -> dict:
@@ -68,6 +85,8 @@ class RunConfig:
     settings: dict
     seed: int = 0
     augment: bool = False
+    fold: int = 0
+    record_version: int = RECORD_VERSION
 
     @property
     def run_id(self) -> str:
@@ -79,4 +98,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "RunConfig":
+        """Read a stored configuration; one of the first format gets the settings it was made with."""
+        values = {"fold": 0, "record_version": 1} | values
+        values["settings"] = LEGACY_SETTINGS | values["settings"]
         return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})

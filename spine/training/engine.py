@@ -1,24 +1,34 @@
 """Training and evaluation of one run, resumable, recorded in the results store.
 
-Protocol: split by patient (fixed 80/20 train/test from the profile's ``split_seed``; 20 % of
-the training patients for validation, drawn with the run's seed); train with Adam on the
-task's loss (both heads for dual-output models); after each epoch score the validation
-patients and keep the weights with the best validation Dice (binary: foreground Dice;
-multiclass: mean Dice over vertebra, disc and canal); touch the test patients once, at the end,
-with those weights.
+Protocol: split by patient (``folds`` >= 2: the run's ``fold`` of a cross-validation by patient
+fixed by the profile's ``split_seed``; otherwise a fixed 80/20 train/test split); 20 % of the
+training patients for validation, drawn with the run's seed. Train with Adam on the task's loss
+(both heads for dual-output models), with the profile's learning-rate schedule and precision;
+after each epoch score the validation patients (their ``eval_slices_per_patient`` central
+slices, Dice only, averaged per patient first) and keep the weights with the best validation
+Dice (binary: foreground Dice; multiclass: mean Dice over vertebra, disc and canal); touch the
+test patients once, at the end, with those weights.
+
+A record holds per-image test metrics (``per_image.csv``, with each image's patient and whether
+it is the patient's central slice, the study's view), their per-patient means
+(``per_patient.csv``), the test label maps (``predictions.npz``), and, once per fold in the
+store, the test inputs and references those maps belong to (``inputs/``), so that figures and
+scores can be redrawn from the store without the model.
 
 Determinism: the run's seed fixes initialisation (``keras.utils.set_random_seed``), the
 training order (a permutation per epoch from ``(seed, epoch)``), the augmentation draws and
 the validation patients; TensorFlow's op determinism is switched on. On one machine and one
 TensorFlow build the same seed and data give the same metrics; across CPUs, thread counts or
 TensorFlow versions, floating-point reductions may differ in the last bits and runs drift apart.
-Resuming restores the model, the optimizer and the epoch counter from the last checkpoint.
+Resuming restores the model, the optimizer and the epoch counter from the last checkpoint
+(written every ``checkpoint_every`` epochs with the best weights so far, and at the end).
 """
 
 from __future__ import annotations
 
 import functools
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -29,13 +39,14 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from spine import losses, metrics, stats
-from spine.data import labels, load_dataset, make_split, save_split, subset_mask
+from spine.data import labels, load_dataset, make_folds, make_split, save_split, subset_mask
 from spine.data.io import atomic_path
 from spine.errors import DataError
 from spine.data.preprocess import BOTTLENECK_FACTOR
 from spine.inference import predict_labels
 from spine.models import build_model, has_dual_output
 from spine.training import augment as augmentation
+from spine.training import device
 from spine.training import store as results
 from spine.training.config import RunConfig, resolve_profile
 
@@ -48,7 +59,7 @@ CI_KEYS = ("dice", "iou", "miou", "hd95", "assd", "hd95_mm", "assd_mm")
 
 
 def make_config(model: str, loss: str, task: str = "binary", data="phantom", profile: str = "cpu",
-                seed: int = 0, augment: bool = False, overrides: dict | None = None) -> RunConfig:
+                seed: int = 0, augment: bool = False, overrides: dict | None = None, fold: int = 0) -> RunConfig:
     """Resolve a run request; the data source is prepared (or read from the cache) to identify it."""
     from spine.models import MODEL_NAMES  # validated here, so a typo fails before any work
 
@@ -59,8 +70,13 @@ def make_config(model: str, loss: str, task: str = "binary", data="phantom", pro
 
         raise ConfigError(f"unknown model {model!r}; valid: {', '.join(MODEL_NAMES)}")
     losses.get_loss(loss, task)
+    if not 0 <= fold < max(settings["folds"], 1):
+        from spine.errors import ConfigError
+
+        raise ConfigError(f"fold {fold} does not exist at profile {profile!r}: "
+                          f"folds are 0..{max(settings['folds'], 1) - 1}")
     return RunConfig(model=model, loss=loss, task=task, data=str(data), data_id=_data_id(str(data), settings["size"]),
-                     profile=profile, settings=settings, seed=int(seed), augment=bool(augment))
+                     profile=profile, settings=settings, seed=int(seed), augment=bool(augment), fold=int(fold))
 
 
 @functools.lru_cache(maxsize=32)
@@ -69,10 +85,13 @@ def _data_id(data: str, size: int) -> str:
 
 
 def split_data(config: RunConfig, split_folder: Path | None = None) -> dict:
-    """The run's train / val / test slices (and the split manifest, saved if a folder is given)."""
+    """The run's train / val / test slices (and the split manifest, saved if a folder is given).
+
+    Also ``central``: the case ids of each patient's central slice (the study's view)."""
     settings = config.settings
     dataset = load_dataset(config.data, size=settings["size"])
-    split = make_split(dataset.patients, seed=settings["split_seed"], val_seed=config.seed)
+    split = make_split(dataset.patients, seed=settings["split_seed"], val_seed=config.seed,
+                       folds=settings["folds"], fold=config.fold)
     if split_folder is not None:
         save_split(split, Path(split_folder) / "split.csv")
     subsets = {name: dataset.select(subset_mask(dataset.patients, split, name)) for name in ("train", "val", "test")}
@@ -81,22 +100,79 @@ def split_data(config: RunConfig, split_folder: Path | None = None) -> dict:
         subsets["train"] = subsets["train"].central(per_train)
     if settings["max_train_images"]:
         subsets["train"] = subsets["train"].select(np.arange(min(settings["max_train_images"], len(subsets["train"]))))
+    central = set()
     for name in ("val", "test"):
+        central |= set(subsets[name].central(1).case_ids)
         subsets[name] = subsets[name].central(settings["eval_slices_per_patient"])
+    subsets["central"] = central
     return subsets
 
 
-def compile_model(config: RunConfig) -> keras.Model:
+def save_folds(config: RunConfig, store) -> Path | None:
+    """The fold manifest (``patient,fold``) of a cross-validated run, once per store and data."""
     settings = config.settings
-    model = build_model(config.model, input_shape=(settings["size"], settings["size"], 1),
-                        num_classes=labels.num_classes(config.task), width=settings["width"],
-                        bn_momentum=settings["bn_momentum"], dropout=settings["dropout"])
+    if settings["folds"] < 2:
+        return None
+    path = Path(store) / "folds" / f"{config.data_id}-k{settings['folds']}-seed{settings['split_seed']}.csv"
+    if not path.is_file():
+        dataset = load_dataset(config.data, size=settings["size"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            make_folds(dataset.patients, settings["folds"], settings["split_seed"]).to_csv(tmp, index=False)
+    return path
+
+
+def inputs_path(config: RunConfig, store) -> Path:
+    """Where the store keeps the test inputs of a run's fold (shared by every run of that fold)."""
+    settings = config.settings
+    name = (f"k{settings['folds']}-seed{settings['split_seed']}-fold{config.fold}"
+            f"-{settings['eval_slices_per_patient']}slices.npz")
+    return Path(store) / "inputs" / config.data_id / name
+
+
+def save_inputs(config: RunConfig, store, test) -> Path:
+    """The fold's test images (8-bit), references and patients, written once (compressed)."""
+    path = inputs_path(config, store)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez_compressed(handle, images=np.rint(test.images[..., 0] * 255).astype(np.uint8),
+                                structures=test.structures.astype(np.uint8), case_ids=test.case_ids,
+                                patients=test.patients, slice_index=test.slice_index, spacing=test.spacing)
+    return path
+
+
+def compile_model(config: RunConfig, steps_per_epoch: int = 1, precision: str = "float32") -> keras.Model:
+    """The run's network in the dtype policy ``precision``, compiled with Adam on its schedule."""
+    settings = config.settings
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        model = build_model(config.model, input_shape=(settings["size"], settings["size"], 1),
+                            num_classes=labels.num_classes(config.task), width=settings["width"],
+                            bn_momentum=settings["bn_momentum"], dropout=settings["dropout"])
+    finally:
+        keras.config.set_dtype_policy(previous)
     if has_dual_output(model):
         loss, weights = losses.dual_output_losses(config.loss, config.task, aux_weight=settings["aux_weight"])
     else:
         loss, weights = {"mask": losses.get_loss(config.loss, config.task)}, None
-    model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]), loss=loss, loss_weights=weights)
+    optimizer = keras.optimizers.Adam(learning_rate(settings, steps_per_epoch))
+    model.compile(optimizer=optimizer, loss=loss, loss_weights=weights)
     return model
+
+
+def learning_rate(settings: dict, steps_per_epoch: int):
+    """The profile's learning rate: constant, or a linear warm-up over ``warmup_epochs`` to
+    ``learning_rate`` followed by a cosine decay to 0 at the last step of the run."""
+    if settings["lr_schedule"] == "constant":
+        return settings["learning_rate"]
+    total = settings["epochs"] * steps_per_epoch
+    warmup = min(int(round(settings["warmup_epochs"] * steps_per_epoch)), total - 1)
+    if warmup <= 0:
+        return keras.optimizers.schedules.CosineDecay(settings["learning_rate"], total)
+    return keras.optimizers.schedules.CosineDecay(0.0, total - warmup, warmup_target=settings["learning_rate"],
+                                                  warmup_steps=warmup)
 
 
 def epoch_dataset(subset, task: str, batch_size: int, seed: int, epoch: int, augment: bool,
@@ -135,10 +211,28 @@ def reseed_layers(model: keras.Model, seed: int, epoch: int) -> None:
 
 def score(model: keras.Model, subset, task: str) -> tuple[pd.DataFrame, dict]:
     """Per-image metrics and their summary on a subset (spacing in mm where the data has it)."""
-    predictions = predict_labels(model, subset.images)
+    return score_predictions(predict_labels(model, subset.images), subset, task)
+
+
+def score_predictions(predictions: np.ndarray, subset, task: str) -> tuple[pd.DataFrame, dict]:
+    """:func:`score` of label maps already predicted for ``subset``; the per-image table also
+    names each image's patient."""
     spacings = [None if np.isnan(s).any() else tuple(s) for s in subset.spacing]
-    return metrics.evaluate(subset.labels(task), predictions, labels.num_classes(task),
-                            spacings=spacings, names=subset.case_ids)
+    per_image, summary = metrics.evaluate(subset.labels(task), predictions, labels.num_classes(task),
+                                          spacings=spacings, names=subset.case_ids)
+    per_image.insert(1, "patient", subset.patients)
+    return per_image, summary
+
+
+def validation_dice(model: keras.Model, subset, task: str) -> float:
+    """The selection score: Dice per image (binary: foreground; multiclass: mean over vertebra,
+    disc and canal), averaged per patient, then over patients. Overlap only: the surface
+    distances of :func:`score` would cost more than the prediction."""
+    predictions = predict_labels(model, subset.images)
+    count = labels.num_classes(task)
+    per_image = [np.mean(metrics.overlap_from_confusion(metrics.confusion_matrix(t, p, count))["dice"][1:])
+                 for t, p in zip(subset.labels(task), predictions)]
+    return float(pd.Series(per_image).groupby(subset.patients).mean().mean())
 
 
 class _Progress(keras.callbacks.Callback):
@@ -163,12 +257,14 @@ class _Progress(keras.callbacks.Callback):
         self.bar.close()
 
 
-def _train_epochs(model, config, subsets, folder: Path, start_epoch: int, state: dict, verbose: bool):
+def _train_epochs(model, config, subsets, folder: Path, state: dict, verbose: bool) -> list:
+    """Train from ``state["epochs_done"]``; returns the best weights (also kept on disk at each checkpoint)."""
     settings = config.settings
     dual = has_dual_output(model)
     steps = int(np.ceil(len(subsets["train"]) / settings["batch_size"]))
     progress = _Progress(settings["epochs"], steps, verbose)
-    for epoch in range(start_epoch, settings["epochs"]):
+    best = _load_best(model, folder, state)
+    for epoch in range(state["epochs_done"], settings["epochs"]):
         data = epoch_dataset(subsets["train"], config.task, settings["batch_size"], config.seed, epoch,
                              config.augment, dual)
         reseed_layers(model, config.seed, epoch)
@@ -176,19 +272,38 @@ def _train_epochs(model, config, subsets, folder: Path, start_epoch: int, state:
         # a per-batch callback makes Keras wait for every step's logs, so the bar only when shown
         history = model.fit(data, epochs=epoch + 1, initial_epoch=epoch, verbose=0, shuffle=False,
                             callbacks=[progress] if verbose else [])
-        _, summary = score(model, subsets["val"], config.task)
-        val_dice = summary["per_image"]["dice"]
+        fitted = time.perf_counter()
+        val_dice = validation_dice(model, subsets["val"], config.task)
         row = {"epoch": epoch + 1, **{k: v[-1] for k, v in history.history.items()}, "val_dice": val_dice,
-               "val_miou": summary["per_image"]["miou"], "seconds": round(time.perf_counter() - started, 2)}
+               "fit_seconds": round(fitted - started, 2), "val_seconds": round(time.perf_counter() - fitted, 2)}
         progress.finish(row["loss"], val_dice)
         if val_dice > state["best_val_dice"]:
             state.update(best_val_dice=val_dice, best_epoch=epoch + 1)
-            save_model(model, folder / "best.keras")
+            best = model.get_weights()
+        row["seconds"] = round(time.perf_counter() - started, 2)
         state["history"].append(row)
         state["epochs_done"] = epoch + 1
         state["seconds"] += time.perf_counter() - started
-        save_model(model, folder / "last.keras")
-        results.write_json(folder / "state.json", state)  # after the checkpoint: state never runs ahead
+        if (epoch + 1) % settings["checkpoint_every"] == 0 or epoch + 1 == settings["epochs"]:
+            _checkpoint(model, best, folder, state)
+    return best
+
+
+def _checkpoint(model, best: list, folder: Path, state: dict) -> None:
+    """The model with its optimizer, the best weights so far, then the state that names them."""
+    save_model(model, folder / "last.keras")
+    with atomic_path(folder / "best.npz") as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, *best)  # in get_weights() order
+    results.write_json(folder / "state.json", state)  # last: state never runs ahead of the files
+
+
+def _load_best(model, folder: Path, state: dict) -> list:
+    """The best weights of a resumed run (its checkpoint's), or the current ones for a new run."""
+    path = folder / "best.npz"
+    if not state["epochs_done"] or not path.is_file():
+        return model.get_weights()
+    with np.load(path) as stored:
+        return [stored[f"arr_{i}"] for i in range(len(stored.files))]
 
 
 def save_model(model: keras.Model, path: Path) -> None:
@@ -216,7 +331,10 @@ def train(config: RunConfig, store=results.DEFAULT_STORE, *, force: bool = False
     if force or not resume:
         shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
-    results.write_json(folder / "config.json", config.to_dict())
+    precision = device.resolve_precision(config.settings["precision"])
+    results.write_json(folder / "config.json", config.to_dict() | {"resolved": {"precision": precision,
+                                                                                **device.describe()}})
+    save_folds(config, store)
     subsets = split_data(config, folder)
     state_path = folder / "state.json"
     tf.config.experimental.enable_op_determinism()
@@ -226,38 +344,78 @@ def train(config: RunConfig, store=results.DEFAULT_STORE, *, force: bool = False
         model = _load_checkpoint(folder / "last.keras")
     else:
         keras.utils.set_random_seed(config.seed)
-        state = {"epochs_done": 0, "best_val_dice": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0}
-        model = compile_model(config)
-    _train_epochs(model, config, subsets, folder, state["epochs_done"], state, verbose)
-    return _finish(config, folder, subsets, state)
+        state = {"epochs_done": 0, "best_val_dice": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0,
+                 "precision": precision}
+        steps = int(np.ceil(len(subsets["train"]) / config.settings["batch_size"]))
+        model = compile_model(config, steps, precision)
+    best = _train_epochs(model, config, subsets, folder, state, verbose)
+    model.set_weights(best)
+    return _finish(model, config, folder, store, subsets, state)
 
 
-def _finish(config, folder: Path, subsets, state: dict) -> results.Record:
+def _finish(model, config, folder: Path, store, subsets, state: dict) -> results.Record:
     started = time.perf_counter()
-    model = keras.saving.load_model(folder / "best.keras")
+    test = subsets["test"]
+    predictions = predict_labels(model, test.images)
+    per_image, test_summary = score_predictions(predictions, test, config.task)
+    per_image.insert(2, "central", per_image["image"].isin(subsets["central"]))
+    per_patient = stats.per_patient_means(per_image)
+    intervals = {key: stats.bootstrap_ci(per_patient[key].to_numpy(), seed=config.seed)
+                 for key in CI_KEYS if key in per_patient}
     _, val_summary = score(model, subsets["val"], config.task)
-    per_image, test_summary = score(model, subsets["test"], config.task)
-    intervals = {key: stats.bootstrap_ci(per_image[key].to_numpy(), seed=config.seed)
-                 for key in CI_KEYS if key in per_image}
     payload = {
         "selected_epoch": state["best_epoch"],
-        "selection": "best validation Dice (binary: foreground; multiclass: mean over vertebra, disc, canal)",
-        "subsets": {name: {"images": len(s), "patients": len(set(s.patients))} for name, s in subsets.items()},
+        "selection": "best validation Dice (binary: foreground; multiclass: mean over vertebra, disc, canal), "
+                     "per-patient mean over the validation patients' central slices",
+        "precision": state["precision"],
+        "subsets": {name: {"images": len(s), "patients": len(set(s.patients))}
+                    for name, s in subsets.items() if name != "central"},
         "val": val_summary,
         "test": test_summary,
+        "test_patients": {"n": len(per_patient), "means": per_patient.drop(columns=["patient", "images"]).mean().to_dict()},
+        "test_central": {"n": int(per_image["central"].sum()),
+                         "means": per_image.loc[per_image["central"]].drop(columns=["image", "patient", "central"]).mean().to_dict()},
         "test_ci95": {k: dict(zip(("estimate", "low", "high"), map(float, v))) for k, v in intervals.items()},
+        "ci_unit": "patient (per-patient means of the test patients' central slices), BCa bootstrap",
         "conventions": metrics.__doc__.split("Conventions (quoted by the book):")[-1].strip(),
     }
-    per_image.to_csv(folder / "per_image.csv.tmp", index=False)
-    (folder / "per_image.csv.tmp").replace(folder / "per_image.csv")
-    pd.DataFrame(state["history"]).to_csv(folder / "history.csv.tmp", index=False)
-    (folder / "history.csv.tmp").replace(folder / "history.csv")
-    results.write_json(folder / "environment.json", results.environment(state["seconds"] + time.perf_counter() - started))
-    (folder / "best.keras").replace(folder / "model.keras")
-    for leftover in ("last.keras", "state.json"):
+    _write_csv(per_image, folder / "per_image.csv")
+    _write_csv(per_patient, folder / "per_patient.csv")
+    _write_csv(pd.DataFrame(state["history"]), folder / "history.csv")
+    with atomic_path(folder / "predictions.npz") as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, labels=predictions.astype(np.uint8), case_ids=test.case_ids)
+    save_inputs(config, store, test)
+    environment = results.environment(state["seconds"] + time.perf_counter() - started)
+    results.write_json(folder / "environment.json", environment | {"precision": state["precision"], **code_version()})
+    save_model(model, folder / "model.keras")
+    for leftover in ("last.keras", "best.npz", "state.json"):
         (folder / leftover).unlink(missing_ok=True)
     results.write_json(folder / "metrics.json", payload)  # last: its presence marks the run finished
     return results.load_record(folder)
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def code_version() -> dict:
+    """The code that made a record: package version, git commit and whether the tree was dirty."""
+    import spine
+
+    root = Path(spine.__file__).resolve().parent.parent
+
+    def git(*args) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "spine") if commit else None
+    return {"spine_version": spine.__version__, "git_commit": commit,
+            "git_dirty": None if dirty is None else bool(dirty)}
 
 
 def evaluate_run(path, data=None) -> tuple[pd.DataFrame, dict]:
