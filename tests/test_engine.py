@@ -35,7 +35,8 @@ def test_record_files_and_contents(reference):
     assert stored["settings"] == resolve_profile("smoke", {"epochs": 2, "dropout": 0.3})
     assert stored["data_id"].startswith("phantom-")
     metrics = record.metrics
-    assert 1 <= metrics["selected_epoch"] <= 2
+    history = record.history()
+    assert metrics["selected_epoch"] == history.loc[history["val_dice"].idxmax(), "epoch"]
     assert metrics["subsets"]["test"]["patients"] == len(record.per_image())
     assert {"dice", "miou", "fg_iou", "hd95"} <= set(metrics["test"]["per_image"])
     low, high = metrics["test_ci95"]["dice"]["low"], metrics["test_ci95"]["dice"]["high"]
@@ -158,3 +159,101 @@ def test_a_record_without_its_model_is_retrained_elsewhere_and_left_untouched(re
     original = engine.record_model(record)
     np.testing.assert_array_equal(engine.predict_labels(model, test.images),
                                   engine.predict_labels(original, test.images))
+
+
+# --------------------------------------------------------------------------- cross-validation
+
+
+@pytest.fixture(scope="module")
+def folded(tmp_path_factory):
+    """A 3-fold run (fold 1) with a cosine schedule and a checkpoint every 2 of 3 epochs."""
+    config = make_config("Proposed", "Dice", "binary", DATA, "smoke", fold=1,
+                         overrides={"epochs": 3, "folds": 3, "lr_schedule": "cosine", "warmup_epochs": 1,
+                                    "checkpoint_every": 2, "learning_rate": 0.01})
+    store = tmp_path_factory.mktemp("folded")
+    return config, store, train(config, store, verbose=False)
+
+
+def test_folds_test_every_patient_once_and_never_train_on_it():
+    from spine.data import load_dataset, make_folds, make_split
+
+    patients = load_dataset(DATA, size=64).patients
+    tested = []
+    for fold in range(3):
+        split = make_split(patients, seed=0, val_seed=5, folds=3, fold=fold)
+        test = set(split.loc[split.subset == "test", "patient"])
+        assert not test & set(split.loc[split.subset != "test", "patient"])
+        tested += sorted(test)
+    assert sorted(tested) == sorted(set(map(str, patients)))  # each patient in exactly one test fold
+    manifest = make_folds(patients, 3, seed=0)
+    assert sorted(manifest.groupby("fold").size()) == [4, 4, 4]
+    with pytest.raises(DataError, match="fold 3 does not exist"):
+        make_split(patients, folds=3, fold=3)
+
+
+def test_a_folded_record_stores_its_fold_predictions_and_inputs(folded):
+    config, store, record = folded
+    manifest = pd.read_csv(next((store / "folds").glob("*.csv")), dtype={"patient": str})
+    split = pd.read_csv(record.path / "split.csv", dtype={"patient": str})
+    assert set(split.loc[split.subset == "test", "patient"]) == set(manifest.loc[manifest.fold == 1, "patient"])
+    history = record.history()
+    assert record.metrics["selected_epoch"] == history.loc[history["val_dice"].idxmax(), "epoch"]
+    assert history["checkpoint_seconds"].notna().tolist() == [False, True, True]
+    assert record.config.fold == 1 and record.metrics["precision"] in ("float32", "mixed_bfloat16")
+
+
+def test_stored_predictions_rescore_to_the_recorded_metrics(folded):
+    config, store, record = folded
+    from spine.data import SliceSet
+
+    stored = np.load(engine.inputs_path(config, store))
+    predictions = record.predictions()
+    np.testing.assert_array_equal(predictions["case_ids"], stored["case_ids"])
+    test = SliceSet(images=stored["images"][..., None] / 255.0, structures=stored["structures"],
+                    instances=stored["structures"], spacing=stored["spacing"], case_ids=stored["case_ids"],
+                    patients=stored["patients"], slice_index=stored["slice_index"])
+    per_image, summary = engine.score_predictions(predictions["labels"], test, "binary")
+    assert summary["per_image"]["dice"] == pytest.approx(record.metrics["test"]["per_image"]["dice"], abs=1e-12)
+    recorded = record.per_image()
+    np.testing.assert_allclose(per_image["dice"], recorded["dice"])
+    means = record.per_patient().set_index("patient")["dice"]
+    np.testing.assert_allclose(per_image.groupby("patient")["dice"].mean().loc[means.index], means)
+
+
+def test_learning_rate_warms_up_then_decays_to_zero():
+    settings = resolve_profile("smoke", {"epochs": 4, "lr_schedule": "cosine", "warmup_epochs": 1,
+                                         "learning_rate": 0.01})
+    schedule = engine.learning_rate(settings, steps_per_epoch=10)
+    rates = [float(schedule(step)) for step in (0, 5, 10, 25, 40)]
+    assert rates[0] == 0 and rates[1] == pytest.approx(0.005) and rates[2] == pytest.approx(0.01)
+    assert rates[3] == pytest.approx(0.005, rel=1e-4) and rates[4] == pytest.approx(0, abs=1e-9)
+    assert engine.learning_rate(resolve_profile("smoke"), 10) == resolve_profile("smoke")["learning_rate"]
+
+
+@pytest.mark.parametrize("gpus, flags, requested, expected", [
+    ([], {"avx2"}, "auto", "float32"),
+    ([], {"avx512_bf16"}, "auto", "mixed_bfloat16"),
+    (["/physical_device:GPU:0"], set(), "auto", "mixed_float16"),
+    ([], {"avx2"}, "mixed_bfloat16", "float32"),  # emulated bf16 would be slower: fall back
+    ([], {"avx2"}, "mixed_float16", "float32"),
+    ([], {"amx_bf16"}, "mixed_bfloat16", "mixed_bfloat16"),
+    (["/physical_device:GPU:0"], set(), "float32", "float32"),
+])
+def test_precision_follows_the_device(monkeypatch, gpus, flags, requested, expected):
+    from spine.training import device
+
+    monkeypatch.setattr(device, "gpus", lambda: gpus)
+    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset(flags))
+    assert device.resolve_precision(requested) == expected
+
+
+def test_a_mixed_precision_model_keeps_float32_heads_and_weights():
+    config = make_config("Proposed", "Dice", "binary", DATA, "smoke")
+    model = engine.compile_model(config, precision="mixed_bfloat16")
+    assert model.get_layer("mask").dtype_policy.name == "float32"
+    assert model.get_layer("aux").compute_dtype == "float32"
+    assert {w.dtype for w in model.weights} == {"float32"}
+    assert any(layer.compute_dtype == "bfloat16" for layer in model.layers)
+    import keras
+
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from spine import stats
@@ -84,3 +85,17 @@ def test_paired_test_all_zero_differences_and_nan_pairs():
     assert empty["n"] == 0 and math.isnan(empty["p_value"])
     with pytest.raises(ValueError):
         stats.paired_test([1, 2], [1])
+
+
+def test_per_patient_means_by_hand():
+    per_image = pd.DataFrame({"image": ["a1", "a2", "a3", "b1", "c1", "c2"],
+                              "patient": ["7", "7", "7", "12", "3", "3"],
+                              "central": [False, True, False, True, True, False],
+                              "dice": [0.9, 0.6, 0.9, 0.5, np.nan, 0.7],
+                              "hd": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
+    table = stats.per_patient_means(per_image)
+    assert list(table.columns) == ["patient", "images", "dice", "hd"]  # booleans and names are not averaged
+    assert list(table["patient"]) == ["7", "12", "3"]  # first-seen order
+    assert list(table["images"]) == [3, 1, 2]
+    np.testing.assert_allclose(table["dice"], [0.8, 0.5, 0.7])  # a NaN slice is skipped, not a zero
+    np.testing.assert_allclose(table["hd"], [2.0, 4.0, 5.5])

@@ -280,20 +280,27 @@ def _train_epochs(model, config, subsets, folder: Path, state: dict, verbose: bo
         if val_dice > state["best_val_dice"]:
             state.update(best_val_dice=val_dice, best_epoch=epoch + 1)
             best = model.get_weights()
-        row["seconds"] = round(time.perf_counter() - started, 2)
         state["history"].append(row)
         state["epochs_done"] = epoch + 1
-        state["seconds"] += time.perf_counter() - started
         if (epoch + 1) % settings["checkpoint_every"] == 0 or epoch + 1 == settings["epochs"]:
             _checkpoint(model, best, folder, state)
     return best
 
 
 def _checkpoint(model, best: list, folder: Path, state: dict) -> None:
-    """The model with its optimizer, the best weights so far, then the state that names them."""
+    """The model with its optimizer, the best weights so far, then the state that names them.
+
+    The epoch's row and the run's seconds count the checkpoint's time too; a row is final only
+    once written, so the epochs since the last checkpoint are timed on their own."""
+    saving = time.perf_counter()
     save_model(model, folder / "last.keras")
     with atomic_path(folder / "best.npz") as tmp, open(tmp, "wb") as handle:
         np.savez(handle, *best)  # in get_weights() order
+    row = state["history"][-1]
+    row["checkpoint_seconds"] = round(time.perf_counter() - saving, 2)
+    for row in state["history"]:
+        row.setdefault("seconds", round(row["fit_seconds"] + row["val_seconds"] + row.get("checkpoint_seconds", 0), 2))
+    state["seconds"] = sum(row["seconds"] for row in state["history"])
     results.write_json(folder / "state.json", state)  # last: state never runs ahead of the files
 
 

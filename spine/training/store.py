@@ -1,9 +1,12 @@
 """The results store: one folder per finished run, named by the run's hash.
 
 ``<store>/<run_id>/`` holds ``config.json`` (what determined the run), ``metrics.json``
-(validation and test summaries, intervals, conventions), ``per_image.csv`` (test metrics per
-image), ``history.csv`` (per epoch), ``environment.json`` (versions, hardware, wall time) and
-``model.keras`` (the weights selected on validation; kept out of git). A folder without
+(validation and test summaries, intervals, conventions), ``per_image.csv`` and
+``per_patient.csv`` (test metrics per image and per patient), ``predictions.npz`` (the test label
+maps), ``history.csv`` (per epoch), ``environment.json`` (versions, code version, hardware,
+precision, wall time) and ``model.keras`` (the weights selected on validation; kept out of git).
+Beside the runs, ``folds/`` holds the cross-validation manifests and ``inputs/`` each fold's test
+inputs and references (SPIDER-derived, CC BY 4.0), written once per fold. A folder without
 ``metrics.json`` is an unfinished run that ``--resume`` continues.
 """
 
@@ -16,6 +19,7 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from spine.data.io import atomic_path
@@ -23,7 +27,8 @@ from spine.errors import ConfigError
 from spine.training.config import RunConfig
 
 DEFAULT_STORE = Path("results")
-RECORD_FILES = ("config.json", "metrics.json", "per_image.csv", "history.csv", "environment.json")
+RECORD_FILES = ("config.json", "metrics.json", "per_image.csv", "per_patient.csv", "history.csv", "environment.json",
+                "predictions.npz")
 
 
 @dataclass
@@ -43,6 +48,15 @@ class Record:
 
     def history(self) -> pd.DataFrame:
         return pd.read_csv(self.path / "history.csv")
+
+    def per_patient(self) -> pd.DataFrame:
+        """Test metrics per patient (records of format 2 on; older ones have per-image rows only)."""
+        return pd.read_csv(self.path / "per_patient.csv", dtype={"patient": str})
+
+    def predictions(self) -> dict:
+        """The stored test label maps (``labels``, ``case_ids``), records of format 2 on."""
+        with np.load(self.path / "predictions.npz") as stored:
+            return {name: stored[name] for name in stored.files}
 
 
 def run_dir(store, config: RunConfig) -> Path:

@@ -1,7 +1,9 @@
 """The study's experiment grids, one per table, running them, and their tidy result tables.
 
-Each grid is a list of cells (model, loss, task, seed, augmentation). :func:`run_study` trains
-the cells the store lacks (in parallel processes with ``jobs``, or one slice of the grid with
+Each grid is a list of cells (model, loss, task, seed, augmentation); under a profile with
+cross-validation (``folds`` >= 2) every cell is run once per fold, and its figures are the
+per-patient values of every recorded fold pooled (each patient is tested in exactly one fold).
+:func:`run_study` trains the cells the store lacks (in parallel processes with ``jobs``, or one slice of the grid with
 ``shard`` so that several machines can share it and merge through the store);
 :func:`study_record` finds (or trains) a single cell; :func:`study_table` reads the records,
 without training, into a table with the study's figures alongside (columns ``study_<metric>``).
@@ -79,10 +81,31 @@ def shard_cells(all_cells: list[Cell], shard: tuple[int, int] | None) -> list[Ce
     return all_cells[index - 1::count]
 
 
-def configs(name: str, data, profile: str, overrides: dict | None = None) -> list[RunConfig]:
+def fold_numbers(profile: str, overrides: dict | None = None, folds=None) -> tuple[int, ...]:
+    """The folds a grid runs in: ``folds`` if given (checked), else every fold of the profile (0 alone
+    when it has none)."""
+    from spine.training.config import resolve_profile
+
+    available = range(max(resolve_profile(profile, overrides)["folds"], 1))
+    chosen = tuple(available) if folds is None else tuple(int(k) for k in folds)
+    if not set(chosen) <= set(available):
+        raise ConfigError(f"folds {chosen} do not exist at profile {profile!r}: folds are 0..{len(available) - 1}")
+    return chosen
+
+
+def cell_configs(name: str, data, profile: str, overrides: dict | None = None, folds=None) -> list[tuple[Cell, list]]:
+    """Each cell of a grid with its runs' configurations, one per fold."""
     from spine.training.engine import make_config
 
-    return [make_config(c.model, c.loss, c.task, data, profile, c.seed, c.augment, overrides) for c in cells(name)]
+    numbers = fold_numbers(profile, overrides, folds)
+    return [(c, [make_config(c.model, c.loss, c.task, data, profile, c.seed, c.augment, overrides, fold=k)
+                 for k in numbers]) for c in cells(name)]
+
+
+def configs(name: str, data, profile: str, overrides: dict | None = None, folds=None) -> list[RunConfig]:
+    """Every run of a grid, fold by fold (all cells of fold 0 first: the grid's first answer)."""
+    per_cell = cell_configs(name, data, profile, overrides, folds)
+    return [runs[k] for k in range(len(per_cell[0][1])) for _, runs in per_cell]
 
 
 def _train_one(config: RunConfig, store: str, threads: int) -> str:
@@ -98,10 +121,11 @@ def _train_one(config: RunConfig, store: str, threads: int) -> str:
 
 def run_study(name: str, data="phantom", profile: str = "cpu", store=results.DEFAULT_STORE, *,
               jobs: int = 1, shard: tuple[int, int] | None = None, overrides: dict | None = None,
-              max_new_runs: int | None = None, verbose: bool = True) -> pd.DataFrame:
-    """Train the grid's missing cells (this shard's; at most ``max_new_runs``), then :func:`study_table`."""
+              max_new_runs: int | None = None, verbose: bool = True, folds=None) -> pd.DataFrame:
+    """Train the grid's missing runs in ``folds`` (default: all; this shard's; at most
+    ``max_new_runs``), then :func:`study_table`."""
     results.check_writable(store)
-    todo = [c for c in shard_cells(configs(name, data, profile, overrides), shard)
+    todo = [c for c in shard_cells(configs(name, data, profile, overrides, folds), shard)
             if results.find_record(store, c) is None][:max_new_runs]
     if verbose:
         print(f"study {name}: {len(todo)} run(s) to train", flush=True)
@@ -155,38 +179,78 @@ def study_record(name: str, data, profile: str, store, model: str, loss: str | N
     raise ConfigError(f"study {name!r} has no row {model!r}" + (f" with loss {loss!r}" if loss else ""))
 
 
+SUMMARY_KEYS = ("miou", "fg_iou", "accuracy", "precision", "recall", "f1", "dice", "hd", "hd95", "assd",
+                "hd_mm", "assd_mm")
+
+
 def study_table(name: str, data="phantom", profile: str = "cpu", store=results.DEFAULT_STORE,
                 overrides: dict | None = None) -> pd.DataFrame:
-    """One row per cell: our test figures (per-image means), 95 % intervals, and the study's."""
+    """One row per cell: our test figures, 95 % intervals, and the study's.
+
+    Without folds, the figures are one run's per-image means and its intervals. With folds, they
+    are means over the test patients of every recorded fold (each patient's value the mean over
+    its central slices), with BCa intervals over those patients, plus the study's view (the
+    central slice alone, ``dice_central``); ``run_ids`` lists the recorded folds' runs."""
     rows = []
-    for cell, config in zip(cells(name), configs(name, data, profile, overrides)):
-        record = results.find_record(store, config)
+    for cell, runs in cell_configs(name, data, profile, overrides):
+        done = [r for r in (results.find_record(store, c) for c in runs) if r is not None]
         row = {"model": cell.label, "loss": cell.loss, "task": cell.task, "seed": cell.seed,
-               "trained": record is not None, "run_id": config.run_id, "data_id": config.data_id,
-               "profile": config.profile}
-        if record is not None:
-            means = record.metrics["test"]["per_image"]
-            row |= {key: means.get(key, np.nan) for key in ("miou", "fg_iou", "accuracy", "precision", "recall",
-                                                             "f1", "hd", "hd95", "assd", "hd_mm", "assd_mm")}
-            row |= {f"{key}_ci": (ci["low"], ci["high"]) for key, ci in record.metrics["test_ci95"].items()}
-            row |= {k: v for k, v in means.items() if k.startswith("dice_") and cell.task == "multiclass"}
-            row["selected_epoch"] = record.metrics["selected_epoch"]
-            row["test_images"] = record.metrics["subsets"]["test"]["images"]
+               "trained": bool(done), "run_id": runs[0].run_id, "data_id": runs[0].data_id,
+               "profile": runs[0].profile, "folds": len(runs),
+               "run_ids": [r.path.name for r in done]}
+        if done:
+            row |= _pooled_figures(done, cell.task) if runs[0].settings["folds"] >= 2 else _run_figures(done[0], cell.task)
         rows.append(row)
     table = pd.DataFrame(rows)
     return _with_study_figures(name, table)
 
 
+def _run_figures(record: results.Record, task: str) -> dict:
+    means = record.metrics["test"]["per_image"]
+    row = {key: means.get(key, np.nan) for key in SUMMARY_KEYS}
+    row |= {f"{key}_ci": (ci["low"], ci["high"]) for key, ci in record.metrics["test_ci95"].items()}
+    row |= {k: v for k, v in means.items() if k.startswith("dice_") and task == "multiclass"}
+    row["selected_epoch"] = record.metrics["selected_epoch"]
+    row["test_images"] = record.metrics["subsets"]["test"]["images"]
+    return row
+
+
+def pooled_per_patient(records: list[results.Record]) -> pd.DataFrame:
+    """The per-patient test values of several folds' records, one row per patient, with its fold."""
+    return pd.concat([r.per_patient().assign(fold=r.config.fold) for r in records], ignore_index=True)
+
+
+def pooled_central(records: list[results.Record]) -> pd.DataFrame:
+    """The central-slice rows of several folds' per-image test tables (the study's view)."""
+    frames = [r.per_image() for r in records]
+    return pd.concat([f[f["central"]] for f in frames], ignore_index=True)
+
+
+def _pooled_figures(records: list[results.Record], task: str) -> dict:
+    patients = pooled_per_patient(records)
+    row = {key: patients[key].mean() for key in SUMMARY_KEYS if key in patients}
+    row |= {f"{key}_ci": tuple(stats.bootstrap_ci(patients[key].to_numpy(), seed=0)[1:])
+            for key in ("dice", "iou", "miou", "hd95", "assd", "hd95_mm", "assd_mm") if key in patients}
+    if task == "multiclass":
+        row |= {k: patients[k].mean() for k in patients.columns if k.startswith("dice_")}
+    row["dice_central"] = pooled_central(records)["dice"].mean()
+    row["selected_epoch"] = "/".join(str(r.metrics["selected_epoch"]) for r in records)
+    row["test_images"] = int(patients["images"].sum())
+    row["test_patients"] = len(patients)
+    return row
+
+
 def provenance(table: pd.DataFrame, store=results.DEFAULT_STORE) -> pd.DataFrame:
     """How a table's runs were made: data, profile and its settings, seeds, runs, wall time."""
-    done = [results.load_record(Path(store) / run) for run in table.loc[table["trained"], "run_id"]]
+    done = [results.load_record(Path(store) / run) for runs in table.loc[table["trained"], "run_ids"] for run in runs]
     if not done:
         return pd.DataFrame()
     first = done[0].config
     minutes = sum(results.read_json(r.path / "environment.json")["wall_seconds"] for r in done) / 60
     facts = {"data": first.data_id, "profile": first.profile, **first.settings,
              "seeds": ", ".join(sorted({str(r.config.seed) for r in done})),
-             "runs": f"{len(done)} of {len(table)}", "wall minutes (all runs)": round(minutes, 1)}
+             "runs": f"{len(done)} of {table['folds'].sum()}",
+             "wall minutes (all runs)": round(minutes, 1)}
     return pd.DataFrame({"setting": list(facts), "value": [str(v) for v in facts.values()]})
 
 
@@ -209,11 +273,13 @@ def coverage(data, profile: str, store=results.DEFAULT_STORE) -> pd.DataFrame:
     for name in STUDIES:
         table = study_table(name, data, profile, store)
         missing = table.loc[~table["trained"]]
+        recorded = sum(len(runs) for runs in table["run_ids"])
+        total = int(table["folds"].sum())
         labels = [f"{m} ({loss})" if name in ("loss", "multiclass", "attention") else m
                   for m, loss in zip(missing["model"], missing["loss"])]
         if name == "stability":
             labels = [f"seed {seed}" for seed in missing["seed"]]
-        rows.append({"grid": name, "recorded": int(table["trained"].sum()), "runs": len(table),
+        rows.append({"grid": name, "recorded": recorded, "runs": total,
                      "missing": (", ".join(labels) or "–") if len(labels) <= MISSING_LISTED else f"{len(labels)} runs"})
     return pd.DataFrame(rows)
 
@@ -222,7 +288,7 @@ def budget(data, profile: str, store=results.DEFAULT_STORE) -> dict:
     """The cost of every grid on ``data`` at ``profile``: distinct runs (a run shared by two grids
     counts once), how many are recorded, their mean wall minutes, and the hours all would take at
     that mean."""
-    run_ids = {run for name in STUDIES for run in study_table(name, data, profile, store)["run_id"]}
+    run_ids = {c.run_id for name in STUDIES for c in configs(name, data, profile)}
     done = [Path(store) / run for run in run_ids if results.is_finished(Path(store) / run)]
     minutes = [results.read_json(path / "environment.json")["wall_seconds"] / 60 for path in done]
     mean = float(np.mean(minutes)) if minutes else float("nan")
