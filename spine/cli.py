@@ -107,6 +107,11 @@ def _cmd_study(args) -> int:
     from spine.training import config as run_config
     from spine.training.studies import run_study
 
+    if args.name == "plan":
+        from spine.training.studies import run_plan
+
+        run_plan(args.data, args.profile, args.out, verbose=not args.quiet)
+        return 0
     shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else None
     folds = None if args.folds == "all" else tuple(int(k) for k in args.folds.split(","))
     table = run_study(args.name, args.data, args.profile, args.out, jobs=args.jobs, shard=shard,
@@ -189,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     exported.set_defaults(func=_cmd_export)
 
     study = commands.add_parser("study", help="run one of the study's grids and print its table")
-    study.add_argument("name", help="loss, ablation, attention, augmentation, comparison, stability, multiclass")
+    study.add_argument("name", help="loss, ablation, attention, augmentation, comparison, stability, multiclass; "
+                                    "or plan: every grid in the real-data study's order (studies.PLAN)")
     _settings_args(study)
     study.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
     study.add_argument("--shard", help="I/N: run only every N-th cell starting at the I-th")

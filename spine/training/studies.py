@@ -60,6 +60,10 @@ STUDIES = {
     "multiclass": lambda: [Cell(m, loss, task="multiclass") for m in BASELINE_NAMES
                            for loss in LOSS_NAMES["multiclass"]],
 }
+# The real-data study's order: the study's central claims (comparison, ablation) in every fold,
+# then the other grids in fold 0 (None: every fold of the profile).
+PLAN = (("comparison", None), ("ablation", None), ("multiclass", (0,)), ("augmentation", (0,)),
+        ("loss", (0,)), ("attention", (0,)), ("stability", (0,)))
 # Columns shown beside the study's (ours -> the study's column of the same meaning).
 STUDY_COLUMNS = {"fg_iou": "mIoU", "accuracy": "accuracy", "precision": "precision", "recall": "recall",
                  "f1": "f1", "hd": "hd_px", "assd": "assd_px"}
@@ -142,6 +146,44 @@ def run_studies(names, data="phantom", profile: str = "cpu", store=results.DEFAU
                if results.find_record(store, c) is None}
     _train_all(list(missing.values())[:max_new_runs], store, 1, verbose)
     return {name: study_table(name, data, profile, store) for name in names}
+
+
+def plan_runs(data, profile: str, plan=PLAN) -> pd.DataFrame:
+    """The plan's runs in order, each once (a run that an earlier grid of the plan has is not
+    counted again): one row per run with the grid that first needs it."""
+    seen, rows = set(), []
+    for name, folds in plan:
+        for config in configs(name, data, profile, folds=folds):
+            if config.run_id not in seen:
+                seen.add(config.run_id)
+                rows.append({"grid": name, "fold": config.fold, "model": config.model, "loss": config.loss,
+                             "task": config.task, "seed": config.seed, "augment": config.augment,
+                             "run_id": config.run_id})
+    return pd.DataFrame(rows)
+
+
+def plan_budget(data, profile: str, store=results.DEFAULT_STORE, minutes_per_run: float | None = None,
+                plan=PLAN) -> pd.DataFrame:
+    """Per grid of the plan: its new runs, how many are recorded, and the machine hours they take
+    at ``minutes_per_run`` (default: the mean wall minutes of the plan's recorded runs)."""
+    runs = plan_runs(data, profile, plan)
+    runs["recorded"] = [results.is_finished(Path(store) / run) for run in runs["run_id"]]
+    if minutes_per_run is None:
+        done = runs.loc[runs["recorded"], "run_id"]
+        minutes = [results.read_json(Path(store) / run / "environment.json")["wall_seconds"] / 60 for run in done]
+        minutes_per_run = float(np.mean(minutes)) if minutes else float("nan")
+    table = runs.groupby("grid", sort=False).agg(folds=("fold", lambda f: ", ".join(map(str, sorted(set(f))))),
+                                                 runs=("run_id", "size"), recorded=("recorded", "sum")).reset_index()
+    table["hours"] = (table["runs"] * minutes_per_run / 60).round(1)
+    total = {"grid": "all", "folds": "", "runs": table["runs"].sum(), "recorded": table["recorded"].sum(),
+             "hours": round(table["runs"].sum() * minutes_per_run / 60, 1)}
+    return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+
+
+def run_plan(data, profile: str, store=results.DEFAULT_STORE, *, plan=PLAN, verbose: bool = True) -> None:
+    """Train the plan's missing runs in its order (resumable: finished runs are skipped)."""
+    for name, folds in plan:
+        run_study(name, data, profile, store, folds=folds, verbose=verbose)
 
 
 def _train_all(todo: list[RunConfig], store, jobs: int, verbose: bool) -> None:
@@ -309,10 +351,19 @@ def _with_study_figures(name: str, table: pd.DataFrame) -> pd.DataFrame:
     return table.merge(study[keep], on=keys, how="left")
 
 
+def unit_values(store, run_ids, metric: str) -> pd.Series:
+    """A cell's test values of ``metric`` by patient (pooled over its folds' records), or by image
+    for records of the first format (which have no per-patient table)."""
+    records = [results.load_record(Path(store) / run) for run in run_ids]
+    if all((r.path / "per_patient.csv").is_file() for r in records):
+        return pooled_per_patient(records).set_index("patient")[metric]
+    return pd.concat([r.per_image() for r in records]).set_index("image")[metric]
+
+
 def paired_comparisons(table: pd.DataFrame, store=results.DEFAULT_STORE, reference: str = "Proposed",
                        metric: str = "dice", label: str = "model", families: tuple[str, ...] = ()) -> pd.DataFrame:
     """The row whose ``label`` column is ``reference`` against every other trained row of a table,
-    image by image on the same test set: the mean difference of ``metric`` with its 95 % bootstrap
+    patient by patient (image by image for first-format records) on the same test patients: the mean difference of ``metric`` with its 95 % bootstrap
     interval and the Wilcoxon p-value. ``label`` names the rows (e.g. ``"loss"`` for the rows of one
     model in the loss grid, where model names repeat). With ``families`` (e.g. the base networks of
     the skip-attention grid), each family's rows (labels starting with its name) are compared with
@@ -326,16 +377,16 @@ def paired_comparisons(table: pd.DataFrame, store=results.DEFAULT_STORE, referen
     if done[label].duplicated().any():
         raise ConfigError(f"paired comparisons need one row per {label!r}; repeated: "
                           f"{', '.join(done.loc[done[label].duplicated(), label])}")
-    per_image = {name: results.load_record(Path(store) / run_id).per_image().set_index("image")[metric]
-                 for name, run_id in zip(done[label], done["run_id"])}
-    if reference not in per_image:
+    values = {name: unit_values(store, run_ids, metric) for name, run_ids in zip(done[label], done["run_ids"])}
+    if reference not in values:
         return pd.DataFrame()
+    unit = "patients" if values[reference].index.name == "patient" else "images"
     rows = []
-    for name, values in per_image.items():
+    for name, theirs in values.items():
         if name == reference:
             continue
-        ours, theirs = per_image[reference].align(values, join="inner")
+        ours, theirs = values[reference].align(theirs, join="inner")
         test = stats.paired_test(ours.to_numpy(), theirs.to_numpy())
-        rows.append({"comparison": f"{reference} - {name}", "images": test["n"], f"mean Δ{metric}": test["mean_diff"],
+        rows.append({"comparison": f"{reference} - {name}", unit: test["n"], f"mean Δ{metric}": test["mean_diff"],
                      "95% CI": (round(test["ci_low"], 4), round(test["ci_high"], 4)), "Wilcoxon p": test["p_value"]})
     return pd.DataFrame(rows)
