@@ -55,6 +55,7 @@ def busiest(before: dict, after: dict, count: int = 3) -> str:
 
 def main() -> None:
     import keras
+    import tensorflow as tf
 
     from spine.data.io import atomic_path
     from spine.models import has_dual_output
@@ -64,6 +65,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--data", default="../shared/data/spider-t2space-slices")
     parser.add_argument("--precision", default="float32")
+    parser.add_argument("--autotune", action="store_true",
+                        help="switch tf.data's autotuner back on (the engine before the fix): writes "
+                             "epoch_stalls_before.csv")
     args = parser.parse_args()
     overrides = {"train_slices_per_patient": 7, "precision": args.precision}
     config = engine.make_config("Proposed", "Dice", "binary", str(Path(args.data).resolve()), "cpu", overrides=overrides)
@@ -83,6 +87,10 @@ def main() -> None:
     rows = []
     for epoch in range(args.epochs):
         data = engine.epoch_dataset(train, "binary", settings["batch_size"], 0, epoch, False, has_dual_output(model))
+        if args.autotune:
+            options = tf.data.Options()
+            options.autotune.enabled = True
+            data = data.with_options(options)
         steps.clear()
         threads, cpu, wall = thread_seconds(), cpu_seconds(), time.perf_counter()
         model.fit(data, epochs=1, verbose=0, callbacks=[StepTimes()])
@@ -95,7 +103,7 @@ def main() -> None:
                      "seconds_in_those_steps": round(sum(s for s in steps if s > 3 * median), 2),
                      "busiest_threads_cpu_s": threads})
         print(rows[-1], flush=True)
-    with atomic_path(OUT / "epoch_stalls.csv") as tmp:
+    with atomic_path(OUT / ("epoch_stalls_before.csv" if args.autotune else "epoch_stalls.csv")) as tmp:
         pd.DataFrame(rows).assign(precision=args.precision, cpu_count=os.cpu_count()).to_csv(tmp, index=False)
 
 

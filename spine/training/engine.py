@@ -194,7 +194,13 @@ def epoch_dataset(subset, task: str, batch_size: int, seed: int, epoch: int, aug
             wanted["aux"] = tf.nn.avg_pool2d(hot, BOTTLENECK_FACTOR, BOTTLENECK_FACTOR, "VALID")
         return images, wanted
 
-    return data.map(targets).prefetch(2)
+    # tf.data's autotuner is off: its background thread took CPU from the 2-core training steps,
+    # and tearing an epoch's iterator down waited for its next wake-up (an interval that doubles
+    # up to about 10 s), so that epochs ended on 10.25 s ticks: 10.3, 20.5, 41 or 82 s for 8 s of
+    # steps (benchmarks/results/epoch_stalls_before.csv against epoch_stalls.csv).
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return data.map(targets).prefetch(2).with_options(options)
 
 
 def reseed_layers(model: keras.Model, seed: int, epoch: int) -> None:
