@@ -56,7 +56,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from spine import inference, metrics, paper, plots, report
+from spine import evaluation, inference, paper, plots, report
 from spine.data import io, overview, phantom, spider
 from spine.errors import ConfigError
 from spine.training import analysis, engine, studies
@@ -244,7 +244,7 @@ else:
 if record is not None:
     plots.volume_slices(volume, segmentation, mask, "binary", count=3)
     plt.show()
-    scores = metrics.volume_scores(segmentation, mask, "binary")
+    scores = evaluation.volume_scores(segmentation, mask, "binary")
     keys = ["dice", "iou", "precision", "recall", "hd_mm", "hd95_mm", "assd_mm"]
     display(plots.format_table(pd.DataFrame([{k: scores[k] for k in keys}]), 3))
     display(Markdown(f"{scores['voxels_predicted']:,} voxels predicted as foreground, "

@@ -384,7 +384,7 @@ def _finish(model, config, folder: Path, store, subsets, state: dict) -> results
                          "means": per_image.loc[per_image["central"]].drop(columns=["image", "patient", "central"]).mean().to_dict()},
         "test_ci95": {k: dict(zip(("estimate", "low", "high"), map(float, v))) for k, v in intervals.items()},
         "ci_unit": "patient (per-patient means of the test patients' central slices), BCa bootstrap",
-        "conventions": metrics.__doc__.split("Conventions (quoted by the book):")[-1].strip(),
+        "conventions": metrics.CONVENTIONS.strip(),
     }
     _write_csv(per_image, folder / "per_image.csv")
     _write_csv(per_patient, folder / "per_patient.csv")
