@@ -96,7 +96,7 @@ if record is None:
 
 # %% tags=["remove-input"]
 if record is not None:
-    model = engine.record_model(record)
+    model = engine.retrain(record)
     test = engine.split_data(record.config)["test"]
     layers = [bottleneck_layer_name(model), DECODER_LAYER]
     side = {layer: model.get_layer(layer).output.shape[1] for layer in layers}

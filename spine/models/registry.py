@@ -86,12 +86,9 @@ def build_model(name: str, input_shape=(128, 128, 1), num_classes: int = 2, widt
 
 
 def output_names(model: keras.Model) -> tuple[str, ...]:
-    """The keys of the model's output dict (``("mask",)`` or ``("aux", "mask")``... as Keras lists them)."""
-    names = getattr(model, "output_names", None)
-    if names:
-        return tuple(names)
-    outputs = model.outputs if isinstance(model.outputs, (list, tuple)) else [model.outputs]
-    return tuple(tensor._keras_history.operation.name for tensor in outputs)
+    """The names of the model's output layers, the keys of its output dict (``("mask",)`` or
+    ``("aux", "mask")``... as Keras lists them: a functional model's ``output_names``)."""
+    return tuple(model.output_names)
 
 
 def has_dual_output(model: keras.Model) -> bool:
