@@ -58,9 +58,7 @@ from IPython.display import Markdown, display
 
 from spine import evaluation, inference, paper, plots, report
 from spine.data import io, overview, phantom, spider
-from spine.errors import ConfigError
 from spine.training import analysis, engine, studies
-from spine.training import store as results
 
 REAL_PROFILE = "cpu"  # the profile of the real-data runs (trained by a separate, long job)
 REAL_BUDGET_HOURS = 6  # the machine time the real-data study may take (issue 7)
@@ -111,12 +109,7 @@ if real_data:
 if real_data:
     cost = studies.budget(real_data, REAL_PROFILE, store)
     display(plots.format_counts(pd.DataFrame([cost]), 1))
-    over = cost["hours for all"] > REAL_BUDGET_HOURS
-    display(Markdown(f"That is {'more' if over else 'less'} than the {REAL_BUDGET_HOURS} hours the real-data study "
-                     "may take" + (", so the grids were run in order of what they answer: the comparison and the "
-                                   "4-class proposed network first (the study's claims and the shipped models), then "
-                                   "the ablation and augmentation, then the 4-class baselines; the rest is left for "
-                                   "later." if over else ".")))
+    display(Markdown(report.budget_note(cost, REAL_BUDGET_HOURS)))
 
 # %% [markdown]
 # What the store holds, per grid:
@@ -195,15 +188,8 @@ if real is not None:
 # patients and checks the figures against the record.
 
 # %% tags=["remove-input"]
-cards = {}
-for task in ("binary", "multiclass"):
-    try:
-        cards[task] = inference.model_card(task)
-    except ConfigError:
-        pass
+cards, shipped = analysis.shipped_runs(store)
 if cards:
-    shipped = {f"{task}.keras": results.load_record(Path(store) / card["run_id"]) for task, card in cards.items()
-               if (Path(store) / card["run_id"] / "metrics.json").is_file()}
     if shipped:  # the records behind the cards, when this build's store has them
         display(plots.format_counts(analysis.run_summaries(shipped), 4))
     display(Markdown("Chosen on: " + "; ".join(f"`{task}.keras`: {card['selected_on']}" for task, card in cards.items())))

@@ -3,6 +3,7 @@
 (spine.training.studies: paired comparisons, one record of a grid)."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -298,6 +299,14 @@ def test_coverage_and_budget_count_shared_runs_once(loss_records):
     assert cost["mean minutes per run"] == round(1.0 / 60, 1)
 
 
+def test_budget_note_says_whether_the_study_fits_and_in_what_order_it_ran():
+    from spine import report
+
+    assert report.budget_note({"hours for all": 5.5}, 6) == "That is less than the 6 hours the real-data study may take."
+    over = report.budget_note({"hours for all": 10.2}, 6)
+    assert over.startswith("That is more than the 6 hours") and over.endswith("the rest is left for later.")
+
+
 def test_provenance_side_by_side_has_a_column_per_table(loss_records):
     store, table = loss_records
     unet = table[table["model"] == "U-Net"]
@@ -352,3 +361,14 @@ def test_split_overview_counts_the_engines_split():
     used = split_data(config)
     assert table.loc["test", "slices a run uses"] == len(used["test"])
     assert table.loc["all", "slices in the data"] == 5  # the phantom: one central slice per patient
+
+
+# --------------------------------------------------------------------------- the shipped models
+
+
+def test_shipped_runs_pair_each_card_with_its_record(tmp_path):
+    cards, shipped = analysis.shipped_runs(tmp_path)
+    assert set(cards) == {"binary", "multiclass"} and shipped == {}  # an empty store holds no record of them
+    _, shipped = analysis.shipped_runs(Path(__file__).resolve().parents[1] / "results")  # the committed records
+    assert {name: record.path.name for name, record in shipped.items()} == {
+        f"{task}.keras": card["run_id"] for task, card in cards.items()}

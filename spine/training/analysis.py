@@ -365,6 +365,23 @@ def histories(table: pd.DataFrame, store) -> dict[str, pd.DataFrame]:
     return out
 
 
+def shipped_runs(store) -> tuple[dict, dict]:
+    """The shipped models' cards by task (``spine.inference.model_card``; a task with no shipped model
+    is left out) and the records behind them that ``store`` holds, by file name (``binary.keras``...)."""
+    from spine.data import TASKS
+    from spine.inference import model_card
+
+    cards = {}
+    for task in TASKS:
+        try:
+            cards[task] = model_card(task)
+        except ConfigError:  # none shipped for this task
+            continue
+    records = {f"{task}.keras": results.load_record(Path(store) / card["run_id"]) for task, card in cards.items()
+               if results.is_finished(Path(store) / card["run_id"])}
+    return cards, records
+
+
 def trained_records(table: pd.DataFrame, store) -> dict[str, results.Record]:
     """The record of every trained row of a table, by run id."""
     return {run_id: results.load_record(Path(store) / run_id) for run_id in table.loc[table["trained"], "run_id"]}
