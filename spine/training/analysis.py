@@ -323,7 +323,7 @@ def split_overview(config) -> pd.DataFrame:
     rows = [{"subset": name, "patients": int((split["subset"] == name).sum()),
              "slices in the data": int(sum(subset_of[str(p)] == name for p in data.patients)),
              "slices a run uses": len(s), "patients a run uses": len(set(map(str, s.patients)))}
-            for name, s in used.items()]
+            for name, s in used.items() if name in ("train", "val", "test")]
     table = pd.DataFrame(rows)
     total = table["patients"].sum()
     table["share of patients (%)"] = 100.0 * table["patients"] / total
