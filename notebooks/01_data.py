@@ -53,7 +53,7 @@ from myst_nb import glue
 
 from spine import plots
 from spine.data import load_dataset, overview, preprocess
-from spine.training import engine
+from spine.training import analysis, engine
 from spine.training.config import resolve_profile
 
 data_name = "phantom" if str(data).startswith("phantom") else Path(str(data)).name
@@ -228,7 +228,7 @@ plt.show()
 # %% tags=["remove-input"]
 config = engine.make_config("Proposed", "Dice", "binary", data, profile)
 subsets = engine.split_data(config)
-display(plots.format_counts(overview.split_overview(config), 1))
+display(plots.format_counts(analysis.split_overview(config), 1))
 print(f"data {config.data_id}, profile {profile}, split seed {settings['split_seed']}, validation seed {config.seed}; "
       f"patients in more than one subset: {len(overview.shared_patients(subsets))}")
 
@@ -239,7 +239,7 @@ print(f"data {config.data_id}, profile {profile}, split seed {settings['split_se
 if real_data:
     real_config = engine.make_config("Proposed", "Dice", "binary", real_data, profile)
     real_subsets = engine.split_data(real_config)
-    display(plots.format_counts(overview.split_overview(real_config), 1))
+    display(plots.format_counts(analysis.split_overview(real_config), 1))
     print(f"data {real_config.data_id}, profile {profile}; "
           f"patients in more than one subset: {len(overview.shared_patients(real_subsets))}")
 else:

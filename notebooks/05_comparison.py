@@ -45,7 +45,7 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 
 from spine import paper, plots
-from spine.training import analysis, studies
+from spine.training import analysis, engine, studies
 
 # %% [markdown]
 # ## What the study reports
@@ -106,7 +106,8 @@ plots.format_table(table[["model", "hd", "hd95", "assd", "hd_mm", "assd_mm", "st
 
 # %% tags=["remove-input"]
 if table["trained"].any():
-    sample, rows = analysis.sample_predictions(table, store, count=4)
+    models = {run_id: engine.retrain(record) for run_id, record in analysis.trained_records(table, store).items()}
+    sample, rows = analysis.sample_predictions(table, store, count=4, models=models)
     plots.overlay_grid(sample.images, rows, "binary", titles=list(sample.case_ids))
     plt.show()
 

@@ -48,10 +48,8 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from spine import explain, paper, plots
-from spine.models import bottleneck_layer_name
+from spine.models import bottleneck_layer_name, decoder_layer_name
 from spine.training import engine, studies
-
-DECODER_LAYER = "dec3_block_2_relu"  # the second convolution of the decoder stage at H/4
 
 # %% [markdown]
 # ## What the study reports
@@ -96,9 +94,9 @@ if record is None:
 
 # %% tags=["remove-input"]
 if record is not None:
-    model = engine.record_model(record)
+    model = engine.retrain(record)
     test = engine.split_data(record.config)["test"]
-    layers = [bottleneck_layer_name(model), DECODER_LAYER]
+    layers = [bottleneck_layer_name(model), decoder_layer_name(model, stage=3)]  # stage 3: 1/4 of the side
     side = {layer: model.get_layer(layer).output.shape[1] for layer in layers}
     maps = explain.gradcam_maps(model, test.images, layers, class_index=1, seed=0)
     reference = test.labels("binary") == 1

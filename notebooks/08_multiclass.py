@@ -49,7 +49,7 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 
 from spine import paper, plots
-from spine.training import analysis, studies
+from spine.training import analysis, engine, studies
 
 # %% [markdown]
 # ## What the study reports
@@ -127,7 +127,8 @@ plt.show()
 # %% tags=["remove-input"]
 shown = cce_dice if cce_dice["trained"].any() else table
 if shown["trained"].any():
-    sample, rows = analysis.sample_predictions(shown, store, count=4)
+    models = {run_id: engine.retrain(record) for run_id, record in analysis.trained_records(shown, store).items()}
+    sample, rows = analysis.sample_predictions(shown, store, count=4, models=models)
     plots.overlay_grid(sample.images, rows, "multiclass", titles=list(sample.case_ids))
     plt.show()
 

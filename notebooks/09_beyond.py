@@ -56,11 +56,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from spine import inference, metrics, paper, plots, report
+from spine import evaluation, inference, paper, plots, report
 from spine.data import io, overview, phantom, spider
-from spine.errors import ConfigError
 from spine.training import analysis, engine, studies
-from spine.training import store as results
 
 REAL_PROFILE = "cpu"  # the profile of the real-data runs (trained by a separate, long job)
 REAL_BUDGET_HOURS = 6  # the machine time the real-data study may take (issue 7)
@@ -100,7 +98,7 @@ plots.format_table(paper.table("comparison"))
 
 # %% tags=["remove-input"]
 if real_data:
-    display(plots.format_counts(overview.split_overview(
+    display(plots.format_counts(analysis.split_overview(
         engine.make_config("Proposed", "Dice", "binary", real_data, REAL_PROFILE)), 1))
 
 # %% [markdown]
@@ -111,12 +109,7 @@ if real_data:
 if real_data:
     cost = studies.budget(real_data, REAL_PROFILE, store)
     display(plots.format_counts(pd.DataFrame([cost]), 1))
-    over = cost["hours for all"] > REAL_BUDGET_HOURS
-    display(Markdown(f"That is {'more' if over else 'less'} than the {REAL_BUDGET_HOURS} hours the real-data study "
-                     "may take" + (", so the grids were run in order of what they answer: the comparison and the "
-                                   "4-class proposed network first (the study's claims and the shipped models), then "
-                                   "the ablation and augmentation, then the 4-class baselines; the rest is left for "
-                                   "later." if over else ".")))
+    display(Markdown(report.budget_note(cost, REAL_BUDGET_HOURS)))
 
 # %% [markdown]
 # What the store holds, per grid:
@@ -195,15 +188,8 @@ if real is not None:
 # patients and checks the figures against the record.
 
 # %% tags=["remove-input"]
-cards = {}
-for task in ("binary", "multiclass"):
-    try:
-        cards[task] = inference.model_card(task)
-    except ConfigError:
-        pass
+cards, shipped = analysis.shipped_runs(store)
 if cards:
-    shipped = {f"{task}.keras": results.load_record(Path(store) / card["run_id"]) for task, card in cards.items()
-               if (Path(store) / card["run_id"] / "metrics.json").is_file()}
     if shipped:  # the records behind the cards, when this build's store has them
         display(plots.format_counts(analysis.run_summaries(shipped), 4))
     display(Markdown("Chosen on: " + "; ".join(f"`{task}.keras`: {card['selected_on']}" for task, card in cards.items())))
@@ -227,7 +213,7 @@ if record is not None:
     folder = Path(tempfile.mkdtemp(prefix="spine-volume-"))
     image, mask = phantom.make_case(VOLUME_CASE, permuted=True)
     source = io.write_volume(image, folder / f"phantom_{VOLUME_CASE}_t1.mha")
-    output = inference.predict_file(source, folder / "out", engine.record_model(record))
+    output = inference.predict_file(source, folder / "out", engine.retrain(record))
     volume, segmentation = io.read_volume(source), io.read_volume(output)
     display(Markdown(f"Model: the proposed model, Dice loss, seed {record.config.seed}, {record.config.profile} "
                      f"profile, trained on `{record.config.data_id}`. The input file and the file written:"))
@@ -244,7 +230,7 @@ else:
 if record is not None:
     plots.volume_slices(volume, segmentation, mask, "binary", count=3)
     plt.show()
-    scores = metrics.volume_scores(segmentation, mask, "binary")
+    scores = evaluation.volume_scores(segmentation, mask, "binary")
     keys = ["dice", "iou", "precision", "recall", "hd_mm", "hd95_mm", "assd_mm"]
     display(plots.format_table(pd.DataFrame([{k: scores[k] for k in keys}]), 3))
     display(Markdown(f"{scores['voxels_predicted']:,} voxels predicted as foreground, "

@@ -52,17 +52,13 @@ TARGET_SLICES_PER_S = 25  # the project's inference target on 2 cores (issue 7)
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import pandas as pd
 from IPython.display import Markdown, display
 
-from spine import plots
+from spine import performance, plots
 
 folder = Path(measurements)
-tables = {name: pd.read_csv(folder / f"{name}.csv") for name in
-          ("machine", "training", "engine", "engine_before", "inference", "time_to_accuracy")
-          if (folder / f"{name}.csv").is_file()}
-machine = tables["machine"]["machine"].iloc[0] if "machine" in tables else "unknown"
-peak = float(tables["machine"]["matmul_gflop_per_s"].iloc[0]) if "machine" in tables else float("nan")
+tables = performance.read_tables(folder)
+machine, peak = performance.machine(tables)
 
 
 def show(name: str, digits: int = 2):
@@ -103,16 +99,12 @@ show("training")
 if "training" in tables:
     plots.throughput_bars(tables["training"], peak)
     plt.show()
-    training = tables["training"]
-    study, reduced = (training[training["width"] == w].set_index("model") for w in (training["width"].max(),
-                                                                                    training["width"].min()))
-    speedup = reduced["train_img_per_s"] / study["train_img_per_s"]
-    display(Markdown(f"From the study's setting (width {study['width'].iloc[0]}, batch {study['batch'].iloc[0]}) to the "
-                     f"`cpu` profile's (width {reduced['width'].iloc[0]}, batch {reduced['batch'].iloc[0]}), training "
-                     f"is {speedup.min():.1f}x to {speedup.max():.1f}x faster across the models (batch size barely "
+    s = performance.width_speedup(tables["training"])
+    display(Markdown(f"From the study's setting (width {s['study_width']}, batch {s['study_batch']}) to the "
+                     f"`cpu` profile's (width {s['reduced_width']}, batch {s['reduced_batch']}), training "
+                     f"is {s['speedup_min']:.1f}x to {s['speedup_max']:.1f}x faster across the models (batch size barely "
                      f"changes the cost per image on a CPU, so this is the width). At the study's setting, 100 "
-                     f"training images cost {100 / study['train_img_per_s'].max():.0f} to "
-                     f"{100 / study['train_img_per_s'].min():.0f} s here."))
+                     f"training images cost {s['seconds_per_100_min']:.0f} to {s['seconds_per_100_max']:.0f} s here."))
 
 # %% [markdown]
 # ### The engine against a plain `model.fit`
@@ -147,8 +139,7 @@ show("engine_before", 3)
 # %% tags=["remove-input"]
 show("inference")
 if "inference" in tables:
-    best = tables["inference"].set_index("task")[["slices_per_s_b1", "slices_per_s_b16"]].max(axis=1)
-    verdict = "meet" if (best >= TARGET_SLICES_PER_S).all() else "miss"
+    best, verdict = performance.inference_verdict(tables["inference"], TARGET_SLICES_PER_S)
     display(Markdown(f"Best rate (batch 1 or 16): {', '.join(f'{task} {rate:.0f}' for task, rate in best.items())} slices/s; the "
                      f"shipped models {verdict} the target of {TARGET_SLICES_PER_S} slices/s."))
 

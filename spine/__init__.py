@@ -4,17 +4,20 @@ A research companion to Silveira et al. (Scientific Reports, 2025): data readers
 a synthetic phantom, the study's models, losses and metrics, an experiment engine, and a CLI.
 Modules, one idea each:
 
-- ``spine.data``     reading SPIDER volumes and slice folders, preprocessing, phantom, splits;
-                     ``spine.data.overview`` summaries of a dataset (labels, balance, split)
+- ``spine.data``     reading SPIDER volumes and slice folders, orientation (``geometry``),
+                     preprocessing, phantom, splits; ``spine.data.overview`` summaries of a
+                     dataset (labels, balance)
 - ``spine.models``   the model zoo (the proposed network, baselines, ablations, skip attention);
                      ``spine.models.report`` parameter counts and block outlines
 - ``spine.losses``   Keras losses (binary and multiclass, dual-output)
-- ``spine.metrics``  overlap and surface metrics on label maps; ``spine.stats`` intervals, tests
+- ``spine.metrics``  overlap and surface metrics on label arrays; ``spine.stats`` intervals, tests
+- ``spine.evaluation`` comparing mask files and volumes (``spine metrics``)
 - ``spine.training`` profiles, the engine, the results store, the study grids (``studies``) and
                      the analyses of their records (``analysis``)
 - ``spine.inference`` segmenting files in their native geometry (``spine predict``)
 - ``spine.explain``  Seg-Grad-CAM and its sanity checks
-- ``spine.plots``    the book's figures and table formatting
+- ``spine.plots``    the book's figures and table formatting; ``spine.report`` a grid beside the
+                     study; ``spine.performance`` the benchmark tables
 - ``spine.paper``    the study's reported tables
 - ``spine.book``     executing the chapters and rendering the book (``spine book``)
 - ``spine.cli``      the ``spine`` command

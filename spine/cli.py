@@ -42,7 +42,7 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_metrics(args) -> int:
-    from spine.metrics import compare_files
+    from spine.evaluation import compare_files
 
     result = compare_files(args.pred, args.true, spacing=args.spacing,
                            classes="binary" if args.classes == "binary" else "multiclass")

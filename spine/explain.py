@@ -24,8 +24,8 @@ Grad-CAM (Selvaraju et al., 2017) adapted to segmentation by Vinogradova et al. 
   tensor the auxiliary head of the dual-output models (``"Proposed"``) supervises with the
   coarse H/16 x W/16 mask, so its map shows what that deep supervision made the network look at.
   It is coarse (H/16: 8 x 8 at 128 x 128, 4 x 4 at 64 x 64); any layer that lies on the path to
-  the ``mask`` head can be chosen by name for a finer map (e.g. ``"dec3_block_2_relu"``, H/4, or
-  ``"dec2_block_2_relu"``, H/2, in the U-Net family).
+  the ``mask`` head can be chosen by name for a finer map, e.g. a decoder stage's output
+  (``spine.models.decoder_layer_name``: ``"dec3_block_2_relu"``, H/4, in the U-Net family).
 
 Sanity checks and measures:
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from spine.data import io, preprocess, spider
+from spine.data import geometry, io, preprocess
 from spine.data.labels import check_task
 from spine.errors import ConfigError, DataError
 
@@ -93,7 +93,7 @@ def _resize_back(labels: np.ndarray, shape) -> np.ndarray:
 def segment_volume(model, volume: sitk.Image, batch_size: int = 16) -> sitk.Image:
     """Segment every sagittal slice; the result has the volume's size, spacing, origin and direction."""
     original_code = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(volume.GetDirection())
-    oriented = spider.sagittal_view(volume)
+    oriented = geometry.sagittal_view(volume)
     array = sitk.GetArrayFromImage(oriented)  # [z, y, x]: x are the sagittal slices
     slices = [array[:, :, i] for i in range(array.shape[2])]
     labels = np.stack(segment_slices(model, slices, batch_size), axis=2)

@@ -494,7 +494,7 @@ def volume_slices(image, labels, reference=None, task: str = "binary", count: in
     import SimpleITK as sitk
 
     from spine.data.labels import label_values_to_classes
-    from spine.data.spider import sagittal_view
+    from spine.data.geometry import sagittal_view
 
     def view(volume):
         return sitk.GetArrayFromImage(sagittal_view(volume))  # [z, y, x]: x are the sagittal slices

@@ -9,7 +9,8 @@ same three ways, so the way lives here, once:
    (:func:`spine.training.studies.paired_comparisons`), or a note when too few rows are trained.
 
 :func:`grid_section` displays the three in a notebook and returns them, so that a test (or a
-reader's own script) can inspect what a chapter showed.
+reader's own script) can inspect what a chapter showed. :func:`budget_note` is the sentence a
+chapter writes under a study's cost.
 """
 
 from __future__ import annotations
@@ -47,3 +48,17 @@ def grid_section(table: pd.DataFrame, store, reference: str = "Proposed", *, fam
     pairs = studies.paired_comparisons(table, store, reference=reference, families=families)
     display(plots.format_counts(pairs, 4) if len(pairs) else Markdown(NO_PAIRS))
     return {"table": beside, "figure": figure, "pairs": pairs}
+
+
+#: The order the real-data grids were run in when the budget did not cover them all (README).
+RUN_ORDER = ("the comparison and the 4-class proposed network first (the study's claims and the shipped models), "
+             "then the ablation and augmentation, then the 4-class baselines; the rest is left for later")
+
+
+def budget_note(cost: dict, budget_hours: float) -> str:
+    """Whether a study's whole cost (``studies.budget``: ``"hours for all"``) fits ``budget_hours``,
+    and, when it does not, the order its grids were run in."""
+    if cost["hours for all"] > budget_hours:
+        return (f"That is more than the {budget_hours} hours the real-data study may take, so the grids were run "
+                f"in order of what they answer: {RUN_ORDER}.")
+    return f"That is less than the {budget_hours} hours the real-data study may take."

@@ -2,8 +2,8 @@
 (chosen figures, no training); and the grids' own helpers the chapters call on those records
 (spine.training.studies: paired comparisons, one record of a grid)."""
 
-import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +12,7 @@ import pytest
 from spine import paper
 from spine.errors import ConfigError
 from spine.training import analysis, make_config, studies
+from spine.training.engine import split_data
 from spine.training import store as results
 from spine.training.config import RunConfig
 
@@ -63,14 +64,6 @@ def loss_records(tmp_path_factory):
         _write_record(store, config, {"dice": val}, {"dice": test, "hd": 4.0, "hd_mm": 6.0, "hd95": 3.0,
                                                      "hd95_mm": 4.5, "assd": 1.0, "assd_mm": None}, per_image)
     return store, studies.study_table("loss", DATA, "smoke", store)
-
-
-def test_fake_records_read_back(loss_records):
-    store, table = loss_records
-    assert table["trained"].sum() == 3
-    record = results.load_record(store / table[table["trained"]].iloc[0]["run_id"])
-    assert json.loads((record.path / "metrics.json").read_text())["test"]["per_image"]["assd_mm"] is None
-
 
 
 def test_a_relative_data_path_is_found_beside_the_store(tmp_path, monkeypatch):
@@ -306,6 +299,14 @@ def test_coverage_and_budget_count_shared_runs_once(loss_records):
     assert cost["mean minutes per run"] == round(1.0 / 60, 1)
 
 
+def test_budget_note_says_whether_the_study_fits_and_in_what_order_it_ran():
+    from spine import report
+
+    assert report.budget_note({"hours for all": 5.5}, 6) == "That is less than the 6 hours the real-data study may take."
+    over = report.budget_note({"hours for all": 10.2}, 6)
+    assert over.startswith("That is more than the 6 hours") and over.endswith("the rest is left for later.")
+
+
 def test_provenance_side_by_side_has_a_column_per_table(loss_records):
     store, table = loss_records
     unet = table[table["model"] == "U-Net"]
@@ -346,3 +347,28 @@ def test_study_record_trains_only_the_cell_asked_for(tmp_path):
     assert rows["reference"].shape == rows["Proposed"].shape == sample.images.shape[:3]
     with pytest.raises(ConfigError):
         studies.study_record("comparison", DATA, "smoke", tmp_path, "Proposed", "BCE")
+
+
+# --------------------------------------------------------------------------- the split
+
+
+def test_split_overview_counts_the_engines_split():
+    config = make_config("U-Net", "Dice", "binary", "phantom:5", "smoke")
+    table = analysis.split_overview(config).set_index("subset")
+    assert list(table.index) == ["train", "val", "test", "all"]
+    assert table.loc["all", "patients"] == 5 and table.loc["all", "share of patients (%)"] == pytest.approx(100.0)
+    assert (table.loc[["train", "val", "test"], "patients"] >= 1).all()
+    used = split_data(config)
+    assert table.loc["test", "slices a run uses"] == len(used["test"])
+    assert table.loc["all", "slices in the data"] == 5  # the phantom: one central slice per patient
+
+
+# --------------------------------------------------------------------------- the shipped models
+
+
+def test_shipped_runs_pair_each_card_with_its_record(tmp_path):
+    cards, shipped = analysis.shipped_runs(tmp_path)
+    assert set(cards) == {"binary", "multiclass"} and shipped == {}  # an empty store holds no record of them
+    _, shipped = analysis.shipped_runs(Path(__file__).resolve().parents[1] / "results")  # the committed records
+    assert {name: record.path.name for name, record in shipped.items()} == {
+        f"{task}.keras": card["run_id"] for task, card in cards.items()}

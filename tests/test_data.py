@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 from PIL import Image
 
-from spine.data import labels, load_dataset, make_split, preprocess, spider, splits
+from spine.data import geometry, labels, load_dataset, make_split, preprocess, spider, splits
 from spine.data.io import read_volume, write_volume
 from spine.errors import DataError
 
@@ -40,7 +40,7 @@ def test_real_masks_central_slice_labels_and_canal(masks_3d):
     assert len(paths) == 48
     for path in paths:
         mask = read_volume(path)
-        central, spacing = spider.central_sagittal_slice(mask)
+        central, spacing = geometry.central_sagittal_slice(mask)
         values = set(np.unique(central).tolist())
         structures = labels.spider_structures(central)
         assert (structures >= 0).all(), f"{path.name}: unknown values {values}"
@@ -52,7 +52,7 @@ def test_real_masks_central_slice_labels_and_canal(masks_3d):
 def test_real_masks_anatomy_is_upright_and_canal_posterior(masks_3d):
     """In the sagittal view the canal lies behind the bodies and numbering runs along the column."""
     for path in real_mask_paths(masks_3d):
-        central, _ = spider.central_sagittal_slice(read_volume(path))
+        central, _ = geometry.central_sagittal_slice(read_volume(path))
         rows, cols = np.nonzero(central == 100)
         vrows, vcols = np.nonzero((central >= 1) & (central <= 25))
         assert cols.mean() > np.median(vcols) - 5, f"{path.name}: canal not posterior to the vertebrae"
@@ -66,7 +66,7 @@ def test_real_masks_anatomy_is_upright_and_canal_posterior(masks_3d):
 @pytest.mark.parametrize("name,expected_axis", [("100_t2", 0), ("104_t1", 0), ("18_t2_SPACE", 2),
                                                 ("166_t2", 2), ("18_t2", 2)])
 def test_sagittal_axis_from_the_direction_matrix(masks_3d, name, expected_axis):
-    assert spider.sagittal_axis(read_volume(masks_3d / f"{name}.mha")) == expected_axis
+    assert geometry.sagittal_axis(read_volume(masks_3d / f"{name}.mha")) == expected_axis
 
 
 def test_orientation_through_the_reader_with_synthetic_images(masks_3d, tmp_path):
@@ -83,7 +83,7 @@ def test_orientation_through_the_reader_with_synthetic_images(masks_3d, tmp_path
     for name in names:
         # Shrinking keeps the direction matrix and the anatomy, and makes the test 8x faster.
         mask = sitk.Shrink(read_volume(masks_3d / f"{name}.mha"), [2, 2, 2])
-        checked_permuted += spider.sagittal_axis(mask) != 0
+        checked_permuted += geometry.sagittal_axis(mask) != 0
         for axis, prefix in ((0, "x"), (1, "y"), (2, "z")):
             archive = tmp_path / f"{prefix}-{name}"
             patient, sequence = name.split("_", 1)

@@ -97,20 +97,6 @@ def test_run_id_changes_with_what_determines_a_run():
     assert smoke_config(width=8).run_id != base.run_id
 
 
-def test_augmentation_keeps_labels_and_aux_target_consistent():
-    from spine.data import load_dataset
-
-    subset = load_dataset(DATA, size=64)
-    batch = next(iter(engine.epoch_dataset(subset, "multiclass", 4, 0, 0, True, True)))
-    images, targets = batch
-    mask = targets["mask"].numpy()
-    assert set(np.unique(mask)) <= {0.0, 1.0}
-    np.testing.assert_allclose(mask.sum(-1), 1.0)
-    aux = targets["aux"].numpy()
-    assert aux.shape == (4, 4, 4, 4)
-    np.testing.assert_allclose(aux, mask.reshape(4, 4, 16, 4, 16, 4).mean(axis=(2, 4)), atol=1e-6)
-
-
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(ConfigError, match="valid: .*Proposed"):
         make_config("UNet++", "Dice", "binary", DATA, "smoke")
@@ -143,9 +129,10 @@ def test_every_grid_matches_the_study_tables():
         studies.cells("tables")
 
 
-def test_a_record_without_its_model_is_retrained_elsewhere_and_left_untouched(reference, tmp_path):
-    """Committed records carry no model file: the model is rebuilt by training the same run into
-    the cache, the record's own files stay byte for byte, and the rebuilt model is the same."""
+def test_a_record_without_its_model_is_retrained_only_when_asked_and_left_untouched(reference, tmp_path):
+    """Committed records carry no model file: loading one says so; ``retrain`` rebuilds the model by
+    training the same run into the cache, the record's own files stay byte for byte, and the
+    rebuilt model is the same."""
     import shutil
 
     config, record = reference
@@ -153,7 +140,9 @@ def test_a_record_without_its_model_is_retrained_elsewhere_and_left_untouched(re
     shutil.copytree(record.path, copy)
     (copy / "model.keras").unlink()
     before = {p.name: p.read_bytes() for p in copy.iterdir()}
-    model = engine.record_model(results.load_record(copy))
+    with pytest.raises(DataError, match="no model file.*retrain"):
+        engine.record_model(results.load_record(copy))
+    model = engine.retrain(results.load_record(copy))
     assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
     test = engine.split_data(config)["test"]
     original = engine.record_model(record)

@@ -14,8 +14,12 @@ import SimpleITK as sitk
 from PIL import Image
 
 from spine import inference
+from spine.evaluation import volume_scores
 from spine.data import phantom
+from spine.data.geometry import central_sagittal_slice
+from spine.data.labels import label_values_to_classes
 from spine.errors import ConfigError
+from spine.metrics import image_metrics
 from spine.models import build_model
 from spine.training import analysis, export, load_record, make_config
 from spine.training import store as results
@@ -102,21 +106,33 @@ def test_shipped_models_score_their_recorded_test_figure_on_the_real_slices(task
     assert summary_row["test dice"] == card["test"]["dice"] and summary_row["task"] == task
 
 
+#: Dice floors of the shipped models on phantom case 2025 (a patient no model has seen). Measured
+#: with these files: binary 0.111 on the central sagittal slice and 0.101 on the volume; 4-class
+#: (mean over vertebra, disc, canal) 0.095 and 0.071. The models learnt real T2-SPACE slices and
+#: the phantom looks unlike them, so the figures are low; the floors, about half of each, catch a
+#: path that loses the anatomy (all background, a slice transposed or the volume mis-oriented).
+PHANTOM_DICE_FLOOR = {"binary": (0.05, 0.05), "multiclass": (0.03, 0.03)}  # (slice, volume)
+
+
 @pytest.mark.slow
 def test_spine_predict_uses_the_shipped_models_on_a_png_and_a_volume(tmp_path):
     image, mask = phantom.make_case(2025, permuted=True)
     volume = tmp_path / "volume.mha"
     sitk.WriteImage(image, str(volume))
-    middle = sitk.GetArrayFromImage(image)[:, :, image.GetSize()[0] // 2]
+    middle, _ = central_sagittal_slice(image)
+    middle_mask, _ = central_sagittal_slice(mask)
     png = tmp_path / "slice.png"
     Image.fromarray(np.uint8(255 * (middle - middle.min()) / np.ptp(middle))).save(png)
-    for task, classes in (("binary", {0, 1}), ("multiclass", {0, 1, 2, 3})):
+    for task in ("binary", "multiclass"):
         out = tmp_path / task
         done = subprocess.run([sys.executable, "-m", "spine.cli", "predict", str(png), str(volume), "--out", str(out),
                                "--task", task], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+        slice_floor, volume_floor = PHANTOM_DICE_FLOOR[task]
         labels = np.asarray(Image.open(out / "slice.png"))
-        assert labels.shape == middle.shape and set(np.unique(labels)) <= classes
+        assert labels.shape == middle.shape
+        assert image_metrics(label_values_to_classes(middle_mask, task), labels, task)["dice"] > slice_floor
         segmented = sitk.ReadImage(str(out / "volume.mha"))
         assert segmented.GetSize() == image.GetSize() and segmented.GetDirection() == image.GetDirection()
-        assert set(np.unique(sitk.GetArrayFromImage(segmented))) <= classes
+        assert segmented.GetSpacing() == image.GetSpacing() and segmented.GetOrigin() == image.GetOrigin()
+        assert volume_scores(segmented, mask, task)["dice"] > volume_floor

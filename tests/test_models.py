@@ -1,6 +1,5 @@
 """The model zoo: shapes, dual output, a training step, save/load in a fresh process, parameter counts."""
 
-import inspect
 import json
 import os
 import subprocess
@@ -25,6 +24,7 @@ from spine.models import (
     build_resunet,
     build_transunet,
     build_unet,
+    decoder_layer_name,
     has_dual_output,
     parameter_table,
 )
@@ -190,6 +190,10 @@ def test_output_shapes(name, width, num_classes):
     assert set(model.output_names) == set(expected)
     bottleneck = model.get_layer(bottleneck_layer_name(model))
     assert tuple(bottleneck.output.shape[1:3]) == (size // 16, size // 16)
+    for stage in (1, 2, 3, 4):  # each stage's output is what the next stage (or the head) takes
+        output = model.get_layer(decoder_layer_name(model, stage)).output
+        assert tuple(output.shape[1:3]) == (size // 2 ** (stage - 1),) * 2
+        assert model.get_layer(f"dec{stage - 1}_up" if stage > 1 else "mask").input is output
     x = np.random.default_rng(1).random((1, size, size, 1), dtype=np.float32)
     out = model(x, training=False)
     assert set(out) == set(expected)
@@ -202,12 +206,9 @@ def test_output_shapes(name, width, num_classes):
 
 @pytest.mark.parametrize("builder", [build_unet, build_resunet, build_attention_unet, build_transunet, build_proposed])
 def test_every_builder_takes_the_dual_output_switch(builder):
-    parameters = inspect.signature(builder).parameters
-    assert list(parameters)[:7] == ["input_shape", "num_classes", "width", "dual_output", "skip_attention", "dropout",
-                                    "bn_momentum"]
-    default = parameters["dual_output"].default
+    default = has_dual_output(builder(input_shape=(32, 32, 1), num_classes=3, width=8))
     assert default is (builder is build_proposed)  # only the proposed model is dual by default
-    assert parameters["bn_momentum"].default == 0.99 and parameters["width"].default == 64
+    keras.backend.clear_session()
     model = builder(input_shape=(32, 32, 1), num_classes=3, width=8, dual_output=not default)
     assert has_dual_output(model) is (not default)
     if not default:
@@ -289,10 +290,7 @@ def test_parameter_counts_match_the_study(complexity, name):
         assert row["total"] == row["study_total"] and row["trainable"] == row["study_trainable"]
 
 
-def test_parameter_table_columns(complexity):
-    assert list(complexity.reset_index().columns) == [
-        "model", "total", "trainable", "non_trainable", "study_total", "study_trainable", "study_non_trainable",
-        "total_diff_pct"]
+def test_parameter_table_rows_follow_the_study(complexity):
     assert list(complexity.index) == list(BASELINE_NAMES)
 
 
@@ -321,3 +319,10 @@ def test_save_load_round_trip_in_a_fresh_process(reloaded, name):
     assert sorted(reference.files) == sorted(loaded.files) == expected_keys
     for key in expected_keys:
         np.testing.assert_allclose(loaded[key], reference[key], rtol=0, atol=1e-6)
+
+
+def test_decoder_layer_names_the_chapters_use():
+    assert decoder_layer_name(build_model("Proposed", input_shape=(32, 32, 1), width=4)) == "dec3_block_2_relu"
+    assert decoder_layer_name(build_model("ResUNet", input_shape=(32, 32, 1), width=4), 2) == "dec2_block_relu"
+    with pytest.raises(ConfigError, match="no decoder stage 5"):
+        decoder_layer_name(build_model("U-Net", input_shape=(32, 32, 1), width=4), 5)

@@ -1,4 +1,4 @@
-"""Summaries of a dataset for people (spine.data.overview): label tables, class balance, the split."""
+"""Summaries of a dataset for people (spine.data.overview): label tables, class balance, patients shared between subsets."""
 
 from __future__ import annotations
 
@@ -65,19 +65,6 @@ def test_class_balance_counts_shares_and_absences():
     assert table.loc["disc", "slices without it"] == 2
     assert table.loc["foreground", "share of pixels (%)"] == pytest.approx(30.0)
     assert table.loc["background", "share of pixels (%)"] == pytest.approx(70.0)
-
-
-def test_split_overview_counts_the_engines_split():
-    from spine.training import engine
-
-    config = engine.make_config("U-Net", "Dice", "binary", "phantom:5", "smoke")
-    table = overview.split_overview(config).set_index("subset")
-    assert list(table.index) == ["train", "val", "test", "all"]
-    assert table.loc["all", "patients"] == 5 and table.loc["all", "share of patients (%)"] == pytest.approx(100.0)
-    assert (table.loc[["train", "val", "test"], "patients"] >= 1).all()
-    used = engine.split_data(config)
-    assert table.loc["test", "slices a run uses"] == len(used["test"])
-    assert table.loc["all", "slices in the data"] == 5  # the phantom: one central slice per patient
 
 
 def test_shared_patients():

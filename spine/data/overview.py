@@ -5,8 +5,8 @@
 - :func:`raw_case`: one unprocessed central sagittal slice of a source, its mask values and
   structures;
 - :func:`class_balance`: each structure's share of the pixels, per dataset;
-- :func:`split_overview` and :func:`shared_patients`: the split by patient that a run uses, and
-  the patients found in more than one subset (none, for a split by patient);
+- :func:`shared_patients`: the patients found in more than one subset (none, for a split by
+  patient; the split a run uses is ``spine.training.analysis.split_overview``);
 - :func:`geometry_table`: size, spacing, origin and direction of volumes side by side.
 
 The figures drawn from these are in ``spine.plots``.
@@ -14,15 +14,11 @@ The figures drawn from these are in ``spine.plots``.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from spine.data import dataset, labels, slices, spider
 from spine.data.io import read_slice
-from spine.data.splits import load_split
 
 
 def label_mapping_table() -> pd.DataFrame:
@@ -93,28 +89,6 @@ def class_balance(structure_maps: dict) -> pd.DataFrame:
                          "smallest in a slice (%)": share.min(), "largest in a slice (%)": share.max(),
                          "slices without it": int((share == 0).sum()), "slices": len(maps)})
     return pd.DataFrame(rows)
-
-
-def split_overview(config) -> pd.DataFrame:
-    """The split of a run (``engine.split_data``): per subset, the patients, the slices of the data,
-    the slices a run uses (the profile keeps a few per patient near the mid-line and may cap the
-    training set), each subset's share of the patients, and a total row."""
-    from spine.training import engine
-
-    with tempfile.TemporaryDirectory() as folder:
-        used = engine.split_data(config, Path(folder))
-        split = load_split(Path(folder) / "split.csv")
-    data = dataset.load_dataset(config.data, size=config.settings["size"])
-    subset_of = dict(zip(split["patient"].astype(str), split["subset"]))
-    rows = [{"subset": name, "patients": int((split["subset"] == name).sum()),
-             "slices in the data": int(sum(subset_of[str(p)] == name for p in data.patients)),
-             "slices a run uses": len(s), "patients a run uses": len(set(map(str, s.patients)))}
-            for name, s in used.items()]
-    table = pd.DataFrame(rows)
-    total = table["patients"].sum()
-    table["share of patients (%)"] = 100.0 * table["patients"] / total
-    totals = {c: table[c].sum() for c in table.columns if c != "subset"} | {"subset": "all"}
-    return pd.concat([table, pd.DataFrame([totals])], ignore_index=True)
 
 
 def shared_patients(subsets: dict) -> list[str]:

@@ -1,10 +1,8 @@
 """The SPIDER archive: ``images/<patient>_<seq>.mha`` beside ``masks/<patient>_<seq>.mha``.
 
-The study's protocol takes the central sagittal slice of each series. The sagittal axis is the
-index axis whose direction is closest to the patient's left-right axis (LPS x) in the image's
-direction matrix: several SPIDER series store it on another array axis, so it is never assumed.
-Slices come out in the radiological sagittal view: rows superior -> inferior, columns anterior
--> posterior, with the pixel spacing (row, column) in millimetres.
+The study's protocol takes the central sagittal slice of each series, found from the image's
+direction matrix (``spine.data.geometry``): several SPIDER series store the sagittal axis on
+another array axis, so it is never assumed.
 """
 
 from __future__ import annotations
@@ -16,14 +14,12 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from spine.data.geometry import central_sagittal_slice
 from spine.data.io import VOLUME_SUFFIXES, read_volume, suffix
 from spine.errors import DataError
 
 SEQUENCES = ("t1", "t2", "t2_SPACE")
 _NAME = re.compile(r"^(?P<patient>[^_]+)_(?P<sequence>t1|t2|t2_SPACE)$", re.IGNORECASE)
-# The view the rest of the package expects, as a DICOM orientation code for SimpleITK:
-# index x toward Left, y toward Posterior, z toward Inferior.
-_SAGITTAL_VIEW = "LPI"
 
 
 @dataclass(frozen=True)
@@ -73,27 +69,6 @@ def find_series(root, sequence: str = "t1") -> list[Series]:
 
 def _patient_key(patient: str):
     return (0, int(patient), "") if patient.isdigit() else (1, 0, patient)
-
-
-def sagittal_axis(image: sitk.Image) -> int:
-    """The index axis (0, 1, 2 in SimpleITK x, y, z order) that runs left-right in the patient."""
-    direction = np.asarray(image.GetDirection()).reshape(3, 3)
-    # Column j is the world direction of index axis j; LPS world x is left-right.
-    return int(np.argmax(np.abs(direction[0, :])))
-
-
-def sagittal_view(image: sitk.Image) -> sitk.Image:
-    """Reorient so that x is left-right, and each x-slice is superior-up, anterior-left."""
-    return sitk.DICOMOrient(image, _SAGITTAL_VIEW)
-
-
-def central_sagittal_slice(image: sitk.Image) -> tuple[np.ndarray, tuple[float, float]]:
-    """The central sagittal slice as a 2D array (rows S -> I, columns A -> P) and its (row, col) spacing."""
-    oriented = sagittal_view(image)
-    array = sitk.GetArrayViewFromImage(oriented)  # [z, y, x]
-    centre = array.shape[2] // 2
-    spacing_x, spacing_y, spacing_z = oriented.GetSpacing()
-    return np.array(array[:, :, centre]), (spacing_z, spacing_y)
 
 
 def _same_grid(image: sitk.Image, mask: sitk.Image) -> bool:

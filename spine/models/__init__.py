@@ -37,6 +37,7 @@ from spine.models.registry import (
     MODEL_NAMES,
     bottleneck_layer_name,
     build_model,
+    decoder_layer_name,
     has_dual_output,
 )
 from spine.models.report import count_parameters, parameter_counts, parameter_table
@@ -59,6 +60,7 @@ __all__ = [
     "build_transunet",
     "build_unet",
     "count_parameters",
+    "decoder_layer_name",
     "has_dual_output",
     "parameter_counts",
     "parameter_table",

@@ -23,7 +23,6 @@ from __future__ import annotations
 import keras
 
 from spine.models import blocks
-from spine.models.unet import _name
 
 
 def build_attention_unet(input_shape=(128, 128, 1), num_classes: int = 2, width: int = 64,
@@ -39,4 +38,4 @@ def build_attention_unet(input_shape=(128, 128, 1), num_classes: int = 2, width:
     bottleneck = blocks.maybe_dropout(x, dropout, name="bottleneck_dropout")
     x = blocks.decoder(bottleneck, skips, width, bn_momentum, skip_attention=attention, gate=True)
     outputs = blocks.segmentation_heads(x, bottleneck, num_classes, dual_output)
-    return keras.Model(inputs, outputs, name=_name("attention_unet", attention, dual_output))
+    return keras.Model(inputs, outputs, name=blocks.model_name("attention_unet", attention, dual_output))

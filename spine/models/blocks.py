@@ -85,6 +85,11 @@ def normalize_skip_attention(kind) -> str | None:
     return _SKIP_ATTENTION_ALIASES[key]
 
 
+def model_name(base: str, attention: str | None, dual_output: bool) -> str:
+    """A builder's Keras model name: ``base``, then the skip attention and ``_dual`` if any."""
+    return base + (f"_{attention}" if attention else "") + ("_dual" if dual_output else "")
+
+
 # --------------------------------------------------------------------------- convolutions
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import keras
 
 from spine.models import blocks
-from spine.models.unet import _name
 
 
 def build_proposed(input_shape=(128, 128, 1), num_classes: int = 2, width: int = 64, dual_output: bool = True,
@@ -45,4 +44,4 @@ def build_proposed(input_shape=(128, 128, 1), num_classes: int = 2, width: int =
     x = blocks.decoder(bottleneck, skips, width, bn_momentum, skip_attention=attention)
     outputs = blocks.segmentation_heads(x, bottleneck, num_classes, dual_output)
     base = "proposed" if dual_output else "unet_inception"
-    return keras.Model(inputs, outputs, name=_name(base, attention, False))
+    return keras.Model(inputs, outputs, name=blocks.model_name(base, attention, False))

@@ -12,7 +12,8 @@ Names (``MODEL_NAMES``), exactly as the study writes them:
 ``dropout``, ``bn_momentum``, TransUNet's ``num_layers``...). A setting the name fixes (the
 ablations' ``dual_output``, the variants' ``skip_attention``) cannot be overridden with a
 different value. Every model gives a dict of outputs (``"mask"``, and ``"aux"`` when dual) and
-names its bottleneck's last activation ``"bottleneck"`` (``bottleneck_layer_name``).
+names its bottleneck's last activation ``"bottleneck"`` (``bottleneck_layer_name``) and its
+decoder stages ``dec<k>_...`` (``decoder_layer_name``).
 """
 
 from __future__ import annotations
@@ -86,12 +87,9 @@ def build_model(name: str, input_shape=(128, 128, 1), num_classes: int = 2, widt
 
 
 def output_names(model: keras.Model) -> tuple[str, ...]:
-    """The keys of the model's output dict (``("mask",)`` or ``("aux", "mask")``... as Keras lists them)."""
-    names = getattr(model, "output_names", None)
-    if names:
-        return tuple(names)
-    outputs = model.outputs if isinstance(model.outputs, (list, tuple)) else [model.outputs]
-    return tuple(tensor._keras_history.operation.name for tensor in outputs)
+    """The names of the model's output layers, the keys of its output dict (``("mask",)`` or
+    ``("aux", "mask")``... as Keras lists them: a functional model's ``output_names``)."""
+    return tuple(model.output_names)
 
 
 def has_dual_output(model: keras.Model) -> bool:
@@ -107,3 +105,14 @@ def bottleneck_layer_name(model: keras.Model) -> str:
         raise ConfigError(f"model {model.name!r} has no layer named {BOTTLENECK_LAYER!r}; "
                           "it was not built by spine.models") from error
     return BOTTLENECK_LAYER
+
+
+def decoder_layer_name(model: keras.Model, stage: int = 3) -> str:
+    """The output layer of decoder stage ``stage`` (4, the deepest, at 1/8 of the input side, ..., 1
+    at full size): a finer Grad-CAM target than the bottleneck, e.g. ``"dec3_block_2_relu"`` at
+    1/4 in the U-Net family. It is the last layer of the stage's block in the model's layer order."""
+    names = [layer.name for layer in model.layers if layer.name.startswith(f"dec{stage}_block")]
+    if not names:
+        raise ConfigError(f"model {model.name!r} has no decoder stage {stage!r} (layers named dec{stage}_block...); "
+                          "it was not built by spine.models, or the stage is not 1-4")
+    return names[-1]

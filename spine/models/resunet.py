@@ -16,7 +16,6 @@ from __future__ import annotations
 import keras
 
 from spine.models import blocks
-from spine.models.unet import _name
 
 
 def build_resunet(input_shape=(128, 128, 1), num_classes: int = 2, width: int = 64, dual_output: bool = False,
@@ -31,4 +30,4 @@ def build_resunet(input_shape=(128, 128, 1), num_classes: int = 2, width: int = 
     bottleneck = blocks.maybe_dropout(x, dropout, name="bottleneck_dropout")
     x = blocks.decoder(bottleneck, skips, width, bn_momentum, skip_attention=attention, residual=True)
     outputs = blocks.segmentation_heads(x, bottleneck, num_classes, dual_output)
-    return keras.Model(inputs, outputs, name=_name("resunet", attention, dual_output))
+    return keras.Model(inputs, outputs, name=blocks.model_name("resunet", attention, dual_output))

@@ -32,7 +32,6 @@ from keras import layers
 from spine.errors import ConfigError
 from spine.models import blocks
 from spine.models.layers import PositionalEmbedding
-from spine.models.unet import _name
 
 
 def build_transunet(input_shape=(128, 128, 1), num_classes: int = 2, width: int = 64, dual_output: bool = False,
@@ -65,4 +64,4 @@ def build_transunet(input_shape=(128, 128, 1), num_classes: int = 2, width: int 
                                      name="bottleneck_bridge", out_name="bottleneck")
     x = blocks.decoder(bottleneck, skips, width, bn_momentum, skip_attention=attention)
     outputs = blocks.segmentation_heads(x, bottleneck, num_classes, dual_output)
-    return keras.Model(inputs, outputs, name=_name("transunet", attention, dual_output))
+    return keras.Model(inputs, outputs, name=blocks.model_name("transunet", attention, dual_output))

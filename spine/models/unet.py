@@ -38,8 +38,4 @@ def build_unet(input_shape=(128, 128, 1), num_classes: int = 2, width: int = 64,
     bottleneck = blocks.unet_bottleneck(x, blocks.encoder_filters(width)[4], bn_momentum, dropout)
     x = blocks.decoder(bottleneck, skips, width, bn_momentum, skip_attention=attention)
     outputs = blocks.segmentation_heads(x, bottleneck, num_classes, dual_output)
-    return keras.Model(inputs, outputs, name=_name("unet", attention, dual_output))
-
-
-def _name(base: str, attention, dual_output: bool) -> str:
-    return base + (f"_{attention}" if attention else "") + ("_dual" if dual_output else "")
+    return keras.Model(inputs, outputs, name=blocks.model_name("unet", attention, dual_output))

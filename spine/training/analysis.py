@@ -12,16 +12,18 @@ where it needs them the records in the store, into a table the book shows:
   :func:`stability_summary` and :func:`seed_vs_model_spread` (single runs against repeated ones);
 - **per structure, per unit**: :func:`structure_scores` (multiclass Dice and IoU per structure)
   and :func:`distance_units` (boundary errors in pixels and millimetres);
+- **the split**: :func:`split_overview` (patients and slices per subset of a run's split);
 - **what the runs produced**: :func:`run_summaries` (single runs side by side),
   :func:`histories` (training curves), :func:`predictions` (label maps of the trained models)
   and :func:`sample_predictions` (those of a few test images, beside the reference).
 
-Nothing here trains a grid (``spine.training.studies`` does); :func:`predictions` rebuilds a
-model whose file the store lacks. The figures of these tables are in ``spine.plots``.
+Nothing here trains: grids are ``spine.training.studies``'s, and a model that a record lacks is
+rebuilt only by a caller that asks for it (``engine.retrain``) and hands it to :func:`predictions`. The figures of these tables are in ``spine.plots``.
 """
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -303,6 +305,32 @@ def _number(value) -> float:
     return np.nan if value is None else float(value)
 
 
+# --------------------------------------------------------------------------- the split
+
+
+def split_overview(config) -> pd.DataFrame:
+    """The split of a run (``engine.split_data``): per subset, the patients, the slices of the data,
+    the slices a run uses (the profile keeps a few per patient near the mid-line and may cap the
+    training set), each subset's share of the patients, and a total row."""
+    from spine.data import load_dataset, load_split
+    from spine.training.engine import split_data
+
+    with tempfile.TemporaryDirectory() as folder:
+        used = split_data(config, Path(folder))
+        split = load_split(Path(folder) / "split.csv")
+    data = load_dataset(config.data, size=config.settings["size"])
+    subset_of = dict(zip(split["patient"].astype(str), split["subset"]))
+    rows = [{"subset": name, "patients": int((split["subset"] == name).sum()),
+             "slices in the data": int(sum(subset_of[str(p)] == name for p in data.patients)),
+             "slices a run uses": len(s), "patients a run uses": len(set(map(str, s.patients)))}
+            for name, s in used.items() if name in ("train", "val", "test")]
+    table = pd.DataFrame(rows)
+    total = table["patients"].sum()
+    table["share of patients (%)"] = 100.0 * table["patients"] / total
+    totals = {c: table[c].sum() for c in table.columns if c != "subset"} | {"subset": "all"}
+    return pd.concat([table, pd.DataFrame([totals])], ignore_index=True)
+
+
 # --------------------------------------------------------------------------- what the runs produced
 
 
@@ -337,32 +365,60 @@ def histories(table: pd.DataFrame, store) -> dict[str, pd.DataFrame]:
     return out
 
 
-def predictions(table: pd.DataFrame, store, images) -> dict:
+def shipped_runs(store) -> tuple[dict, dict]:
+    """The shipped models' cards by task (``spine.inference.model_card``; a task with no shipped model
+    is left out) and the records behind them that ``store`` holds, by file name (``binary.keras``...)."""
+    from spine.data import TASKS
+    from spine.inference import model_card
+
+    cards = {}
+    for task in TASKS:
+        try:
+            cards[task] = model_card(task)
+        except ConfigError:  # none shipped for this task
+            continue
+    records = {f"{task}.keras": results.load_record(Path(store) / card["run_id"]) for task, card in cards.items()
+               if results.is_finished(Path(store) / card["run_id"])}
+    return cards, records
+
+
+def trained_records(table: pd.DataFrame, store) -> dict[str, results.Record]:
+    """The record of every trained row of a table, by run id."""
+    return {run_id: results.load_record(Path(store) / run_id) for run_id in table.loc[table["trained"], "run_id"]}
+
+
+def predictions(table: pd.DataFrame, store, images, models: dict | None = None) -> dict:
     """Label maps of every trained row's model on ``images``: ``{row label: (N, H, W) uint8}``.
 
     The label is the model's name, with the loss in brackets when the table holds several
-    losses. A record without its model file is retrained first (``engine.record_model``).
+    losses. ``models`` (by run id) supplies models, e.g. those that ``engine.retrain`` rebuilt
+    for records committed without their files; any other is loaded from its record
+    (``engine.record_model``: a clear error when the record has no model file).
     """
-    from spine.training.engine import predict_labels, record_model
+    from spine.inference import predict_labels
+    from spine.training.engine import record_model
 
+    models = models or {}
     several = table["loss"].nunique() > 1
     out = {}
     for row in table[table["trained"]].itertuples():
-        model = record_model(results.load_record(Path(store) / row.run_id))
+        run_id = row.run_id
+        model = models[run_id] if run_id in models else record_model(results.load_record(Path(store) / run_id))
         out[f"{row.model} ({row.loss})" if several else row.model] = predict_labels(model, images)
     return out
 
 
-def sample_predictions(table: pd.DataFrame, store, count: int = 4) -> tuple:
+def sample_predictions(table: pd.DataFrame, store, count: int = 4, models: dict | None = None) -> tuple:
     """The first ``count`` test images of a grid, their reference and every trained row's labels.
 
     The test patients are those of the table's first trained row (the rows of a grid share the
     split). Returns ``(sample, rows)``: the images as a ``SliceSet``, and the label maps by row
-    name, ``"reference"`` (in the rows' task) first, then each trained row's (:func:`predictions`).
+    name, ``"reference"`` (in the rows' task) first, then each trained row's (:func:`predictions`,
+    with ``models`` as there).
     """
     from spine.training.engine import split_data
 
     first = results.load_record(Path(store) / table.loc[table["trained"], "run_id"].iloc[0])
     test = split_data(first.config)["test"]
     sample = test.select(np.arange(min(count, len(test))))
-    return sample, {"reference": sample.labels(first.config.task), **predictions(table, store, sample.images)}
+    return sample, {"reference": sample.labels(first.config.task), **predictions(table, store, sample.images, models)}

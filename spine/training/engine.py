@@ -390,7 +390,7 @@ def _finish(model, config, folder: Path, store, subsets, state: dict) -> results
                          "means": per_image.loc[per_image["central"]].drop(columns=["image", "patient", "central"]).mean().to_dict()},
         "test_ci95": {k: dict(zip(("estimate", "low", "high"), map(float, v))) for k, v in intervals.items()},
         "ci_unit": "patient (per-patient means of the test patients' central slices), BCa bootstrap",
-        "conventions": metrics.__doc__.split("Conventions (quoted by the book):")[-1].strip(),
+        "conventions": metrics.CONVENTIONS.strip(),
     }
     _write_csv(per_image, folder / "per_image.csv")
     _write_csv(per_patient, folder / "per_patient.csv")
@@ -448,12 +448,20 @@ def evaluate_run(path, data=None) -> tuple[pd.DataFrame, dict]:
 
 
 def record_model(record: results.Record) -> keras.Model:
-    """The run's selected model. Records are committed without their model files; then the run
-    is trained again (same configuration and seed) into a scratch store in the cache, so the
-    record itself is never rewritten."""
+    """The run's selected model, from the record's own file. Records are committed without their
+    model files; for one of those, :func:`retrain` is the call that trains it again."""
+    if not record.model_path.is_file():
+        raise DataError(record.model_path, "the record has no model file (records are committed without them); "
+                                           "engine.retrain(record) trains the run again into the cache")
+    return keras.saving.load_model(record.model_path)
+
+
+def retrain(record: results.Record) -> keras.Model:
+    """The run's selected model: from the record's file if it has one, otherwise trained again (same
+    configuration and seed: minutes) into a scratch store in the cache, so the record itself is
+    never rewritten."""
     if record.model_path.is_file():
-        return keras.saving.load_model(record.model_path)
+        return record_model(record)
     from spine.data import cache_dir
 
-    scratch = train(record.config, cache_dir() / "models", verbose=False)
-    return keras.saving.load_model(scratch.model_path)
+    return record_model(train(record.config, cache_dir() / "models", verbose=False))
