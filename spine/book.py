@@ -11,6 +11,7 @@ recorded runs trains nothing.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -18,7 +19,10 @@ from pathlib import Path
 
 import yaml
 
+from spine.data import resolve_source
 from spine.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 ROOT_FILES = ("_config.yml", "_toc.yml")
 
@@ -65,7 +69,7 @@ def build(root=".", *, data="phantom", profile="book", store="results", max_new_
     if missing:
         raise ConfigError(f"{root}: not the book's root (missing {', '.join(missing)})")
     if not str(data).startswith("phantom"):
-        data = Path(data).resolve()  # the chapters run in notebooks/, not where the path was given
+        data = Path(resolve_source(data)).resolve()  # the chapters run in notebooks/, not where the path was given
         real_data = real_data or data  # a book built on real data shows it in the real-data sections too
     parameters = {"data": str(data), "profile": profile, "store": str(Path(store).resolve()),
                   "max_new_runs": max_new_runs, "real_data": str(Path(real_data).resolve()) if real_data else None}
@@ -78,7 +82,7 @@ def build(root=".", *, data="phantom", profile="book", store="results", max_new_
         for source in chapters(root):
             if only and not any(key in source.stem for key in only):
                 continue
-            print(f"executing {source.relative_to(root)}", flush=True)
+            log.info("executing %s", source.relative_to(root))
             execute(source, parameters)
     finally:
         if backend is None:
