@@ -35,6 +35,7 @@ BASE_URL = "https://zenodo.org"
 BASE_URL_VARIABLE = "SPINE_ZENODO_URL"
 COMPLETE = ".complete"
 TIMEOUT = 60  # seconds without a byte before a request fails
+CHUNK = 1 << 16  # bytes written at a time: an interruption loses less than this
 log = logging.getLogger(__name__)
 
 
@@ -87,7 +88,7 @@ class ResumingDownloader:
             with open(self.part, "ab" if done else "wb") as handle, \
                     tqdm(total=self.size, initial=done, unit="B", unit_scale=True, desc=self.part.stem,
                          disable=not self.progress) as bar:
-                for chunk in response.iter_content(chunk_size=1 << 20):
+                for chunk in response.iter_content(chunk_size=CHUNK):
                     handle.write(chunk)
                     bar.update(len(chunk))
 
