@@ -25,6 +25,7 @@ from spine.errors import ConfigError
 log = logging.getLogger(__name__)
 
 ROOT_FILES = ("_config.yml", "_toc.yml")
+COLAB_FOLDER = "colab"
 
 
 def chapters(root=".") -> list[Path]:
@@ -33,6 +34,22 @@ def chapters(root=".") -> list[Path]:
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     files = [entry["file"] for part in toc.get("parts", []) for entry in part.get("chapters", [])]
     return [root / f"{name}.py" for name in files if name.startswith("notebooks/")]
+
+
+def colab_notebooks(root=".") -> list[Path]:
+    """Write each chapter, without outputs, to ``colab/<chapter>.ipynb``: where the pages' Colab
+    buttons point (``repository.path_to_book: colab`` in ``_config.yml``), since a build
+    overwrites the ``.ipynb`` beside each source with its executed copy."""
+    import jupytext
+
+    root = Path(root)
+    written = []
+    for source in chapters(root):
+        target = root / COLAB_FOLDER / source.relative_to(root).with_suffix(".ipynb")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        jupytext.write(jupytext.read(source), target, fmt="ipynb")
+        written.append(target)
+    return written
 
 
 def execute(source: Path, parameters: dict) -> Path:
