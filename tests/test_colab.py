@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from spine import book
-
 jupytext = pytest.importorskip("jupytext")  # the book extra
 yaml = pytest.importorskip("yaml")
+
+from spine import book  # noqa: E402  (needs the book extra too)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
