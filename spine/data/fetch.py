@@ -96,6 +96,7 @@ class ResumingDownloader:
 def download(base_url: str | None = None, *, progress: bool = True, retries: int = 3) -> dict[str, Path]:
     """The record's files, verified against its checksums, in the cache's download folder."""
     files = record_files(base_url)
+    pooch.get_logger().setLevel(log.getEffectiveLevel())  # its "Downloading ..." lines follow --quiet
     store = pooch.create(path=cache_dir() / "downloads" / f"zenodo-{RECORD}", base_url="",
                          registry={name: info["checksum"] for name, info in files.items()},
                          urls={name: info["url"] for name, info in files.items()}, retry_if_failed=retries)
