@@ -39,8 +39,8 @@ def tensorflow_packages() -> list[str]:
 def device_line() -> str:
     import tensorflow as tf
 
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return f"TensorFlow {tf.__version__} will use the CPU (no GPU; on Colab: Runtime > Change runtime type)"
-    names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]
-    return f"TensorFlow {tf.__version__} will use the GPU: {', '.join(names)}"
+    from spine.training import device
+
+    found = device.gpus()
+    where = f"the GPU: {', '.join(found)}" if found else "the CPU (no GPU; on Colab: Runtime > Change runtime type)"
+    return f"TensorFlow {tf.__version__} will use {where}; training precision {device.resolve_precision('auto')}"
