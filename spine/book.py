@@ -37,7 +37,7 @@ def chapters(root=".") -> list[Path]:
 
 
 def colab_notebooks(root=".") -> list[Path]:
-    """Write each chapter, without outputs, to ``colab/<chapter>.ipynb``: where the pages' Colab
+    """Write each chapter, without outputs, to ``colab/notebooks/<name>.ipynb``: where the pages' Colab
     buttons point (``repository.path_to_book: colab`` in ``_config.yml``), since a build
     overwrites the ``.ipynb`` beside each source with its executed copy."""
     import jupytext

@@ -52,7 +52,7 @@ def trained(tmp_path_factory):
     code = main(["train", "--model", "U-Net", "--loss", "CCE-Dice", "--task", "multiclass", "--data", DATA,
                  "--profile", "smoke", "--set", "epochs=2", "--store", str(store), "--quiet"])
     assert code == 0
-    (run_dir,) = [p for p in store.iterdir() if p.is_dir()]
+    (run_dir,) = [p for p in store.iterdir() if (p / "config.json").is_file()]  # beside it: shared fold inputs
     return run_dir
 
 
