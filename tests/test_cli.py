@@ -118,7 +118,7 @@ def real_patient(folder, patient):
 
 
 @pytest.mark.real
-def test_predict_real_slices_and_volumes_against_their_masks(t2space_slices, tmp_path):
+def test_predict_real_slices_and_volumes_against_their_masks(t2space_slices, tmp_path, capsys):
     names, images, masks = real_patient(t2space_slices, REAL_PATIENT)
     volume = sitk.GetImageFromArray(images.astype(np.int16))
     volume.SetSpacing((3.3, 0.47, 0.47))
@@ -126,8 +126,8 @@ def test_predict_real_slices_and_volumes_against_their_masks(t2space_slices, tmp
     inputs = [write_volume(volume, tmp_path / "stacked.mha"),
               write_volume(sitk.DICOMOrient(volume, "ASL"), tmp_path / "reordered.nii.gz")]  # same anatomy
     central = names[len(names) // 2]
-    done = spine("predict", *map(str, inputs), str(central), "--out", str(tmp_path / "out"), "--quiet")
-    assert done.returncode == 0, done.stderr
+    code, _, err = run(capsys, "predict", *map(str, inputs), str(central), "--out", str(tmp_path / "out"), "--quiet")
+    assert code == 0, err
     for source in inputs:
         original = sitk.ReadImage(str(source))
         result = sitk.ReadImage(str(tmp_path / "out" / source.name))
@@ -237,14 +237,14 @@ def spine_version() -> str:
     return package.__version__
 
 
-def test_predict_keep_going_writes_the_good_and_lists_the_bad(trained, tmp_path):
+def test_predict_keep_going_writes_the_good_and_lists_the_bad(trained, tmp_path, capsys):
     good, _ = phantom.make_case(seed=5)
     nan = sitk.GetImageFromArray(np.full((8, 16, 16), np.nan, dtype=np.float32))
     inputs = [write_volume(good, tmp_path / "good.mha"), write_volume(nan, tmp_path / "nan.mha"),
               tmp_path / "missing.png"]
     model = ["--model", str(trained / "model.keras"), "--out", str(tmp_path / "out")]
-    stopped = spine("predict", *map(str, inputs[1:]), *model)
-    assert stopped.returncode == 1 and "NaN or infinite" in stopped.stderr and "Traceback" not in stopped.stderr
+    code, _, err = run(capsys, "predict", *map(str, inputs[1:]), *model)  # stops at the first
+    assert code == 1 and "NaN or infinite" in err and len(err.strip().splitlines()) == 1
     done = spine("predict", *map(str, inputs), *model, "--keep-going", "--json")
     assert done.returncode == 1
     result = json.loads(done.stdout)
