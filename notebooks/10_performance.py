@@ -11,6 +11,21 @@
 #     name: python3
 # ---
 
+# %% tags=["remove-cell"]
+# On Colab: install spine (Colab's own TensorFlow stays as it is) and say which device TensorFlow
+# will use; fetch_spider=True also downloads SPIDER (then set data = "spider" below). Where spine
+# is installed already, this cell does nothing.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("spine") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "spine[book] @ git+https://github.com/spine-book/spine"], check=True)
+    importlib.invalidate_caches()
+    import spine.colab
+
+    print(spine.colab.setup(fetch_spider=False))
+
 # %% [markdown]
 # # Performance on a laptop-class CPU
 #

@@ -5,8 +5,9 @@ a synthetic phantom, the study's models, losses and metrics, an experiment engin
 Modules, one idea each:
 
 - ``spine.data``     reading SPIDER volumes and slice folders, orientation (``geometry``),
-                     preprocessing, phantom, splits; ``spine.data.overview`` summaries of a
-                     dataset (labels, balance)
+                     preprocessing, phantom, splits;
+                     ``spine.data.overview`` summaries of a dataset (labels, balance);
+                     ``spine.data.fetch`` the SPIDER download (``spine fetch spider``)
 - ``spine.models``   the model zoo (the proposed network, baselines, ablations, skip attention);
                      ``spine.models.report`` parameter counts and block outlines
 - ``spine.losses``   Keras losses (binary and multiclass, dual-output)
@@ -20,6 +21,7 @@ Modules, one idea each:
                      study; ``spine.performance`` the benchmark tables
 - ``spine.paper``    the study's reported tables
 - ``spine.book``     executing the chapters and rendering the book (``spine book``)
+- ``spine.colab``    what each chapter's first cell calls on Colab
 - ``spine.cli``      the ``spine`` command
 """
 

@@ -11,6 +11,7 @@ recorded runs trains nothing.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -18,9 +19,13 @@ from pathlib import Path
 
 import yaml
 
+from spine.data import resolve_source
 from spine.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 ROOT_FILES = ("_config.yml", "_toc.yml")
+COLAB_FOLDER = "colab"
 
 
 def chapters(root=".") -> list[Path]:
@@ -29,6 +34,22 @@ def chapters(root=".") -> list[Path]:
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     files = [entry["file"] for part in toc.get("parts", []) for entry in part.get("chapters", [])]
     return [root / f"{name}.py" for name in files if name.startswith("notebooks/")]
+
+
+def colab_notebooks(root=".") -> list[Path]:
+    """Write each chapter, without outputs, to ``colab/notebooks/<name>.ipynb``: where the pages' Colab
+    buttons point (``repository.path_to_book: colab`` in ``_config.yml``), since a build
+    overwrites the ``.ipynb`` beside each source with its executed copy."""
+    import jupytext
+
+    root = Path(root)
+    written = []
+    for source in chapters(root):
+        target = root / COLAB_FOLDER / source.relative_to(root).with_suffix(".ipynb")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        jupytext.write(jupytext.read(source), target, fmt="ipynb")
+        written.append(target)
+    return written
 
 
 def execute(source: Path, parameters: dict) -> Path:
@@ -65,7 +86,7 @@ def build(root=".", *, data="phantom", profile="book", store="results", max_new_
     if missing:
         raise ConfigError(f"{root}: not the book's root (missing {', '.join(missing)})")
     if not str(data).startswith("phantom"):
-        data = Path(data).resolve()  # the chapters run in notebooks/, not where the path was given
+        data = Path(resolve_source(data)).resolve()  # the chapters run in notebooks/, not where the path was given
         real_data = real_data or data  # a book built on real data shows it in the real-data sections too
     parameters = {"data": str(data), "profile": profile, "store": str(Path(store).resolve()),
                   "max_new_runs": max_new_runs, "real_data": str(Path(real_data).resolve()) if real_data else None}
@@ -78,7 +99,7 @@ def build(root=".", *, data="phantom", profile="book", store="results", max_new_
         for source in chapters(root):
             if only and not any(key in source.stem for key in only):
                 continue
-            print(f"executing {source.relative_to(root)}", flush=True)
+            log.info("executing %s", source.relative_to(root))
             execute(source, parameters)
     finally:
         if backend is None:

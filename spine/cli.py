@@ -1,24 +1,55 @@
 """The ``spine`` command: one sub-command per task, each a thin layer over a library function.
 
-Errors that ``spine`` raises on purpose (:class:`spine.errors.SpineError`) print as one line
-on stderr with exit status 2; anything else is a bug and keeps its traceback.
+Conventions, the same for every sub-command: ``--out`` is where outputs go, ``--store`` the
+results store, ``--json`` prints the result as one JSON document, ``--quiet`` / ``--verbose``
+set how much the library logs (on stderr). Exit status: 0 success, 1 a runtime error (a bad
+file, bad data, a failed download: :class:`spine.errors.SpineError` or an OS error, printed as
+one line on stderr), 2 a usage error (argparse), 130 interrupted (Ctrl-C). Anything else is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 
-from spine.errors import SpineError
+from spine import __version__
+from spine.errors import DataError, SpineError
+
+# Not built from docstrings: under ``python -OO`` they are None.
+DESCRIPTION = "Lumbar spine segmentation in sagittal MRI: data, models, training, evaluation, inference."
+DATA_HELP = "'phantom', 'spider' (after `spine fetch spider`), a SPIDER archive or a slice folder"
+STORE_HELP = "the results store (default: results/)"
+log = logging.getLogger("spine")
+
+
+def _emit(args, result, text: str | None = None) -> None:
+    """The command's result on stdout: one JSON document with ``--json``, else ``text`` (or
+    ``key: value`` lines)."""
+    if args.json:
+        print(json.dumps(result, default=float))
+    else:
+        print(text if text is not None else _as_lines(result))
+
+
+def _as_lines(result: dict) -> str:
+    return "\n".join(f"{key}: {_plain(value)}" for key, value in result.items())
+
+
+def _plain(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return json.dumps(value, default=float) if isinstance(value, (dict, list, tuple)) else str(value)
 
 
 def _cmd_data(args) -> int:
     from spine.data import load_dataset
 
     dataset = load_dataset(args.data, sequence=args.sequence, size=args.size)
-    summary = {
+    _emit(args, {
         "source": dataset.source,
         "slices": len(dataset),
         "patients": len(set(dataset.patients)),
@@ -26,18 +57,25 @@ def _cmd_data(args) -> int:
         "class_fractions": {name: round(float((dataset.structures == i).mean()), 4)
                             for i, name in enumerate(("background", "vertebra", "disc", "canal"))},
         "skipped": dataset.skipped,
-    }
-    print(json.dumps(summary, indent=2))
+    })
+    return 0
+
+
+def _cmd_fetch(args) -> int:
+    from spine.data import fetch
+
+    folder = fetch.fetch_spider(args.dest, progress=not args.quiet)
+    _emit(args, {"dataset": args.dataset, "folder": str(folder)}, text=str(folder))
     return 0
 
 
 def _cmd_models(args) -> int:
     from spine.models import report
 
-    if args.table:
-        print(report.parameter_table().to_string(index=False))
+    if args.table and not args.json:
+        _emit(args, None, text=report.parameter_table().to_string(index=False))
     else:
-        print(json.dumps(report.parameter_counts(), indent=2))
+        _emit(args, report.parameter_counts())
     return 0
 
 
@@ -46,16 +84,9 @@ def _cmd_metrics(args) -> int:
 
     result = compare_files(args.pred, args.true, spacing=args.spacing,
                            classes="binary" if args.classes == "binary" else "multiclass")
-    print(json.dumps(result, indent=2 if not args.json else None, default=float))
+    summary = {key: value for key, value in result.items() if key != "per_image"}
+    _emit(args, result, text=_as_lines({**summary, "images": len(result["per_image"])}))
     return 0
-
-
-def _settings_args(parser, profile_default="cpu") -> None:
-    parser.add_argument("--data", default="phantom", help="'phantom', a SPIDER archive or a slice folder")
-    parser.add_argument("--profile", default=profile_default, help="paper, cpu, book or smoke (spine/profiles.toml)")
-    parser.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
-                        help="override a profile field, e.g. --set epochs=3 (repeatable)")
-    parser.add_argument("--out", default="results", help="the results store (default: results/)")
 
 
 def _cmd_train(args) -> int:
@@ -64,8 +95,8 @@ def _cmd_train(args) -> int:
 
     config = make_config(args.model, args.loss, args.task, args.data, args.profile, args.seed, args.augment,
                          run_config.parse_overrides(args.overrides), fold=args.fold)
-    record = train(config, args.out, force=args.force, resume=not args.restart, verbose=not args.quiet)
-    print(json.dumps({"run": str(record.path), **_headline(record.metrics["test"])}, indent=2))
+    record = train(config, args.store, force=args.force, resume=not args.restart, verbose=not args.quiet)
+    _emit(args, {"run": str(record.path), **_headline(record.metrics["test"])})
     return 0
 
 
@@ -77,8 +108,8 @@ def _headline(summary: dict) -> dict:
 def _cmd_evaluate(args) -> int:
     from spine.training.engine import evaluate_run
 
-    per_image, summary = evaluate_run(args.run, args.data)
-    print(json.dumps(_headline(summary), indent=2, default=float))
+    _, summary = evaluate_run(args.run, args.data)
+    _emit(args, {"scored": summary["scored"], **_headline(summary)})
     return 0
 
 
@@ -86,9 +117,19 @@ def _cmd_predict(args) -> int:
     from spine import inference
 
     model = inference.load_model(args.model, args.task)
+    written, failed = [], []
     for path in args.inputs:
-        print(inference.predict_file(path, args.out, model, overwrite=args.overwrite))
-    return 0
+        try:
+            written.append(str(inference.predict_file(path, args.out, model, overwrite=args.overwrite)))
+        except DataError as error:
+            if not args.keep_going:
+                raise
+            failed.append(str(error))
+    _emit(args, {"written": written, "failed": failed}, text="\n".join(written))
+    if failed:
+        print(f"spine predict: error: {len(failed)} of {len(args.inputs)} inputs failed:", *failed,
+              sep="\n  ", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _cmd_export(args) -> int:
@@ -97,7 +138,7 @@ def _cmd_export(args) -> int:
 
     record, compared = export.best_record(args.store, args.data, args.profile, args.task)
     path = export.export_model(record, args.out or inference.WEIGHTS, compared=compared, overwrite=args.overwrite)
-    print(json.dumps({"model": str(path), **export.card(record, compared)["test"]}, indent=2))
+    _emit(args, {"model": str(path), **export.card(record, compared)["test"]})
     return 0
 
 
@@ -105,19 +146,18 @@ def _cmd_study(args) -> int:
     import pandas as pd
 
     from spine.training import config as run_config
-    from spine.training.studies import run_study
+    from spine.training.studies import run_plan, run_study
 
     if args.name == "plan":
-        from spine.training.studies import run_plan
-
-        run_plan(args.data, args.profile, args.out, verbose=not args.quiet)
+        run_plan(args.data, args.profile, args.store, verbose=not args.quiet)
         return 0
     shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else None
     folds = None if args.folds == "all" else tuple(int(k) for k in args.folds.split(","))
-    table = run_study(args.name, args.data, args.profile, args.out, jobs=args.jobs, shard=shard,
+    table = run_study(args.name, args.data, args.profile, args.store, jobs=args.jobs, shard=shard,
                       overrides=run_config.parse_overrides(args.overrides), verbose=not args.quiet, folds=folds)
+    shown = table.drop(columns=[c for c in table.columns if c.endswith("_ci")])
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 4):
-        print(table.drop(columns=[c for c in table.columns if c.endswith("_ci")]).to_string(index=False))
+        _emit(args, json.loads(table.to_json(orient="records")), text=shown.to_string(index=False))
     return 0
 
 
@@ -125,37 +165,61 @@ def _cmd_book(args) -> int:
     from spine.book import build
 
     index = build(args.root, data=args.data, profile=args.profile, store=args.store,
-                  max_new_runs=None if args.max_new_runs < 0 else args.max_new_runs, real_data=args.real_data, only=args.only, html=not args.no_html)
-    print(f"book: {index}")
+                  max_new_runs=None if args.max_new_runs < 0 else args.max_new_runs, real_data=args.real_data,
+                  only=args.only, html=not args.no_html)
+    _emit(args, {"book": str(index)}, text=str(index))
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spine", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _common() -> argparse.ArgumentParser:
+    """The options every sub-command takes."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print the result as one JSON document")
+    loudness = common.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors; no progress bars")
+    loudness.add_argument("-v", "--verbose", action="store_true", help="also debugging messages")
+    return common
 
-    data = commands.add_parser("data", help="prepare a data source and summarise it")
-    data.add_argument("--data", default="phantom", help="'phantom', a SPIDER archive or a slice folder")
+
+def _settings_args(parser, profile_default="cpu") -> None:
+    parser.add_argument("--data", default="phantom", help=DATA_HELP)
+    parser.add_argument("--profile", default=profile_default, help="paper, cpu, book or smoke (spine/profiles.toml)")
+    parser.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
+                        help="override a profile field, e.g. --set epochs=3 (repeatable)")
+    parser.add_argument("--store", default="results", help=STORE_HELP)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spine", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"spine {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common()
+
+    def command(name, func, summary):
+        sub = commands.add_parser(name, help=summary, description=summary, parents=[common])
+        sub.set_defaults(func=func)
+        return sub
+
+    data = command("data", _cmd_data, "prepare a data source and summarise it")
+    data.add_argument("--data", default="phantom", help=DATA_HELP)
     data.add_argument("--sequence", default="t1", help="SPIDER sequence: t1, t2 or t2_SPACE")
     data.add_argument("--size", type=int, default=128)
-    data.set_defaults(func=_cmd_data)
 
-    models = commands.add_parser("models", help="parameter counts of the study's models")
-    shown = models.add_mutually_exclusive_group()
-    shown.add_argument("--json", action="store_true", help="one JSON object keyed by model name (default)")
-    shown.add_argument("--table", action="store_true", help="a table beside the study's counts")
-    models.set_defaults(func=_cmd_models)
+    fetch = command("fetch", _cmd_fetch, "download a dataset, verify its checksums and unpack it")
+    fetch.add_argument("dataset", choices=("spider",), help="SPIDER from its Zenodo record (10159290)")
+    fetch.add_argument("--dest", help="unpack here instead of the cache (then give this folder as --data)")
 
-    metrics = commands.add_parser("metrics", help="compare predicted and reference masks")
+    models = command("models", _cmd_models, "parameter counts of the study's models")
+    models.add_argument("--table", action="store_true", help="a table beside the study's counts")
+
+    metrics = command("metrics", _cmd_metrics, "compare predicted and reference masks")
     metrics.add_argument("--pred", required=True, help="a mask file (PNG, .mha, .nii.gz) or a folder")
     metrics.add_argument("--true", required=True, help="the reference: a file or a folder of the same names")
     metrics.add_argument("--spacing", type=float, nargs=2, metavar=("SY", "SX"),
                          help="pixel spacing in mm (volumes carry their own)")
     metrics.add_argument("--classes", choices=("binary", "4"), default="binary")
-    metrics.add_argument("--json", action="store_true", help="compact JSON on one line")
-    metrics.set_defaults(func=_cmd_metrics)
 
-    train = commands.add_parser("train", help="train one run (or return its record if it exists)")
+    train = command("train", _cmd_train, "train one run (or return its record if it exists)")
     train.add_argument("--model", required=True, help="a model name, e.g. 'Proposed', 'U-Net + SAM'")
     train.add_argument("--loss", required=True, help="BCE, Dice, Focal, BCE-Dice (binary); CCE, Dice, Focal, CCE-Dice")
     train.add_argument("--task", choices=("binary", "multiclass"), default="binary")
@@ -163,47 +227,44 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--fold", type=int, default=0, help="the cross-validation fold tested (profiles with folds)")
     train.add_argument("--augment", action="store_true", help="the study's augmentation")
-    train.add_argument("--force", action="store_true", help="train again even if the record exists")
-    train.add_argument("--restart", action="store_true", help="discard an unfinished run instead of resuming")
-    train.add_argument("--resume", action="store_true", help="continue an interrupted run (the default)")
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
-    train.set_defaults(func=_cmd_train)
+    restart = train.add_mutually_exclusive_group()
+    restart.add_argument("--force", action="store_true", help="train again even if the record exists")
+    restart.add_argument("--restart", action="store_true",
+                         help="discard an unfinished run instead of resuming it (resuming is the default)")
 
-    evaluate = commands.add_parser("evaluate", help="score a finished run's model")
+    evaluate = command("evaluate", _cmd_evaluate, "score a finished run's model on patients it never saw")
     evaluate.add_argument("run", help="the run's folder in the results store")
-    evaluate.add_argument("--data", help="another data source (all of its patients are scored)")
-    evaluate.set_defaults(func=_cmd_evaluate)
+    evaluate.add_argument("--data", help="another data source: all its patients are scored, except any the "
+                                         "run trained or validated on (default: the run's test patients)")
 
-    predict = commands.add_parser("predict", help="segment 2D images or 3D volumes in their own geometry")
+    predict = command("predict", _cmd_predict, "segment 2D images or 3D volumes in their own geometry")
     predict.add_argument("inputs", nargs="+", metavar="INPUT", help="PNG slices or .mha / .nii.gz volumes")
     predict.add_argument("--out", required=True, help="output folder (masks keep the input names)")
     predict.add_argument("--model", help="a .keras model (default: the model shipped with the package)")
     predict.add_argument("--task", choices=("binary", "multiclass"), default="binary",
                          help="which shipped model to use when --model is not given")
     predict.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    predict.set_defaults(func=_cmd_predict)
+    predict.add_argument("--keep-going", action="store_true",
+                         help="segment every good input, then list the failures (exit status 1)")
 
-    exported = commands.add_parser("export", help="write the recorded run with the best validation Dice as a "
-                                                  "model file with its card (how the shipped models are made)")
+    exported = command("export", _cmd_export, "write the recorded run with the best validation Dice as a "
+                                              "model file with its card (how the shipped models are made)")
     exported.add_argument("task", choices=("binary", "multiclass"))
     exported.add_argument("--data", required=True, help="the data source of the candidate runs")
     exported.add_argument("--profile", default="cpu", help="the profile of the candidate runs (default: cpu)")
-    exported.add_argument("--store", default="results", help="the results store (default: results/)")
+    exported.add_argument("--store", default="results", help=STORE_HELP)
     exported.add_argument("--out", help="output folder (default: the package's spine/weights)")
     exported.add_argument("--overwrite", action="store_true", help="replace an existing model file")
-    exported.set_defaults(func=_cmd_export)
 
-    study = commands.add_parser("study", help="run one of the study's grids and print its table")
+    study = command("study", _cmd_study, "run one of the study's grids and print its table")
     study.add_argument("name", help="loss, ablation, attention, augmentation, comparison, stability, multiclass; "
                                     "or plan: every grid in the real-data study's order (studies.PLAN)")
     _settings_args(study)
     study.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
     study.add_argument("--shard", help="I/N: run only every N-th cell starting at the I-th")
     study.add_argument("--folds", default="all", help="'all' (default) or a comma list of folds, e.g. 0 or 0,1")
-    study.add_argument("--quiet", action="store_true")
-    study.set_defaults(func=_cmd_study)
 
-    book = commands.add_parser("book", help="execute every chapter (papermill) and render the HTML book")
+    book = command("book", _cmd_book, "execute every chapter (papermill) and render the HTML book")
     book.add_argument("--root", default=".", help="the repository (where _config.yml and _toc.yml are)")
     book.add_argument("--data", default="phantom", help="the chapters' data source (default: the phantom)")
     book.add_argument("--profile", default="book", help="the chapters' profile (default: book)")
@@ -215,18 +276,31 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--real-data", help="a slice folder or SPIDER archive for the real-data sections")
     book.add_argument("--only", nargs="+", help="execute only chapters whose name contains one of these")
     book.add_argument("--no-html", action="store_true", help="execute the notebooks, skip the HTML build")
-    book.set_defaults(func=_cmd_book)
     return parser
+
+
+def _configure_logging(args) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.propagate = False
+    log.setLevel(logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
 
 
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for users
-    args = build_parser().parse_args(argv)
+    command = "spine"
     try:
+        args = build_parser().parse_args(argv)  # usage errors exit here with status 2
+        command = f"spine {args.command}"
+        _configure_logging(args)
         return args.func(args)
-    except SpineError as error:
-        print(f"spine {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        return 130
+    except (SpineError, OSError) as error:
+        print(f"{command}: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -120,7 +120,9 @@ def predict_file(input_path, out_dir, model, *, overwrite: bool = False) -> Path
     if target.exists() and not overwrite:
         raise DataError(target, "output exists; pass --overwrite to replace it")
     if io.is_volume(input_path):
-        io.write_volume(segment_volume(model, io.read_volume(input_path)), target)
+        volume = io.read_volume(input_path)
+        preprocess.check_finite(sitk.GetArrayViewFromImage(volume), input_path)  # else NaN slices pass as blank
+        io.write_volume(segment_volume(model, volume), target)
     elif io.is_slice(input_path):
         image = io.read_slice(input_path)
         preprocess.to_uint8(image, input_path)  # NaN or constant images are refused here

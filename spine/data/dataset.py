@@ -1,6 +1,7 @@
 """Prepared datasets: any source -> arrays at the study's resolution, cached on disk.
 
-A *source* is ``"phantom"`` (the embedded default; ``"phantom:N"`` for N patients), a SPIDER
+A *source* is ``"phantom"`` (the embedded default; ``"phantom:N"`` for N patients), ``"spider"``
+(the download of ``spine fetch spider``), a SPIDER
 archive folder (``images/`` + ``masks/`` of ``.mha`` volumes; the study's protocol: one
 sequence, central sagittal slice) or a slice folder (``images/`` + ``masks/`` PNG pairs). The
 layout is detected; a folder of neither layout gets a clear error.
@@ -90,11 +91,23 @@ class SliceSet:
         return self.select(keep)
 
 
+def resolve_source(source):
+    """``"spider"``: the folder ``spine fetch spider`` unpacked; any other source unchanged."""
+    if str(source) != "spider":
+        return source
+    from spine.data.fetch import COMPLETE, spider_dir  # fetch builds on this module
+
+    folder = spider_dir()
+    if not (folder / COMPLETE).is_file():
+        raise DataError("spider", f"SPIDER is not downloaded (expected in {folder}); run `spine fetch spider`")
+    return folder
+
+
 def detect_layout(source) -> str:
     """``"phantom"``, ``"spider"`` (volumes) or ``"slices"`` (2D pairs); otherwise :class:`DataError`."""
     if str(source).split(":")[0] == "phantom":
         return "phantom"
-    root = Path(source)
+    root = Path(resolve_source(source))
     if not root.is_dir():
         raise DataError(root, "data source not found (give 'phantom', a SPIDER archive or a slice folder)")
     images = root / "images"
@@ -120,6 +133,7 @@ def load_dataset(source="phantom", *, sequence: str = "t1", size: int = preproce
     ``on_error="skip"`` turns a bad case into a warning and a row of ``SliceSet.skipped``;
     the default raises :class:`DataError` naming the file.
     """
+    source = resolve_source(source)
     layout = detect_layout(source)
     if layout == "phantom":
         source = phantom_archive(*_phantom_args(str(source)), sequence=sequence)

@@ -22,11 +22,17 @@ STUDY_SIZE = 128
 BOTTLENECK_FACTOR = 16  # four 2x2 poolings
 
 
+def check_finite(image: np.ndarray, source="image") -> None:
+    """:class:`DataError` if any value is NaN or infinite (such an image has no intensity scale)."""
+    bad = np.size(image) - np.count_nonzero(np.isfinite(image))
+    if bad:
+        raise DataError(source, f"image contains NaN or infinite values ({bad} of {np.size(image)})")
+
+
 def to_uint8(image: np.ndarray, source="image") -> np.ndarray:
     """Min-max rescale to [0, 255] as uint8; NaN/inf or constant images raise :class:`DataError`."""
     image = np.asarray(image, dtype=np.float64)
-    if not np.all(np.isfinite(image)):
-        raise DataError(source, "image contains NaN or infinite values")
+    check_finite(image, source)
     low, high = image.min(), image.max()
     if high <= low:
         raise DataError(source, f"image is constant (every pixel {low:g}); nothing to segment")

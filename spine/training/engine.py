@@ -26,6 +26,7 @@ Resuming restores the model, the optimizer and the epoch counter from the last c
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import shutil
 import subprocess
@@ -39,7 +40,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from spine import losses, metrics, stats
-from spine.data import labels, load_dataset, make_folds, make_split, save_split, subset_mask
+from spine.data import labels, load_dataset, load_split, make_folds, make_split, save_split, subset_mask
 from spine.data.io import atomic_path
 from spine.errors import DataError
 from spine.data.preprocess import BOTTLENECK_FACTOR
@@ -432,19 +433,32 @@ def code_version() -> dict:
 
 
 def evaluate_run(path, data=None) -> tuple[pd.DataFrame, dict]:
-    """Score a finished run's model: on its own test patients, or on every patient of ``data``.
+    """Score a finished run's model on patients it was neither trained nor validated on.
 
-    Another source is scored on all its patients (``eval_slices_per_patient`` slices each): it
-    was never seen in training, so all of it is test data.
+    On the run's own data (``data`` None, or a source of the same content) these are its test
+    patients. Another source is scored on all its patients (``eval_slices_per_patient`` slices
+    each) except any the run trained or validated on: another sequence of the same archive
+    shares patients. ``summary["scored"]`` says which it was.
     """
     record = results.load_record(path)
     config = record.config
     model = keras.saving.load_model(record.model_path)
-    if data is None:
-        subset = split_data(config)["test"]
-    else:
-        subset = load_dataset(data, size=config.settings["size"]).central(config.settings["eval_slices_per_patient"])
-    return score(model, subset, config.task)
+    size = config.settings["size"]
+    dataset = None if data is None else load_dataset(data, size=size)
+    if dataset is None or dataset.data_id == config.data_id:
+        own = config if data is None else dataclasses.replace(config, data=str(data))
+        per_image, summary = score(model, split_data(own)["test"], config.task)
+        return per_image, {**summary, "scored": f"the run's test patients ({config.data})"}
+    split = load_split(record.path / "split.csv")
+    seen = set(split.loc[split["subset"] != "test", "patient"].astype(str))
+    unseen = ~np.isin(dataset.patients.astype(str), sorted(seen))
+    if not unseen.any():
+        raise DataError(data, "every patient of this source was used to train or validate the run")
+    excluded = len(set(dataset.patients[~unseen]))
+    per_image, summary = score(model, dataset.select(unseen).central(config.settings["eval_slices_per_patient"]),
+                               config.task)
+    return per_image, {**summary, "scored": f"all patients of {data}" if not excluded else
+                       f"{data} without the {excluded} patient(s) the run trained or validated on"}
 
 
 def record_model(record: results.Record) -> keras.Model:

@@ -14,6 +14,7 @@ row against the others image by image. The chapters' analyses of these tables ar
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
@@ -28,6 +29,8 @@ from spine.losses import LOSS_NAMES
 from spine.models import BASELINE_NAMES
 from spine.training import store as results
 from spine.training.config import RunConfig
+
+log = logging.getLogger(__name__)
 
 STABILITY_SEEDS = tuple(range(1, 11))  # the study's runs 1-10
 
@@ -132,7 +135,7 @@ def run_study(name: str, data="phantom", profile: str = "cpu", store=results.DEF
     todo = [c for c in shard_cells(configs(name, data, profile, overrides, folds), shard)
             if results.find_record(store, c) is None][:max_new_runs]
     if verbose:
-        print(f"study {name}: {len(todo)} run(s) to train", flush=True)
+        log.info("study %s: %d run(s) to train", name, len(todo))
     _train_all(todo, store, jobs, verbose)
     return study_table(name, data, profile, store, overrides)
 
@@ -199,7 +202,7 @@ def _train_all(todo: list[RunConfig], store, jobs: int, verbose: bool) -> None:
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             for path in pool.map(_train_one, todo, [str(store)] * len(todo), [threads] * len(todo)):
                 if verbose:
-                    print(f"  finished {path}", flush=True)
+                    log.info("  finished %s", path)
 
 
 def study_record(name: str, data, profile: str, store, model: str, loss: str | None = None, *,
