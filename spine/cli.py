@@ -86,8 +86,10 @@ def _cmd_predict(args) -> int:
     from spine import inference
 
     model = inference.load_model(args.model, args.task)
+    levels_with = inference.levels_model(model) if args.levels else None
     for path in args.inputs:
-        print(inference.predict_file(path, args.out, model, overwrite=args.overwrite))
+        print(inference.predict_file(path, args.out, model, overwrite=args.overwrite, series=args.series,
+                                     levels_with=levels_with))
     return 0
 
 
@@ -174,13 +176,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", help="another data source (all of its patients are scored)")
     evaluate.set_defaults(func=_cmd_evaluate)
 
-    predict = commands.add_parser("predict", help="segment 2D images or 3D volumes in their own geometry")
-    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="PNG slices or .mha / .nii.gz volumes")
+    predict = commands.add_parser("predict", help="segment 2D images or 3D volumes in their own geometry",
+                                  description="Segment 2D sagittal images (read with the head at the top), "
+                                              "3D volumes or DICOM series in their own geometry.")
+    predict.add_argument("inputs", nargs="+", metavar="INPUT",
+                         help="PNG slices, .mha / .nii.gz volumes or folders of one DICOM series")
     predict.add_argument("--out", required=True, help="output folder (masks keep the input names)")
     predict.add_argument("--model", help="a .keras model (default: the model shipped with the package)")
     predict.add_argument("--task", choices=("binary", "multiclass"), default="binary",
                          help="which shipped model to use when --model is not given")
     predict.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    predict.add_argument("--series", metavar="UID", help="the DICOM series to read from a folder holding several")
+    predict.add_argument("--levels", action="store_true",
+                         help="also write <name>_levels.<format> (SPIDER instance numbers) and <name>_levels.csv "
+                              "(one row per level); made with the 4-class model (--model if it has 4 classes, "
+                              "else the shipped one)")
     predict.set_defaults(func=_cmd_predict)
 
     exported = commands.add_parser("export", help="write the recorded run with the best validation Dice as a "
