@@ -28,9 +28,14 @@ How a slice is labelled
 Level names (``level`` column; empty when uncertain). SPIDER, and so the shipped models, do not
 label the sacrum: the lowest labelled disc of a lumbar scan is L5-S1. So names are given only
 when the lowest structure is a disc with at least one median vertebra height of image below it
-and no vertebra part there; that disc is L5-S1, vertebra 1 is L5, then L4 ... L1, T12 ... upwards
+(measured along the local axis from the disc's edge; room for the unlabelled sacrum, so the
+field of view is not cut above it); that disc is L5-S1, vertebra 1 is L5, then L4 ... L1, T12 ... upwards
 (five lumbar vertebrae assumed: a transitional vertebra shifts every name by one). A disc is named
-by its two neighbours, e.g. L4-L5.
+by its two neighbours, e.g. L4-L5. S1 itself never gets a row: no class holds the sacrum. (TotalSpineSeg's
+first model marks landmark discs, C2-C3, C7-T1, T12-L1 and L5-S, as classes of their own and
+numbers the others from them; SPINEPS segments the sacrum as a class. A 4-class map has neither,
+so the lumbosacral disc is found by position.) The thresholds here (8 %, 1.25, a tenth) were chosen
+on the central slices of the 48 real SPIDER masks that ``tests/test_levels.py`` checks against.
 
 Measurements (``unit`` says mm, mm^2 where the pixel spacing is known, else px):
 ``area`` the pixel count times the pixel area; ``height`` (vertebrae and discs) the median length,
