@@ -8,16 +8,21 @@ down cannot be detected and gets its numbers reversed. The output follows SPIDER
 How a slice is labelled
 
 - Spine axis: the principal axis of the vertebra and disc pixels (in mm), pointing to the head.
-  A part's position along the spine is its centroid's projection on that axis.
+  A part's extent and centre along the spine are its pixels' projections on that axis.
+- Order: structures sorted by centre along the axis, then a disc and a neighbouring vertebra swap
+  if their centroids lie the other way round across the disc's plane (the minor principal axis of
+  its pixels): at a steep lumbosacral angle the axis alone can put L5 above the L4-L5 disc.
 - Parts are the 8-connected components of the vertebra and of the disc class. A vertebra part
-  whose centroid lies behind the canal (the canal's median position at the part's height, the
-  side away from the discs) is a posterior element (spinous process, lamina). A part smaller than
+  that the canal separates from the discs (the straight line from its centroid to the nearest
+  disc's centroid crosses the canal) is a posterior element (spinous process, lamina). A part smaller than
   8 % of the class's typical part (the area-weighted median part) is a fragment, unless it touches
   the image border above or below all other parts (a level cut by the field of view). The other
-  parts are main parts; main parts of a class whose extents along the axis overlap by more than
+  parts are main parts; main parts of a class whose extents along the spine overlap by more than
   half of the shorter one are one structure (a body split in two); so are two neighbours of a class
-  with nothing of the other class between them that together span at most 1.25 median extents.
-- A posterior element joins the vertebra whose centre along the axis is nearest to its own centre
+  with nothing of the other class between them that together span at most 1.25 median extents,
+  and two such discs of which the second lies within half a median extent of the first's plane
+  (a tilted L5-S1 disc found in two pieces).
+- A posterior element joins the vertebra whose centre along the spine is nearest to its own centre
   raised by a tenth of a median extent (spinous processes slope down from their body), if within
   one median extent; a fragment joins the structure of its class nearest in the image, if within
   a quarter of a median extent. Parts that join nothing are dropped (0).
@@ -161,10 +166,10 @@ def _label(classes, spacing):
     instances = np.where(classes == CANAL, CANAL_LABEL, 0).astype(np.uint8)
     spine = np.argwhere(np.isin(classes, (VERTEBRA, DISC)))
     if len(spine) < 2:
-        return instances, [], step, np.array([-1.0, 0.0])
+        return instances, [], step, None
     axis = _spine_axis(spine * step)
     structures = _structures(classes, VERTEBRA, step, axis) + _structures(classes, DISC, step, axis)
-    structures = _merge_runs(sorted(structures, key=lambda s: s.centre))
+    structures = _merge_runs(_settle(sorted(structures, key=lambda s: s.centre), step), step)
     for structure, label in zip(structures, _numbers(structures)):
         for part in structure.main + structure.extra:
             instances[tuple(part.pixels.T)] = label
@@ -172,11 +177,11 @@ def _label(classes, spacing):
     return instances, structures, step, axis
 
 
-def _spine_axis(points_mm: np.ndarray) -> np.ndarray:
-    """The principal direction of the points, (d_row, d_col), pointing to the head (up)."""
+def _spine_axis(points_mm: np.ndarray, minor: bool = False) -> np.ndarray:
+    """The principal (or the minor) direction of the points, (d_row, d_col), pointing to the head."""
     centred = points_mm - points_mm.mean(axis=0)
     _, vectors = np.linalg.eigh(centred.T @ centred)
-    axis = vectors[:, -1]
+    axis = vectors[:, 0 if minor else -1]
     return -axis if axis[0] > 0 else axis
 
 
@@ -192,7 +197,7 @@ def _parts(classes, kind, step, axis) -> list[_Part]:
 def _structures(classes, kind, step, axis) -> list[_Structure]:
     parts = _parts(classes, kind, step, axis)
     if kind == VERTEBRA:
-        _mark_posterior(parts, classes, step, axis)
+        _mark_posterior(parts, classes, step)
     floor = FRAGMENT_FRACTION * _typical_size(parts)
     main = [p for p in parts if not p.posterior and len(p.pixels) >= floor]
     if main:  # a level cut by the field of view: a small part on the border above or below the others
@@ -219,7 +224,7 @@ def _typical_size(parts) -> float:
 
 
 def _attach(extra, structures, shape, step) -> None:
-    """Posterior elements join the structure nearest along the axis (compared a little higher: spinous
+    """Posterior elements join the structure nearest along the spine (compared a little higher: spinous
     processes slope down) within one median extent; fragments the structure nearest in the image,
     within a quarter of one."""
     reach = np.median([_length(s) for s in structures])
@@ -252,32 +257,59 @@ def _overlap(a, b) -> float:
     return max(0.0, min(a[1], b[1]) - max(a[0], b[0])) / shorter if shorter > 0 else float(a[0] <= b[1] and b[0] <= a[1])
 
 
-def _mark_posterior(parts, classes, step, axis) -> None:
-    """Mark vertebra parts lying behind the canal, on the side away from the discs."""
-    canal = np.argwhere(classes == CANAL) * step
-    front = np.argwhere(np.isin(classes, (DISC,))) * step
-    if not len(canal) or not len(front):
+def _mark_posterior(parts, classes, step) -> None:
+    """Mark the vertebra parts that the canal separates from the discs: the straight line from the
+    part's centroid to the nearest disc's centroid crosses the canal."""
+    canal = classes == CANAL
+    discs, count = ndimage.label(classes == DISC, structure=_EIGHT)
+    if not canal.any() or not count:
         return
-    across = np.array([-axis[1], axis[0]])
-    back = across if (canal @ across).mean() > (front @ across).mean() else -across
-    canal_along, canal_back = canal @ axis, canal @ back
+    disc_centres = np.array(ndimage.center_of_mass(discs > 0, discs, range(1, count + 1))) * step
     for part in parts:
-        low, high = part.extent
-        here = (canal_along >= low) & (canal_along <= high)
-        if here.any():
-            part.posterior = bool(((part.pixels * step) @ back).mean() > np.median(canal_back[here]))
+        centre = part.pixels.mean(axis=0) * step
+        nearest = disc_centres[np.argmin(np.linalg.norm(disc_centres - centre, axis=1))]
+        samples = np.linspace(0.0, 1.0, int(np.linalg.norm(nearest - centre) / step.min() * 2) + 2)
+        line = np.rint((centre + samples[:, None] * (nearest - centre)) / step).astype(int)
+        part.posterior = bool(canal[tuple(line.T)].any())
 
 
-def _merge_runs(structures) -> list[_Structure]:
-    """Merge two neighbours of one class (no structure of the other between them) that together
-    span no more than ``RUN_MERGE`` median extents of their class: one body or disc broken across."""
+def _settle(structures, step) -> list[_Structure]:
+    """Swap neighbouring discs and vertebrae that lie the other way round across the disc's plane
+    (its pixels' minor principal axis): at a steep lumbosacral angle the axis alone can put L5's
+    centre above the L4-L5 disc's."""
+    structures = list(structures)
+    for _ in range(len(structures)):
+        swapped = False
+        for i in range(len(structures) - 1):
+            lower, upper = structures[i], structures[i + 1]
+            if (lower.kind == DISC) != (upper.kind == DISC):
+                disc = lower if lower.kind == DISC else upper
+                if (_centroid(upper, step) - _centroid(lower, step)) @ _plane_normal(disc, step) < 0:
+                    structures[i], structures[i + 1] = upper, lower
+                    swapped = True
+        if not swapped:
+            break
+    return structures
+
+
+def _plane_normal(disc, step) -> np.ndarray:
+    """The direction across a disc's plate (its pixels' minor principal axis), toward the head."""
+    return _spine_axis(np.concatenate([p.pixels for p in disc.main]) * step, minor=True)
+
+
+def _merge_runs(structures, step) -> list[_Structure]:
+    """Merge two neighbours of one class (no structure of the other between them) that are one
+    body or disc broken in two: together they span no more than ``RUN_MERGE`` median extents of
+    their class, or (discs) the second lies in the first's plate, less than half a median extent
+    from its plane."""
     typical = {kind: np.median([_length(s) for s in structures if s.kind == kind]) for kind in (VERTEBRA, DISC)
                if any(s.kind == kind for s in structures)}
     merged = []
     for structure in structures:
         previous = merged[-1] if merged else None
-        if (previous is not None and previous.kind == structure.kind
-                and structure.extent[1] - previous.extent[0] <= RUN_MERGE * typical[structure.kind]):
+        if previous is not None and previous.kind == structure.kind and (
+                _length(previous, structure) <= RUN_MERGE * typical[structure.kind]
+                or structure.kind == DISC and _off_plane(previous, structure, step) < typical[DISC] / 2):
             previous.main += structure.main
             previous.extra += structure.extra
         else:
@@ -285,9 +317,15 @@ def _merge_runs(structures) -> list[_Structure]:
     return merged
 
 
-def _length(structure) -> float:
-    low, high = structure.extent
-    return high - low
+def _off_plane(disc, other, step) -> float:
+    """How far (mm) the centroid of ``other`` lies from the plane of ``disc``."""
+    return abs(float((_centroid(other, step) - _centroid(disc, step)) @ _plane_normal(disc, step)))
+
+
+def _length(*structures) -> float:
+    """The extent along the axis that the structures span together."""
+    ranges = np.array([s.extent for s in structures])
+    return float(ranges[:, 1].max() - ranges[:, 0].min())
 
 
 def _numbers(structures) -> list[int]:

