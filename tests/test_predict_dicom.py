@@ -101,6 +101,24 @@ def test_a_broken_file_is_named(tiny_model, volume, tmp_path, capsys, damage):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_missing_slice_is_refused(tiny_model, volume, tmp_path, capsys):
+    write_series(volume, tmp_path / "study")
+    (tmp_path / "study" / "006.dcm").unlink()
+    code, _, err = run(capsys, "predict", str(tmp_path / "study"), "--model", tiny_model, "--out", str(tmp_path / "o"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "unevenly spaced" in err
+
+
+def test_a_binary_model_gets_levels_from_the_shipped_4_class_model():
+    import keras
+
+    from spine import inference
+
+    binary = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Conv2D(2, 1, activation="softmax")])
+    assert inference.levels_model(binary).output_shape[-1] == 4
+    four = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Conv2D(4, 1, activation="softmax")])
+    assert inference.levels_model(four) is four
+
+
 def test_a_folder_without_dicom(tiny_model, tmp_path, capsys):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("no images here")

@@ -93,7 +93,8 @@ def read_dicom_series(folder, series: str | None = None) -> sitk.Image:
     One series: it is read; several: ``series`` (a SeriesInstanceUID) must choose one, and the
     error lists them. GDCM silently leaves out files it cannot parse, which would give a volume
     with a slice missing and a wrong spacing; so a ``.dcm`` file, or one with the DICOM magic
-    (``DICM`` at byte 128), that no series holds is refused by name.
+    (``DICM`` at byte 128), that no series holds is refused by name, and so is a series whose
+    slices are unevenly spaced (a file missing).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -113,14 +114,33 @@ def read_dicom_series(folder, series: str | None = None) -> sitk.Image:
     uid = series if series is not None else next(iter(found))
     if uid not in found:
         raise DataError(folder, f"no DICOM series {uid!r}; found: {', '.join(found)}")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(found[uid])
+    reader.MetaDataDictionaryArrayUpdateOn()
     try:
         with _quiet_itk():
-            image = sitk.ReadImage(found[uid])
+            image = reader.Execute()
     except RuntimeError as exc:
         raise DataError(folder, f"series {uid} cannot be read: {_first_line(exc)}") from exc
     if image.GetDimension() != 3:
         raise DataError(folder, f"series {uid}: expected a 3D volume, found {image.GetDimension()} dimensions")
+    _check_even_slices(reader, image, folder, uid)
     return image
+
+
+def _check_even_slices(reader: sitk.ImageSeriesReader, image: sitk.Image, folder, uid: str) -> None:
+    """Refuse a series whose slice positions (ImagePositionPatient) are unevenly spaced: a file is
+    missing, and the volume's spacing would be wrong (ITK only warns)."""
+    key = "0020|0032"
+    if not all(reader.HasMetaDataKey(i, key) for i in range(image.GetDepth())):
+        return
+    normal = np.asarray(image.GetDirection()).reshape(3, 3)[:, 2]
+    heights = np.sort([np.asarray(reader.GetMetaData(i, key).split("\\"), dtype=float) @ normal
+                       for i in range(image.GetDepth())])
+    gaps = np.diff(heights)
+    if len(gaps) and np.ptp(gaps) > 0.1 * np.median(gaps):
+        raise DataError(folder, f"series {uid}: slices are unevenly spaced ({gaps.min():.2f} to {gaps.max():.2f} mm "
+                                "apart); is a file missing?")
 
 
 def _looks_like_dicom(path: Path) -> bool:
