@@ -45,10 +45,11 @@ on the central slices of the 48 real SPIDER masks that ``tests/test_levels.py`` 
 Measurements (``unit`` says mm, mm^2 where the pixel spacing is known, else px):
 ``area`` the pixel count times the pixel area; ``height`` (vertebrae and discs) the median length,
 along the local spine axis, of the structure cut by lines parallel to that axis across the middle
-half of its width; for a vertebra only its main parts count (the body, not the posterior elements);
-the local axis at a structure runs from the centroid of its lower neighbour to that of its upper
-one. ``canal_ap_diameter`` (disc rows) the length of canal cut by the line through the disc's
-centroid perpendicular to the local axis: the canal's antero-posterior diameter at that disc.
+half of its width; for a vertebra only its main parts count (the body, not the posterior elements)
+and the local axis runs from the centroid of its lower neighbour to that of its upper one; for a
+disc the local axis is the normal of its plane (the minor principal axis of its pixels).
+``canal_ap_diameter`` (disc rows) the length of canal cut by the line through the disc's centroid
+along its plane: the canal's antero-posterior diameter at that disc (empty if the line misses it).
 ``centroid_row``, ``centroid_col`` in pixels (volumes: ``centroid_x/y/z``, LPS mm).
 
 Volumes (given in the sagittal view, :func:`spine.data.spider.sagittal_view`): the sagittal slice
@@ -373,7 +374,7 @@ def _table(instances, classes, structures, step, axis) -> pd.DataFrame:
     names = _level_names(structures, classes, step, axis)
     rows = []
     for i, structure in enumerate(structures):
-        local = _local_axis(structures, i, axis, step)
+        local = _plane_normal(structure, step) if structure.kind == DISC else _local_axis(structures, i, axis, step)
         main = np.concatenate([p.pixels for p in structure.main])
         every = np.argwhere(instances == structure.label)
         rows.append({
@@ -382,8 +383,7 @@ def _table(instances, classes, structures, step, axis) -> pd.DataFrame:
             "level": names.get(structure.label, ""),
             "area": len(every) * float(np.prod(step)),
             "height": _height(main, local, step),
-            "canal_ap_diameter": (_chord(classes == CANAL, every.mean(axis=0) * step,
-                                         np.array([-local[1], local[0]]), step)
+            "canal_ap_diameter": (_canal_diameter(classes, every.mean(axis=0) * step, local, step)
                                   if structure.kind == DISC else np.nan),
             "centroid_row": every[:, 0].mean(), "centroid_col": every[:, 1].mean(),
         })
@@ -393,6 +393,12 @@ def _table(instances, classes, structures, step, axis) -> pd.DataFrame:
                      "height": np.nan, "canal_ap_diameter": np.nan,
                      "centroid_row": canal[:, 0].mean(), "centroid_col": canal[:, 1].mean()})
     return pd.DataFrame(rows, columns=COLUMNS + ["centroid_row", "centroid_col"])
+
+
+def _canal_diameter(classes, point_mm, normal, step) -> float:
+    """The canal's length on the line through ``point_mm`` across ``normal``; NaN if it misses the canal."""
+    length = _chord(classes == CANAL, point_mm, np.array([-normal[1], normal[0]]), step)
+    return length if length > 0 else np.nan
 
 
 def _level_names(structures, classes, step, axis) -> dict[int, str]:
