@@ -117,10 +117,12 @@ def _cmd_predict(args) -> int:
     from spine import inference
 
     model = inference.load_model(args.model, args.task)
+    levels_with = inference.levels_model(model) if args.levels else None
     written, failed = [], []
     for path in args.inputs:
         try:
-            written.append(str(inference.predict_file(path, args.out, model, overwrite=args.overwrite)))
+            written.append(str(inference.predict_file(path, args.out, model, overwrite=args.overwrite,
+                                                      series=args.series, levels_with=levels_with)))
         except DataError as error:
             if not args.keep_going:
                 raise
@@ -195,8 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = _common()
 
-    def command(name, func, summary):
-        sub = commands.add_parser(name, help=summary, description=summary, parents=[common])
+    def command(name, func, summary, description=None):
+        sub = commands.add_parser(name, help=summary, description=description or summary, parents=[common])
         sub.set_defaults(func=func)
         return sub
 
@@ -237,8 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", help="another data source: all its patients are scored, except any the "
                                          "run trained or validated on (default: the run's test patients)")
 
-    predict = command("predict", _cmd_predict, "segment 2D images or 3D volumes in their own geometry")
-    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="PNG slices or .mha / .nii.gz volumes")
+    predict = command("predict", _cmd_predict, "segment 2D images or 3D volumes in their own geometry",
+                      description="Segment 2D sagittal images (read with the head at the top), "
+                                  "3D volumes or DICOM series in their own geometry.")
+    predict.add_argument("inputs", nargs="+", metavar="INPUT",
+                         help="PNG slices, .mha / .nii.gz volumes or folders of one DICOM series")
     predict.add_argument("--out", required=True, help="output folder (masks keep the input names)")
     predict.add_argument("--model", help="a .keras model (default: the model shipped with the package)")
     predict.add_argument("--task", choices=("binary", "multiclass"), default="binary",
@@ -246,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     predict.add_argument("--keep-going", action="store_true",
                          help="segment every good input, then list the failures (exit status 1)")
+    predict.add_argument("--series", metavar="UID", help="the DICOM series to read from a folder holding several")
+    predict.add_argument("--levels", action="store_true",
+                         help="also write <name>_levels.<format> (SPIDER instance numbers) and <name>_levels.csv "
+                              "(one row per level); made with the 4-class model (--model if it has 4 classes, "
+                              "else the shipped one)")
 
     exported = command("export", _cmd_export, "write the recorded run with the best validation Dice as a "
                                               "model file with its card (how the shipped models are made)")

@@ -4,8 +4,11 @@ Depends on data I/O, preprocessing and a model file only, not on the experiment 
 image is preprocessed as in the study (min-max to 8 bit, resized to the model's input, [0, 1]),
 segmented, and the label map resized back (nearest neighbour) to the image's size. A volume is
 reoriented to the sagittal view, every sagittal slice is segmented the same way, and the labels
-are put back into the volume's own orientation with its spacing, origin and direction.
-Output values are class indices: 0/1 (binary); 0 background, 1 vertebra, 2 disc, 3 canal.
+are put back into the volume's own orientation with its spacing, origin and direction. A DICOM
+folder is read as one series (:func:`spine.data.io.read_dicom_series`) and segmented as a volume.
+Output values are class indices: 0/1 (binary); 0 background, 1 vertebra, 2 disc, 3 canal. With
+levels, each input also gets its SPIDER instance map and per-level table (:mod:`spine.levels`),
+made from a 4-class model's output.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from spine import levels
 from spine.data import geometry, io, preprocess
-from spine.data.labels import check_task
+from spine.data.labels import check_task, num_classes
 from spine.errors import ConfigError, DataError
 
 DEFAULT_MODELS = {"binary": "binary.keras", "multiclass": "multiclass.keras"}
@@ -92,42 +96,101 @@ def _resize_back(labels: np.ndarray, shape) -> np.ndarray:
 
 def segment_volume(model, volume: sitk.Image, batch_size: int = 16) -> sitk.Image:
     """Segment every sagittal slice; the result has the volume's size, spacing, origin and direction."""
+    def segment(oriented):
+        array = sitk.GetArrayFromImage(oriented)  # [z, y, x]: x are the sagittal slices
+        return np.stack(segment_slices(model, [array[:, :, i] for i in range(array.shape[2])], batch_size), axis=2)
+
+    return _in_sagittal_view(volume, segment)
+
+
+def _in_sagittal_view(volume: sitk.Image, label) -> sitk.Image:
+    """``label(oriented)`` labels the volume in the sagittal view (a ``[z, y, x]`` array); the labels
+    come back on the volume's own grid."""
     original_code = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(volume.GetDirection())
     oriented = geometry.sagittal_view(volume)
-    array = sitk.GetArrayFromImage(oriented)  # [z, y, x]: x are the sagittal slices
-    slices = [array[:, :, i] for i in range(array.shape[2])]
-    labels = np.stack(segment_slices(model, slices, batch_size), axis=2)
-    result = sitk.GetImageFromArray(labels)
+    result = sitk.GetImageFromArray(label(oriented))
     result.CopyInformation(oriented)
     restored = sitk.DICOMOrient(result, original_code)
     restored.CopyInformation(volume)  # the same grid, bit for bit
     return restored
 
 
-def output_path(input_path, out_dir) -> Path:
-    """``<out_dir>/<input name>``, with ``.png`` for 2D inputs and the input's format for volumes."""
-    input_path = Path(input_path)
-    name = input_path.name if io.is_volume(input_path) else input_path.stem + ".png"
-    return Path(out_dir) / name
+def levels_model(model):
+    """The model for per-level labels: ``model`` if it segments the 4 classes, else the shipped 4-class one."""
+    shapes = model.output_shape
+    shapes = list(shapes.values()) if isinstance(shapes, dict) else shapes
+    last = shapes[-1] if isinstance(shapes[0], (tuple, list)) else shapes
+    return model if last[-1] == num_classes("multiclass") else load_model(task="multiclass")
 
 
-def predict_file(input_path, out_dir, model, *, overwrite: bool = False) -> Path:
-    """Segment one file into ``out_dir``; never overwrites the input, nor an output unless asked."""
+def output_path(input_path, out_dir, tag: str = "", kind: str | None = None) -> Path:
+    """``<out_dir>/<input name><tag><kind>``; by default ``kind`` is ``.png`` for 2D inputs, the
+    input's format for volumes and ``.nii.gz`` for a DICOM folder."""
     input_path = Path(input_path)
-    target = output_path(input_path, out_dir)
-    if target.resolve() == input_path.resolve():
-        raise DataError(target, "the output would overwrite the input; choose another --out folder")
-    if target.exists() and not overwrite:
-        raise DataError(target, "output exists; pass --overwrite to replace it")
-    if io.is_volume(input_path):
-        volume = io.read_volume(input_path)
+    if input_path.is_dir():
+        stem, own = input_path.resolve().name, ".nii.gz"
+    elif io.is_volume(input_path):
+        stem = input_path.name[: -len(io.suffix(input_path))]
+        own = input_path.name[len(stem):]
+    else:
+        stem, own = input_path.stem, ".png"
+    return Path(out_dir) / f"{stem}{tag}{kind or own}"
+
+
+def predict_file(input_path, out_dir, model, *, overwrite: bool = False, series: str | None = None,
+                 levels_with=None) -> Path:
+    """Segment one file or DICOM folder into ``out_dir``; never overwrites the input, nor an output
+    unless asked. ``series``: the DICOM series to read from a folder holding several.
+    ``levels_with``: a 4-class model (:func:`levels_model`); also write ``<name>_levels.<format>``
+    and ``<name>_levels.csv``. Everything is computed before anything is written."""
+    input_path = Path(input_path)
+    targets = [output_path(input_path, out_dir)]
+    if levels_with is not None:
+        targets += [output_path(input_path, out_dir, "_levels"), output_path(input_path, out_dir, "_levels", ".csv")]
+    for target in targets:
+        if target.resolve() == input_path.resolve():
+            raise DataError(target, "the output would overwrite the input; choose another --out folder")
+        if target.exists() and not overwrite:
+            raise DataError(target, "output exists; pass --overwrite to replace it")
+    if input_path.is_dir() or io.is_volume(input_path):
+        volume = io.read_dicom_series(input_path, series) if input_path.is_dir() else io.read_volume(input_path)
         preprocess.check_finite(sitk.GetArrayViewFromImage(volume), input_path)  # else NaN slices pass as blank
-        io.write_volume(segment_volume(model, volume), target)
+        outputs = [segment_volume(model, volume)]
+        if levels_with is not None:
+            outputs += _volume_levels(levels_with, volume, outputs[0] if levels_with is model else None, input_path)
+        write = io.write_volume
     elif io.is_slice(input_path):
         image = io.read_slice(input_path)
         preprocess.to_uint8(image, input_path)  # NaN or constant images are refused here
-        io.write_slice(segment_slices(model, [image])[0], target)
+        outputs = segment_slices(model, [image])
+        if levels_with is not None:
+            classes = outputs[0] if levels_with is model else segment_slices(levels_with, [image])[0]
+            outputs += levels.slice_levels(classes, source=input_path)
+        write = io.write_slice
     else:
-        raise DataError(input_path, f"unsupported input; give a 2D image ({', '.join(io.SLICE_SUFFIXES)}) "
-                                    f"or a 3D volume ({', '.join(io.VOLUME_SUFFIXES)})")
-    return target
+        raise DataError(input_path, f"unsupported input; give a 2D image ({', '.join(io.SLICE_SUFFIXES)}), "
+                                    f"a 3D volume ({', '.join(io.VOLUME_SUFFIXES)}) or a DICOM folder")
+    for output, target in zip(outputs, targets):
+        if target.suffix == ".csv":
+            _write_table(output, target)
+        else:
+            write(output, target)
+    return targets[0]
+
+
+def _volume_levels(model, volume, classes, source) -> list:
+    """The instance map (on the volume's grid) and the per-level table of a volume."""
+    table = []
+
+    def label(oriented):
+        instances, found = levels.volume_levels(oriented, source)
+        table.append(found)
+        return instances
+
+    classes = classes if classes is not None else segment_volume(model, volume)
+    return [_in_sagittal_view(classes, label), table[0]]
+
+
+def _write_table(table, path) -> None:
+    with io.atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.2f")

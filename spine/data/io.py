@@ -1,5 +1,5 @@
-"""Reading and writing image files: volumes through SimpleITK (MetaImage, NRRD) and nibabel
-(NIfTI), 2D slices through Pillow. Every reader names the file in its error; every writer is
+"""Reading and writing image files: volumes through SimpleITK (MetaImage, NRRD, DICOM series) and
+nibabel (NIfTI), 2D slices through Pillow. Every reader names the file in its error; every writer is
 atomic (a temporary file in the target folder, renamed into place), so nothing is half-written.
 """
 
@@ -85,6 +85,82 @@ def read_volume(path) -> sitk.Image:
 def _first_line(exc: Exception) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[-1] if lines else type(exc).__name__
+
+
+def read_dicom_series(folder, series: str | None = None) -> sitk.Image:
+    """The DICOM series in ``folder`` (through GDCM) as a 3D image with its geometry.
+
+    One series: it is read; several: ``series`` (a SeriesInstanceUID) must choose one, and the
+    error lists them. GDCM silently leaves out files it cannot parse, which would give a volume
+    with a slice missing and a wrong spacing; so a ``.dcm`` file, or one with the DICOM magic
+    (``DICM`` at byte 128), that no series holds is refused by name, and so is a series whose
+    slices are unevenly spaced (a file missing).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(folder, "not a folder")
+    with _quiet_itk():
+        found = {uid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)
+                 for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))}
+    held = {Path(name).resolve() for names in found.values() for name in names}
+    for path in sorted(folder.iterdir()):
+        if path.resolve() not in held and _looks_like_dicom(path):
+            raise DataError(path, "cannot be read as DICOM (broken or truncated?); remove it or replace it")
+    if not found:
+        raise DataError(folder, "no DICOM series in this folder")
+    if series is None and len(found) > 1:
+        raise DataError(folder, f"holds {len(found)} DICOM series; choose one with --series UID: "
+                                + ", ".join(f"{uid} ({len(names)} files)" for uid, names in found.items()))
+    uid = series if series is not None else next(iter(found))
+    if uid not in found:
+        raise DataError(folder, f"no DICOM series {uid!r}; found: {', '.join(found)}")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(found[uid])
+    reader.MetaDataDictionaryArrayUpdateOn()
+    try:
+        with _quiet_itk():
+            image = reader.Execute()
+    except RuntimeError as exc:
+        raise DataError(folder, f"series {uid} cannot be read: {_first_line(exc)}") from exc
+    if image.GetDimension() != 3:
+        raise DataError(folder, f"series {uid}: expected a 3D volume, found {image.GetDimension()} dimensions")
+    _check_even_slices(reader, image, folder, uid)
+    return image
+
+
+def _check_even_slices(reader: sitk.ImageSeriesReader, image: sitk.Image, folder, uid: str) -> None:
+    """Refuse a series whose slice positions (ImagePositionPatient) are unevenly spaced: a file is
+    missing, and the volume's spacing would be wrong (ITK only warns)."""
+    key = "0020|0032"
+    if not all(reader.HasMetaDataKey(i, key) for i in range(image.GetDepth())):
+        return
+    normal = np.asarray(image.GetDirection()).reshape(3, 3)[:, 2]
+    heights = np.sort([np.asarray(reader.GetMetaData(i, key).split("\\"), dtype=float) @ normal
+                       for i in range(image.GetDepth())])
+    gaps = np.diff(heights)
+    if len(gaps) and np.ptp(gaps) > 0.1 * np.median(gaps):
+        raise DataError(folder, f"series {uid}: slices are unevenly spaced ({gaps.min():.2f} to {gaps.max():.2f} mm "
+                                "apart); is a file missing?")
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    if not path.is_file() or path.name.upper() == "DICOMDIR":
+        return False
+    if path.suffix.lower() == ".dcm":
+        return True
+    with open(path, "rb") as handle:
+        return handle.read(132)[128:] == b"DICM"
+
+
+@contextlib.contextmanager
+def _quiet_itk():
+    """ITK prints warnings (no series found, uneven slices) to stderr; the errors raised here say it."""
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
 
 
 def _read_nifti(path: Path) -> sitk.Image:
