@@ -99,6 +99,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "RunConfig":
         """Read a stored configuration; one of the first format gets the settings it was made with."""
-        values = {"fold": 0, "record_version": 1} | values
-        values["settings"] = LEGACY_SETTINGS | values["settings"]
+        if "record_version" not in values:  # the first format
+            values = {"fold": 0, "record_version": 1} | values
+            values["settings"] = LEGACY_SETTINGS | values["settings"]
         return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
