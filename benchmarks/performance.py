@@ -1,17 +1,19 @@
 """Performance on this machine, measured in one run and reported as ratios where a ratio fits.
 
-    python benchmarks/performance.py [--models ...] [--widths 64 16] [--store results]
-                                     [--real-data ../shared/data/spider-t2space-slices] [--quick]
+    python benchmarks/performance.py [--models ...] [--widths 64 16] [--quick] [--only SECTION ...]
 
 Each measurement runs in a fresh process, so that its peak resident memory is its own and
 graph tracing is counted once, in ``first_step_s`` (excluded from the rates):
 
-- ``machine.csv``: the dense float32 matmul peak of this machine (GFLOP/s, best of repeats).
+- ``machine.csv``: the CPU model, core count and vector flags, and the dense float32 and
+  bfloat16 matmul peaks of this machine (GFLOP/s, best of repeats).
 - ``training.csv``: per model and width, images/s of a training step through the engine's input
   pipeline (``epoch_dataset``) at the profile's batch (the study's width: 2, the ``cpu`` width: 8);
   the forward FLOPs of one 128 x 128 image (TensorFlow's profiler, 2 FLOPs per multiply-add) and
   the achieved GFLOP/s of training (3 x forward per image, the usual estimate for the backward
-  pass) as a fraction of the matmul peak; the process's peak memory.
+  pass) as a fraction of the matmul peak of its precision (float32 at every width; the ``cpu``
+  profile's mixed precision at the ``cpu`` width where this machine has it); the process's peak
+  memory.
 - ``engine.csv``: per width, the proposed model trained by the engine (``spine.training.train``,
   batch 2: the second epoch's fit from its input pipeline plus the validation scoring it adds to
   select an epoch; its two checkpoint saves are not timed) against a plain ``model.fit`` of one
@@ -20,10 +22,8 @@ graph tracing is counted once, in ``first_step_s`` (excluded from the rates):
   size, 128 x 128 for the study's protocol), one ``predict_on_batch`` call per slice (batch 1) or
   per 16 slices, slices/s, seconds per whole volume (``spine.inference.segment_volume`` on a
   phantom volume), peak memory.
-- ``time_to_accuracy.csv``: from the recorded real-data runs of the proposed model (Dice loss,
-  ``cpu`` profile and any overrides of it, e.g. more epochs; the columns say which): the wall
-  minutes of training until its validation foreground Dice first reached 0.90, from the runs'
-  own per-epoch timings, on the machine that made them and with whatever else it ran then.
+Time to accuracy is measured by ``benchmarks/recipe.py`` (recipes side by side) and the epochs
+that took twice as long by ``benchmarks/epoch_stalls.py``.
 
 Every file is written atomically to ``benchmarks/results/``.
 """
@@ -47,8 +47,7 @@ OUT = Path(__file__).parent / "results"
 MODELS = ("U-Net", "ResUNet", "Attention U-Net", "TransUNet", "Proposed")
 BATCH_AT_WIDTH = {64: 2, 16: 8}  # the paper profile's batch at its width, the cpu profile's at its own
 SIZE = 128
-SECTIONS = ("machine", "time_to_accuracy", "inference", "engine", "training")
-TARGET_DICE = 0.90
+SECTIONS = ("machine", "inference", "engine", "training")
 
 
 def _peak_mb() -> float:
@@ -65,13 +64,19 @@ def _in_child(function, *args):
 
 
 def matmul_peak(n: int = 2048, repeats: int = 8) -> dict:
+    """The float32 matmul peak (the training rates' yardstick), the bfloat16 one, and the CPU."""
     import tensorflow as tf
 
-    a = tf.random.normal((n, n))
-    b = tf.random.normal((n, n))
-    (a @ b).numpy()  # warm-up
-    best = min(_seconds(lambda: (a @ b).numpy()) for _ in range(repeats))
-    return {"matmul_n": n, "matmul_repeats": repeats, "matmul_gflop_per_s": round(2 * n**3 / best / 1e9, 1)}
+    from spine.training import device
+
+    row = {"cpu_model": device.cpu_model(), "cpu_count": os.cpu_count(), "simd_flags": device.simd_flags(),
+           "matmul_n": n, "matmul_repeats": repeats}
+    for dtype, key in ((tf.float32, "matmul_gflop_per_s"), (tf.bfloat16, "matmul_bf16_gflop_per_s")):
+        a, b = tf.cast(tf.random.normal((n, n)), dtype), tf.cast(tf.random.normal((n, n)), dtype)
+        (a @ b).numpy()  # warm-up
+        best = min(_seconds(lambda: (a @ b).numpy()) for _ in range(repeats))
+        row[key] = round(2 * n**3 / best / 1e9, 1)
+    return row
 
 
 def _seconds(work) -> float:
@@ -95,13 +100,13 @@ def forward_flops(model, size: int = SIZE) -> int:
     return int(tf.compat.v1.profiler.profile(graph=frozen.graph, options=options).total_float_ops)
 
 
-def train_rate(model_name: str, width: int, batch: int, steps: int) -> dict:
+def train_rate(model_name: str, width: int, batch: int, steps: int, precision: str = "float32") -> dict:
     """Images/s of training steps through the engine's input pipeline, after a traced first step."""
     from spine.data import load_dataset
     from spine.training import engine, make_config
 
     config = make_config(model_name, "Dice", "binary", "phantom:12", "cpu", overrides={"width": width, "batch_size": batch})
-    model = engine.compile_model(config)
+    model = engine.compile_model(config, precision=precision)
     subset = load_dataset("phantom:12", size=SIZE)
     dual = "aux" in model.output
     data = engine.epoch_dataset(subset, "binary", batch, 0, 0, False, dual).repeat()
@@ -110,32 +115,35 @@ def train_rate(model_name: str, width: int, batch: int, steps: int) -> dict:
     seconds = _seconds(lambda: model.fit(data.take(steps), epochs=1, verbose=0, shuffle=False))
     rate = batch * steps / seconds
     flops = forward_flops(model)
-    return {"model": model_name, "width": width, "batch": batch, "params": model.count_params(),
+    return {"model": model_name, "width": width, "batch": batch, "precision": precision, "params": model.count_params(),
             "first_step_s": round(first, 2), "train_img_per_s": round(rate, 2),
             "forward_gflop_per_img": round(flops / 1e9, 3), "train_gflop_per_s": round(3 * flops * rate / 1e9, 1),
             "peak_rss_mb": _peak_mb()}
 
 
 def engine_vs_plain(width: int, images: int, epochs: int = 2) -> dict:
-    """The engine's training (two epochs, batch 2, the second timed) against plain ``fit`` on arrays."""
+    """The engine's training (two epochs, batch 2, the second's fit and validation timed) against
+    plain ``fit`` on arrays, both at the ``cpu`` profile's precision on this machine."""
     import keras
 
-    from spine.training import engine, make_config
+    from spine.training import device, engine, make_config
 
     overrides = {"width": width, "batch_size": 2, "epochs": epochs, "max_train_images": images}
     config = make_config("Proposed", "Dice", "binary", "phantom", "cpu", overrides=overrides)  # 60 patients
+    precision = device.resolve_precision(config.settings["precision"])
     with tempfile.TemporaryDirectory() as store:
         record = engine.train(config, store, verbose=False)
-        engine_s = float(record.history()["seconds"].iloc[-1])
+        last = record.history().iloc[-1]
+        engine_s = float(last["fit_seconds"] + last["val_seconds"])
     train = engine.split_data(config)["train"]
     keras.utils.set_random_seed(0)
-    model = engine.compile_model(config)
+    model = engine.compile_model(config, precision=precision)
     # the same targets as the engine's (the mask and the 8 x 8 auxiliary one), all in memory
     images, targets = next(iter(engine.epoch_dataset(train, "binary", len(train), 0, 0, False, dual=True)))
     images, targets = images.numpy(), {k: v.numpy() for k, v in targets.items()}
     model.fit(images[:4], {k: v[:4] for k, v in targets.items()}, batch_size=2, epochs=1, verbose=0, shuffle=False)
     plain_s = _seconds(lambda: model.fit(images, targets, batch_size=2, epochs=1, verbose=0, shuffle=False))
-    return {"model": "Proposed", "width": width, "batch": 2, "images": len(train),
+    return {"model": "Proposed", "width": width, "batch": 2, "precision": precision, "images": len(train),
             "validation_images": len(engine.split_data(config)["val"]),
             "engine_epoch_s": round(engine_s, 2), "plain_fit_epoch_s": round(plain_s, 2),
             "engine_img_per_s": round(len(train) / engine_s, 2), "plain_fit_img_per_s": round(len(train) / plain_s, 2),
@@ -168,31 +176,6 @@ def inference_rate(task: str, repeats: int) -> dict:
     return row
 
 
-# --------------------------------------------------------------------------- time to accuracy
-
-
-def time_to_accuracy(store, real_data, target: float = TARGET_DICE) -> list[dict]:
-    """Per recorded real-data run of the proposed model (Dice loss, ``cpu`` profile, any number of
-    epochs): the wall minutes of training until its validation Dice first reached ``target``."""
-    from spine.training import export
-    from spine.training import store as results
-
-    runs = [r for r in export.candidates(store, real_data, "cpu", "binary")
-            if (r.config.model, r.config.loss, r.config.augment) == ("Proposed", "Dice", False)]
-    rows = []
-    for record in runs:
-        history = record.history()
-        minutes = history["seconds"].cumsum() / 60
-        reached = history.index[history["val_dice"] >= target]
-        rows.append({"run": record.path.name, "seed": record.config.seed, "width": record.config.settings["width"],
-                     "epochs": len(history), "cpu_count": results.read_json(record.path / "environment.json")["cpu_count"],
-                     "target_val_dice": target, "best_val_dice": round(history["val_dice"].max(), 4),
-                     "epoch_reached": int(history["epoch"][reached[0]]) if len(reached) else None,
-                     "minutes_to_target": round(minutes[reached[0]], 1) if len(reached) else None,
-                     "minutes_total": round(minutes.iloc[-1], 1)})
-    return rows
-
-
 # --------------------------------------------------------------------------- the run
 
 
@@ -208,8 +191,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--widths", nargs="+", type=int, default=[64, 16])
-    parser.add_argument("--store", default="results")
-    parser.add_argument("--real-data", default="../shared/data/spider-t2space-slices")
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats (a check that it runs)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS),
                         help="measure only these (e.g. engine, after a change to it)")
@@ -223,8 +204,6 @@ def main() -> None:
     peak = _in_child(matmul_peak)  # always: the training rates are fractions of it
     if "machine" in args.only:
         _write(pd.DataFrame([peak]), "machine.csv", machine)
-    if "time_to_accuracy" in args.only and Path(args.real_data).is_dir():
-        _write(pd.DataFrame(time_to_accuracy(args.store, args.real_data)), "time_to_accuracy.csv", machine)
     from spine import inference
 
     shipped = [task for task in inference.DEFAULT_MODELS if inference.default_model_path(task, required=False)]
@@ -234,10 +213,19 @@ def main() -> None:
         _write(pd.DataFrame([_in_child(engine_vs_plain, width, images) for width in sorted(args.widths)]),
                "engine.csv", machine)
     if "training" in args.only:
-        rows = [_in_child(train_rate, name, width, BATCH_AT_WIDTH.get(width, 8), steps)
-                for width in args.widths for name in args.models]
-        training = pd.DataFrame(rows).assign(
-            fraction_of_matmul_peak=lambda t: (t["train_gflop_per_s"] / peak["matmul_gflop_per_s"]).round(3))
+        from spine.training import device, resolve_profile
+
+        mixed = device.resolve_precision(resolve_profile("cpu")["precision"])
+        runs = [(name, width, "float32") for width in args.widths for name in args.models]
+        if mixed != "float32":  # the cpu profile's own precision, at its width
+            runs += [(name, min(args.widths), mixed) for name in args.models]
+        rows = [_in_child(train_rate, name, width, BATCH_AT_WIDTH.get(width, 8), steps, precision)
+                for name, width, precision in runs]
+        training = pd.DataFrame(rows)
+        # a mixed-precision step is measured against the bfloat16 peak, a float32 step against float32's
+        yardstick = training["precision"].map(lambda p: peak["matmul_gflop_per_s" if p == "float32"
+                                                               else "matmul_bf16_gflop_per_s"])
+        training["fraction_of_matmul_peak"] = (training["train_gflop_per_s"] / yardstick).round(3)
         _write(training, "training.csv", machine)
 
 if __name__ == "__main__":

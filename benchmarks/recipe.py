@@ -1,7 +1,7 @@
 """Time to accuracy of training recipes, side by side in one run on one machine.
 
-    python benchmarks/recipe.py [--data ../shared/data/spider-t2space-slices] [--target 0.90]
-                                [--recipe NAME KEY=VALUE,KEY=VALUE ...]
+    python benchmarks/recipe.py [--data ../shared/data/spider-t2space-slices] [--targets 0.90 0.89]
+                                [--recipe NAME KEY=VALUE,KEY=VALUE ...] [--summarise-only]
 
 Each recipe trains the proposed network (Dice loss, binary, seed 0) on fold 0 of the ``cpu``
 profile's cross-validation, in a fresh process and a scratch store, and is scored on fold 0's
@@ -12,10 +12,11 @@ used (7 slices per training patient, constant Adam 1e-3, float32, a checkpoint e
 
 Written atomically to ``benchmarks/results/``:
 
-- ``recipe.csv``: per recipe, its overrides and precision, training images, the epoch, image-steps
-  and wall seconds (fit + validation + checkpoints, first-epoch tracing included) until the
-  validation Dice first reached the target, the best validation Dice, seconds per image-step of
-  the fit alone, and the time to target as a fraction of the ``recorded`` recipe's;
+- ``recipe.csv``: per recipe and target, its overrides and precision, training images, the epoch,
+  image-steps and wall seconds (fit + validation + checkpoints, first-epoch tracing included)
+  until the validation Dice first reached the target, the best validation Dice, seconds per
+  image-step of the fit alone, and the time to target as a fraction of the ``recorded`` recipe's
+  (empty where either never reached it);
 - ``recipe_history.csv``: every epoch of every recipe (fit, validation and checkpoint seconds);
 - ``recipe_machine.csv``: the CPU model and flags, and the float32 and bfloat16 matmul peaks of
   this machine measured in the same run.
@@ -26,7 +27,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -64,10 +64,7 @@ def _seconds(work) -> float:
 def cpu_facts() -> dict:
     from spine.training import device
 
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    simd = sorted(f for f in device.cpu_flags() if f.startswith(("avx", "amx", "fma")))
-    return {"cpu_model": model, "cpu_count": os.cpu_count(), "simd_flags": " ".join(simd)}
+    return {"cpu_model": device.cpu_model(), "cpu_count": os.cpu_count(), "simd_flags": device.simd_flags()}
 
 
 def run_recipe(name: str, overrides: dict, data: str) -> list[dict]:
@@ -86,14 +83,18 @@ def run_recipe(name: str, overrides: dict, data: str) -> list[dict]:
             for row in history.to_dict("records")]
 
 
-def summarise(history: pd.DataFrame, target: float) -> pd.DataFrame:
+def summarise(history: pd.DataFrame, targets) -> pd.DataFrame:
+    return pd.concat([_summarise(history, target) for target in targets], ignore_index=True)
+
+
+def _summarise(history: pd.DataFrame, target: float) -> pd.DataFrame:
     rows = []
     for name, runs in history.groupby("recipe", sort=False):
         runs = runs.reset_index(drop=True)
         reached = runs.index[runs["val_dice"] >= target]
         first = reached[0] if len(reached) else None
         images = int(runs["train_images"].iloc[0])
-        rows.append({"recipe": name, "overrides": _describe(RECIPES[name]), "precision": runs["precision"].iloc[0],
+        rows.append({"recipe": name, "overrides": _describe(RECIPES.get(name, {})), "precision": runs["precision"].iloc[0],
                      "train_images": images, "epochs": len(runs), "target_val_dice": target,
                      "epoch_reached": None if first is None else int(runs["epoch"][first]),
                      "image_steps_to_target": None if first is None else images * (first + 1),
@@ -102,9 +103,8 @@ def summarise(history: pd.DataFrame, target: float) -> pd.DataFrame:
                      "fit_seconds_per_image_step": round(runs["fit_seconds"].sum() / (images * len(runs)), 4),
                      "total_seconds": round(runs["seconds"].sum(), 1)})
     table = pd.DataFrame(rows)
-    if "recorded" in set(table["recipe"]):
-        base = table.loc[table["recipe"] == "recorded", "seconds_to_target"].iloc[0]
-        table["time_vs_recorded"] = (table["seconds_to_target"] / base).round(3) if base else None
+    base = table.loc[table["recipe"] == "recorded", "seconds_to_target"]
+    table["time_vs_recorded"] = (table["seconds_to_target"] / base.iloc[0]).round(3) if len(base) and pd.notna(base.iloc[0]) else None
     return table
 
 
@@ -134,20 +134,34 @@ def _parse(pairs: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/spider-t2space-slices")
-    parser.add_argument("--target", type=float, default=0.90)
+    parser.add_argument("--targets", type=float, nargs="+", default=[0.90, 0.89, 0.88])
+    parser.add_argument("--summarise-only", action="store_true", help="re-read recipe_history.csv, train nothing")
     parser.add_argument("--recipe", nargs=2, action="append", metavar=("NAME", "OVERRIDES"), default=[],
                         help="another recipe: a name and KEY=VALUE,KEY=VALUE overrides of the cpu profile")
     parser.add_argument("--only", nargs="+", help="run only these recipes (by name)")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the other recipes' rows of recipe_history.csv (each row names its invocation)")
     args = parser.parse_args()
     RECIPES.update({name: _parse(pairs) for name, pairs in args.recipe})
+    if args.summarise_only:
+        _write(summarise(pd.read_csv(OUT / "recipe_history.csv"), args.targets), "recipe.csv")
+        return
     names = args.only or list(RECIPES)
-    _write(pd.DataFrame([cpu_facts() | _in_child(matmul_peaks)]), "recipe_machine.csv")
-    rows = []
+    invocation = time.strftime("%Y-%m-%dT%H:%M:%S")
+    machine = pd.DataFrame([{"invocation": invocation} | cpu_facts() | _in_child(matmul_peaks)])
+    kept = pd.DataFrame()
+    if args.append and (OUT / "recipe_history.csv").is_file():
+        kept = pd.read_csv(OUT / "recipe_history.csv")
+        kept = kept[~kept["recipe"].isin(names)]
+        machine = pd.concat([pd.read_csv(OUT / "recipe_machine.csv"), machine], ignore_index=True)
+    _write(machine, "recipe_machine.csv")
+    rows = kept.to_dict("records")
     for name in names:
-        rows += _in_child(run_recipe, name, RECIPES[name], str(Path(args.data).resolve()))
+        rows += [dict(row, invocation=invocation)
+                 for row in _in_child(run_recipe, name, RECIPES[name], str(Path(args.data).resolve()))]
         history = pd.DataFrame(rows)
         _write(history, "recipe_history.csv")
-        _write(summarise(history, args.target), "recipe.csv")
+        _write(summarise(history, args.targets), "recipe.csv")
 
 
 if __name__ == "__main__":

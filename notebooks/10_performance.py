@@ -41,7 +41,9 @@ if importlib.util.find_spec("spine") is None:
 # 3. Does the engine (its input pipeline, per-epoch validation) cost more than a plain
 #    `model.fit` on arrays in memory?
 # 4. How fast do the shipped models segment a slice and a whole volume, and with how much memory?
-# 5. How long does the proposed model take to reach a validation Dice of 0.90 on real slices?
+# 5. Why did some epochs take twice (or four times) as long as their neighbours?
+# 6. How long does the proposed model take to reach a validation Dice of 0.90 on real slices,
+#    with the recipe the first real-data study used and with the `cpu` profile's?
 #
 # ## Prerequisites
 # | concept | importance | where |
@@ -79,7 +81,7 @@ machine, peak = performance.machine(tables)
 def show(name: str, digits: int = 2):
     """A measured table without its machine column, or a note that it was not measured."""
     if name in tables:
-        display(plots.format_counts(tables[name].drop(columns="machine"), digits))
+        display(plots.format_counts(tables[name].drop(columns="machine", errors="ignore"), digits))
     else:
         display(Markdown(f"*`{name}.csv` is not in `{folder}`: run `python benchmarks/performance.py`.*"))
 
@@ -136,13 +138,36 @@ show("engine", 3)
 # The same measurement before the one change it led to (`engine_before.csv`, measured with the
 # code of that time): the engine's validation predicted every set padded to a multiple of 16
 # images, so a validation set of 10 cost the work of 16. Removing the padding made the
-# validation pass proportionally cheaper. The remaining spread between repeated measurements is
-# larger than either change: an engine epoch sometimes took twice its usual time, in this
-# benchmark's fresh processes, not in a profile of the same epochs run in one process. Its cause
-# is not found yet.
+# validation pass proportionally cheaper.
 
 # %% tags=["remove-input"]
 show("engine_before", 3)
+
+# %% [markdown]
+# ### The epochs that took twice as long
+# Some epochs of the same run took 2x, 4x or even 8x as long as their neighbours, with no other
+# load on the machine. `benchmarks/epoch_stalls.py` times every training step of 12 epochs
+# (the proposed network, the recipe of the first real-data study), with the CPU seconds of the
+# process over each epoch. First with tf.data's autotuner on, as the engine had it:
+
+# %% tags=["remove-input"]
+show("epoch_stalls_before", 3)
+
+# %% tags=["remove-input"]
+if "epoch_stalls_before" in tables:
+    stalls = performance.stall_summary(tables["epoch_stalls_before"])
+    display(Markdown(f"The steps of every epoch add up to about the same time (median step {stalls['median_step_s']:.2f} s); "
+                     f"the slow epochs are slow **after** their last step: {stalls['slow_epochs']} of "
+                     f"{stalls['epochs']} epochs took {stalls['slow_wall_s']:.1f} s against {stalls['fast_wall_s']:.1f} s, "
+                     f"and in those the process used {stalls['slow_cpu_per_wall']:.2f} cores on average against "
+                     f"{stalls['fast_cpu_per_wall']:.2f}: it was waiting, not working. Each epoch's `model.fit` "
+                     "tears its tf.data iterator down at the end, and that waits for the autotuner's background "
+                     "thread to wake up; its sleep doubles up to about 10 s, so epochs end on its ticks (10.3, 20.5, "
+                     "41 s). The engine now switches the autotuner off (its input pipeline is a fixed "
+                     "`map` and `prefetch(2)` with nothing to tune). The same 12 epochs since:"))
+
+# %% tags=["remove-input"]
+show("epoch_stalls", 3)
 
 # %% [markdown]
 # ### Inference with the shipped models
@@ -160,14 +185,23 @@ if "inference" in tables:
 
 # %% [markdown]
 # ### Time to accuracy on real slices
-# From the recorded real-data runs of the proposed model (the real slices of chapter 9, `cpu`
-# profile, and any longer run of it: the `epochs` column): the wall minutes of training until the
-# validation Dice first reached the target (`target_val_dice`). The timings are the runs' own,
-# made on the machine that recorded them (`cpu_count`) with whatever else it was doing then;
-# "–" means the run never reached the target.
+# `benchmarks/recipe.py` trains the proposed network with each recipe on fold 0 of the `cpu`
+# profile's cross-validation, in one run on one machine, and scores it after every epoch on
+# fold 0's **validation** patients (5 central slices each, averaged per patient): `recorded` is
+# the recipe of the first real-data study (7 slices per training patient, 30 epochs, constant
+# Adam 1e-3, float32, a checkpoint every epoch), `cpu` the `cpu` profile as shipped (every slice,
+# a warm-up and cosine schedule, mixed precision where the CPU has bfloat16, a checkpoint every
+# 5 epochs), and variants of it. Wall seconds count fit, validation and checkpoints (the first
+# epoch's tracing included); "–" means never reached. The machine, measured in the same run:
 
 # %% tags=["remove-input"]
-show("time_to_accuracy", 4)
+show("recipe_machine", 1)
+show("recipe", 4)
+
+# %% tags=["remove-input"]
+if "recipe" in tables:
+    recipe = performance.recipe_summary(tables["recipe"])
+    display(Markdown(recipe))
 
 # %% [markdown]
 # ## Where we differ from the study, and why

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-TABLES = ("machine", "training", "engine", "engine_before", "inference", "time_to_accuracy")
+TABLES = ("machine", "training", "engine", "engine_before", "inference", "recipe", "recipe_machine", "epoch_stalls",
+          "epoch_stalls_before")
 
 
 def read_tables(folder) -> dict[str, pd.DataFrame]:
@@ -35,6 +36,8 @@ def width_speedup(training: pd.DataFrame) -> dict:
     the seconds 100 training images take for the fastest and the slowest model
     (``seconds_per_100_min``, ``seconds_per_100_max``).
     """
+    if "precision" in training:  # the comparison of widths is at one precision
+        training = training[training["precision"] == "float32"]
     study, reduced = (training[training["width"] == w].set_index("model")
                       for w in (training["width"].max(), training["width"].min()))
     speedup = reduced["train_img_per_s"] / study["train_img_per_s"]
@@ -50,3 +53,35 @@ def inference_verdict(inference: pd.DataFrame, target: float) -> tuple[pd.Series
     best reaches ``target``, else ``"miss"``."""
     best = inference.set_index("task")[["slices_per_s_b1", "slices_per_s_b16"]].max(axis=1)
     return best, "meet" if (best >= target).all() else "miss"
+
+
+def stall_summary(stalls: pd.DataFrame) -> dict:
+    """Slow and fast epochs of ``epoch_stalls.csv`` (the first, which traces the graph, left out):
+    an epoch is slow when it takes over 1.5x the fastest; their mean wall seconds and cores used
+    (CPU seconds per wall second), and the median step over all epochs."""
+    epochs = stalls[stalls["epoch"] > 1]
+    slow = epochs["wall_s"] > 1.5 * epochs["wall_s"].min()
+    return {"epochs": len(epochs), "slow_epochs": int(slow.sum()), "median_step_s": float(epochs["median_step_s"].median()),
+            "slow_wall_s": float(epochs.loc[slow, "wall_s"].mean()), "fast_wall_s": float(epochs.loc[~slow, "wall_s"].mean()),
+            "slow_cpu_per_wall": float(epochs.loc[slow, "cpu_per_wall"].mean()),
+            "fast_cpu_per_wall": float(epochs.loc[~slow, "cpu_per_wall"].mean())}
+
+
+def recipe_summary(recipe: pd.DataFrame, base: str = "recorded", new: str = "cpu") -> str:
+    """What ``recipe.csv`` says of the ``new`` recipe against the ``base`` one, in a sentence or two:
+    at the highest target both reached, the time, image-steps and seconds per image-step of each."""
+    rows = recipe[recipe["recipe"].isin([base, new])]
+    both = rows.groupby("target_val_dice")["seconds_to_target"].apply(lambda s: s.notna().sum() == 2)
+    reached = both[both].index
+    best = {name: part["best_val_dice"].iloc[0] for name, part in rows.groupby("recipe")}
+    text = (f"Best validation Dice: `{base}` {best.get(base, math.nan):.3f}, `{new}` {best.get(new, math.nan):.3f}. ")
+    if not len(reached):
+        return text + "No target was reached by both recipes, so their times cannot be compared."
+    target = float(max(reached))
+    pair = rows[rows["target_val_dice"] == target].set_index("recipe")
+    ratio = pair.loc[new, "seconds_to_target"] / pair.loc[base, "seconds_to_target"]
+    steps = pair.loc[new, "image_steps_to_target"] / pair.loc[base, "image_steps_to_target"]
+    speed = pair.loc[new, "fit_seconds_per_image_step"] / pair.loc[base, "fit_seconds_per_image_step"]
+    return text + (f"At validation Dice {target:.2f}, the highest both reached, `{new}` took "
+                   f"{pair.loc[new, 'seconds_to_target']:.0f} s against {pair.loc[base, 'seconds_to_target']:.0f} s: "
+                   f"{ratio:.2f}x the time, from {steps:.2f}x the image-steps at {speed:.2f}x the seconds per image-step.")

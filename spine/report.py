@@ -50,15 +50,21 @@ def grid_section(table: pd.DataFrame, store, reference: str = "Proposed", *, fam
     return {"table": beside, "figure": figure, "pairs": pairs}
 
 
-#: The order the real-data grids were run in when the budget did not cover them all (README).
-RUN_ORDER = ("the comparison and the 4-class proposed network first (the study's claims and the shipped models), "
-             "then the ablation and augmentation, then the 4-class baselines; the rest is left for later")
+def plan_order(plan=studies.PLAN) -> str:
+    """The order of a study plan in words: ``"comparison and ablation in every fold, then ..."``."""
+    groups: list[tuple[str, list[str]]] = []
+    for name, folds in plan:
+        where = "every fold" if folds is None else "fold " + ", ".join(map(str, folds))
+        if groups and groups[-1][0] == where:
+            groups[-1][1].append(name)
+        else:
+            groups.append((where, [name]))
+    return ", then ".join(f"{' and '.join(names) if len(names) < 3 else ', '.join(names[:-1]) + ' and ' + names[-1]}"
+                          f" in {where}" for where, names in groups)
 
 
-def budget_note(cost: dict, budget_hours: float) -> str:
-    """Whether a study's whole cost (``studies.budget``: ``"hours for all"``) fits ``budget_hours``,
-    and, when it does not, the order its grids were run in."""
-    if cost["hours for all"] > budget_hours:
-        return (f"That is more than the {budget_hours} hours the real-data study may take, so the grids were run "
-                f"in order of what they answer: {RUN_ORDER}.")
-    return f"That is less than the {budget_hours} hours the real-data study may take."
+def budget_note(hours: float, budget_hours: float, plan=studies.PLAN) -> str:
+    """Whether a study's machine ``hours`` fit ``budget_hours``, and the order its runs go in."""
+    fits = "fits within" if hours <= budget_hours else "is more than"
+    return (f"{hours:.1f} machine hours: that {fits} the {budget_hours} hours the real-data study may take. "
+            f"The runs go in order of what they answer: {plan_order(plan)}.")

@@ -302,9 +302,26 @@ def test_coverage_and_budget_count_shared_runs_once(loss_records):
 def test_budget_note_says_whether_the_study_fits_and_in_what_order_it_ran():
     from spine import report
 
-    assert report.budget_note({"hours for all": 5.5}, 6) == "That is less than the 6 hours the real-data study may take."
-    over = report.budget_note({"hours for all": 10.2}, 6)
-    assert over.startswith("That is more than the 6 hours") and over.endswith("the rest is left for later.")
+    plan = (("comparison", None), ("ablation", None), ("multiclass", (0,)), ("loss", (0,)), ("stability", (0,)))
+    assert report.plan_order(plan) == ("comparison and ablation in every fold, "
+                                       "then multiclass, loss and stability in fold 0")
+    assert report.budget_note(5.5, 8, plan).startswith("5.5 machine hours: that fits within the 8 hours")
+    over = report.budget_note(10.24, 8, plan)
+    assert over.startswith("10.2 machine hours: that is more than the 8 hours")
+    assert over.endswith("then multiclass, loss and stability in fold 0.")
+
+
+def test_plan_budget_counts_each_run_once_in_plan_order(loss_records):
+    store, _ = loss_records
+    table = studies.plan_budget(DATA, "smoke", store, minutes_per_run=3.0).set_index("grid")
+    # the smoke profile has no folds: fold 0 only; a run two grids share counts in the first one
+    assert table.loc["comparison", "runs"] == 5 and table.loc["comparison", "recorded"] == 2
+    assert table.loc["ablation", "runs"] == 2  # U-Net and Proposed are the comparison's
+    assert table.loc["loss", "runs"] == 15 and table.loc["loss", "recorded"] == 1  # U-Net BCE
+    assert table.loc["all", "runs"] == 5 + 2 + 20 + 1 + 15 + 7 + 10
+    assert table.loc["all", "hours"] == round(table.loc["all", "runs"] * 3 / 60, 1)
+    folded = studies.plan_runs(DATA, "smoke", plan=(("comparison", None),))
+    assert len(folded) == 5 and set(folded["fold"]) == {0}
 
 
 def test_provenance_side_by_side_has_a_column_per_table(loss_records):

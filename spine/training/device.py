@@ -44,6 +44,23 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; the platform's processor elsewhere)."""
+    import platform
+
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+                platform.processor() or platform.machine())
+
+
+def simd_flags() -> str:
+    """The vector-instruction flags that decide TensorFlow's CPU speed (AVX, AVX-512, AMX, FMA)."""
+    return " ".join(sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma"))))
+
+
 def cpu_has_bf16() -> bool:
     return any(flag in cpu_flags() for flag in BF16_FLAGS)
 
@@ -62,4 +79,4 @@ def resolve_precision(requested: str) -> str:
 
 def describe() -> dict:
     """The device facts a record keeps."""
-    return {"gpus": gpus(), "cpu_bf16": cpu_has_bf16()}
+    return {"gpus": gpus(), "cpu_model": cpu_model(), "simd_flags": simd_flags(), "cpu_bf16": cpu_has_bf16()}
