@@ -1,9 +1,9 @@
 """Choosing the recorded run to ship, and writing its model as a small, self-describing file.
 
 The package ships one binary and one 4-class model (``spine/weights``), used by ``spine predict``
-when no ``--model`` is given. :func:`best_record` picks, among the finished seed-0 runs of a task
-on one data source and profile (seed 0: they share their validation patients, so their
-validation figures compare), the run with the best mean **validation** Dice (never the test
+when no ``--model`` is given. :func:`best_record` picks, among the finished seed-0 runs of fold 0 of
+a task on one data source and profile (seed 0 and one fold: they share their validation patients,
+so their validation figures compare), the run with the best mean **validation** Dice (never the test
 figure, which stays an unbiased estimate of the shipped model). :func:`export_model` writes that run's
 model without its optimizer state (a third of the file) and, beside it, a JSON card naming the run,
 how it was chosen, and its recorded test figures, against which the shipped file is tested.
@@ -38,12 +38,12 @@ def validation_score(record: results.Record) -> float:
 
 
 def best_record(store, data, profile: str, task: str) -> tuple[results.Record, int]:
-    """The run with the best mean validation Dice among the seed-0 :func:`candidates` that have
-    their model file, and how many runs it was chosen from."""
+    """The run with the best mean validation Dice among the seed-0, fold-0 :func:`candidates` that
+    have their model file, and how many runs it was chosen from."""
     runs = [r for r in candidates(store, data, profile, task)
-            if r.config.seed == 0 and r.model_path.is_file() and np.isfinite(validation_score(r))]
+            if (r.config.seed, r.config.fold) == (0, 0) and r.model_path.is_file() and np.isfinite(validation_score(r))]
     if not runs:
-        raise ConfigError(f"no finished seed-0 {task} run with a validation Dice and its model file "
+        raise ConfigError(f"no finished seed-0, fold-0 {task} run with a validation Dice and its model file "
                           f"for {data} at profile {profile!r} in {store}")
     return max(runs, key=validation_score), len(runs)
 
@@ -52,10 +52,13 @@ def card(record: results.Record, compared: int) -> dict:
     """What the shipped file is: its run, how it was chosen, its recorded test figures."""
     test = record.metrics["test"]
     recorded = results.read_json(record.path / "config.json")  # the data path as recorded, not as found here
+    figures = {"images": test["n_images"], **{k: test["per_image"].get(k) for k in CARD_FIGURES}}
+    if "test_patients" in record.metrics:  # records of format 2: per-patient means too
+        patients = record.metrics["test_patients"]
+        figures |= {"patients": patients["n"], "patient_mean_dice": patients["means"]["dice"]}
     return {"run_id": record.path.name, "config": recorded,
-            "selected_on": f"mean validation {SELECTION_METRIC}, best of {compared} finished seed-0 run(s)",
-            "validation": {SELECTION_METRIC: validation_score(record)},
-            "test": {"images": test["n_images"], **{k: test["per_image"].get(k) for k in CARD_FIGURES}},
+            "selected_on": f"mean validation {SELECTION_METRIC}, best of {compared} finished seed-0 run(s) of fold 0",
+            "validation": {SELECTION_METRIC: validation_score(record)}, "test": figures,
             "selected_epoch": record.metrics["selected_epoch"]}
 
 
