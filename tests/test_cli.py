@@ -218,7 +218,7 @@ def test_export_writes_the_run_and_its_card_and_refuses_to_overwrite(trained, tm
     one_line_error(capsys, "export", "multiclass", "--data", DATA, "--profile", "smoke",
                    "--store", str(trained.parent), "--out", str(out), expected="exists")
     one_line_error(capsys, "export", "binary", "--data", DATA, "--profile", "smoke",
-                   "--store", str(trained.parent), "--out", str(out), expected="no finished seed-0 binary run")
+                   "--store", str(trained.parent), "--out", str(out), expected="no finished seed-0, fold-0 binary run")
 
 def test_installed_script_help_version_and_usage_errors():
     assert "--table" in spine("models", "--help").stdout

@@ -31,9 +31,9 @@ from conftest import ROOT
 DATA = "phantom:12"
 
 
-def _record_with_model(store, model: str, val: float, test: float, seed: int = 0):
+def _record_with_model(store, model: str, val: float, test: float, seed: int = 0, fold: int = 0):
     """A finished run with chosen figures and an (untrained) model file: what export reads."""
-    config = make_config(model, "Dice", "binary", DATA, "smoke", seed=seed)
+    config = make_config(model, "Dice", "binary", DATA, "smoke", seed=seed, fold=fold, overrides={"folds": 3})
     folder = results.run_dir(store, config)
     folder.mkdir(parents=True)
     results.write_json(folder / "config.json", config.to_dict())
@@ -50,10 +50,11 @@ def test_best_record_is_chosen_on_validation_not_test(tmp_path):
     chosen = _record_with_model(tmp_path, "ResUNet", val=0.80, test=0.60)
     _record_with_model(tmp_path, "Attention U-Net", val=None, test=0.99)  # no validation figure: never chosen
     _record_with_model(tmp_path, "Proposed", val=0.99, test=0.99, seed=3)  # other validation patients
+    _record_with_model(tmp_path, "TransUNet", val=0.98, test=0.99, fold=1)  # another fold: other patients too
     record, compared = export.best_record(tmp_path, DATA, "smoke", "binary")
     assert record.path == chosen.path and compared == 2
-    assert len(export.candidates(tmp_path, DATA, "smoke", "binary")) == 4
-    with pytest.raises(ConfigError, match="no finished seed-0 multiclass run"):
+    assert len(export.candidates(tmp_path, DATA, "smoke", "binary")) == 5
+    with pytest.raises(ConfigError, match="no finished seed-0, fold-0 multiclass run"):
         export.best_record(tmp_path, DATA, "smoke", "multiclass")
 
 
