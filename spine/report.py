@@ -91,7 +91,8 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
     comparison = studies.study_table("comparison", real_data, profile, store)
     done = comparison[comparison["trained"]]
     if len(done):
-        pairs = studies.paired_comparisons(done, store).set_index("comparison") if len(done) > 1 else pd.DataFrame()
+        pairs = studies.paired_comparisons(done, store)  # empty until the proposed network and another are in
+        pairs = pairs.set_index("comparison") if len(pairs) else pd.DataFrame()
         lines += ["The comparison (binary, Dice loss), per-patient means over the recorded folds' test patients "
                   "(5 central slices each), 95 % BCa intervals over patients; the central slice alone is the "
                   "study's view; the paired difference is the proposed network's Dice minus the row's:", "",
@@ -102,7 +103,7 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
             paired = (f"{pairs.loc[key, 'mean Δdice']:+.3f} ({pairs.loc[key, '95% CI'][0]:+.3f} to "
                       f"{pairs.loc[key, '95% CI'][1]:+.3f}), p = {pairs.loc[key, 'Wilcoxon p']:.2g}"
                       if key in pairs.index else "–")
-            lines.append(f"| {row.model} | {len(row.run_ids)} of {row.folds} | {row.test_patients} | "
+            lines.append(f"| {row.model} | {len(row.run_ids)} of {row.folds} | {int(row.test_patients)} | "
                          f"{row.dice:.3f} ({row.dice_ci[0]:.3f}-{row.dice_ci[1]:.3f}) | {row.dice_central:.3f} | {paired} |")
     else:
         lines.append("No comparison run is recorded yet.")
