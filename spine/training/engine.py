@@ -86,9 +86,13 @@ def _data_id(data: str, size: int) -> str:
 
 
 def split_data(config: RunConfig, split_folder: Path | None = None) -> dict:
-    """The run's train / val / test slices (and the split manifest, saved if a folder is given).
+    """The run's train / val / test slices (and the split manifest, saved if a folder is given)."""
+    return _split(config, split_folder)[0]
 
-    Also ``central``: the case ids of each patient's central slice (the study's view)."""
+
+def _split(config: RunConfig, split_folder: Path | None = None) -> tuple[dict, set]:
+    """:func:`split_data`, and the case ids of each validation and test patient's central slice
+    (the study's view, nearest the middle of all the patient's slices)."""
     settings = config.settings
     dataset = load_dataset(config.data, size=settings["size"])
     split = make_split(dataset.patients, seed=settings["split_seed"], val_seed=config.seed,
@@ -105,8 +109,7 @@ def split_data(config: RunConfig, split_folder: Path | None = None) -> dict:
     for name in ("val", "test"):
         central |= set(subsets[name].central(1).case_ids)
         subsets[name] = subsets[name].central(settings["eval_slices_per_patient"])
-    subsets["central"] = central
-    return subsets
+    return subsets, central
 
 
 def save_folds(config: RunConfig, store) -> Path | None:
@@ -349,7 +352,7 @@ def train(config: RunConfig, store=results.DEFAULT_STORE, *, force: bool = False
     results.write_json(folder / "config.json", config.to_dict() | {"resolved": {"precision": precision,
                                                                                 **device.describe()}})
     save_folds(config, store)
-    subsets = split_data(config, folder)
+    subsets, central = _split(config, folder)
     state_path = folder / "state.json"
     tf.config.experimental.enable_op_determinism()
     if state_path.is_file() and (folder / "last.keras").is_file():
@@ -364,15 +367,15 @@ def train(config: RunConfig, store=results.DEFAULT_STORE, *, force: bool = False
         model = compile_model(config, steps, precision)
     best = _train_epochs(model, config, subsets, folder, state, verbose)
     model.set_weights(best)
-    return _finish(model, config, folder, store, subsets, state)
+    return _finish(model, config, folder, store, subsets, central, state)
 
 
-def _finish(model, config, folder: Path, store, subsets, state: dict) -> results.Record:
+def _finish(model, config, folder: Path, store, subsets, central: set, state: dict) -> results.Record:
     started = time.perf_counter()
     test = subsets["test"]
     predictions = predict_labels(model, test.images)
     per_image, test_summary = score_predictions(predictions, test, config.task)
-    per_image.insert(2, "central", per_image["image"].isin(subsets["central"]))
+    per_image.insert(2, "central", per_image["image"].isin(central))
     per_patient = stats.per_patient_means(per_image)
     intervals = {key: stats.bootstrap_ci(per_patient[key].to_numpy(), seed=config.seed)
                  for key in CI_KEYS if key in per_patient}
@@ -382,8 +385,7 @@ def _finish(model, config, folder: Path, store, subsets, state: dict) -> results
         "selection": "best validation Dice (binary: foreground; multiclass: mean over vertebra, disc, canal), "
                      "per-patient mean over the validation patients' central slices",
         "precision": state["precision"],
-        "subsets": {name: {"images": len(s), "patients": len(set(s.patients))}
-                    for name, s in subsets.items() if name != "central"},
+        "subsets": {name: {"images": len(s), "patients": len(set(s.patients))} for name, s in subsets.items()},
         "val": val_summary,
         "test": test_summary,
         "test_patients": {"n": len(per_patient), "means": per_patient.drop(columns=["patient", "images"]).mean().to_dict()},
