@@ -13,6 +13,8 @@ where it needs them the records in the store, into a table the book shows:
 - **per structure, per unit**: :func:`structure_scores` (multiclass Dice and IoU per structure)
   and :func:`distance_units` (boundary errors in pixels and millimetres);
 - **the split**: :func:`split_overview` (patients and slices per subset of a run's split);
+- **a shipped model**: :func:`card_table` (what its card says it is) and :func:`shipped_test_images`
+  (the images it is explained and re-scored on);
 - **what the runs produced**: :func:`run_summaries` (single runs side by side),
   :func:`histories` (training curves), :func:`predictions` (label maps of the trained models)
   and :func:`sample_predictions` (those of a few test images, beside the reference).
@@ -380,6 +382,33 @@ def shipped_runs(store) -> tuple[dict, dict]:
     records = {f"{task}.keras": results.load_record(Path(store) / card["run_id"]) for task, card in cards.items()
                if results.is_finished(Path(store) / card["run_id"])}
     return cards, records
+
+
+def card_table(card: dict) -> pd.DataFrame:
+    """A shipped model's card (``spine.inference.model_card``) as one row: the run it comes from,
+    what it is, what it was trained on, how it was chosen, and its recorded test Dice."""
+    config, test = card["config"], card["test"]
+    return pd.DataFrame([{"run": card["run_id"], "model": config["model"], "loss": config["loss"],
+                          "task": config["task"], "data": config["data_id"], "profile": config["profile"],
+                          "size": config["settings"]["size"], "epochs": config["settings"]["epochs"],
+                          "seed": config["seed"], "selected epoch": card["selected_epoch"],
+                          "validation dice": card["validation"]["dice"], "test images": test["images"],
+                          "recorded test dice": test["dice"]}])
+
+
+def shipped_test_images(card: dict, data) -> tuple:
+    """The test slices of ``data`` under the split of the shipped model's run, and whether they are
+    that run's own test patients (``data`` is the data it was trained on: same ``data_id``), i.e.
+    images it never saw in training. On other data (the phantom) the split is only a choice of
+    images. Returns ``(SliceSet, own)``; the slices are prepared at the model's input size."""
+    import dataclasses
+
+    from spine.training.config import RunConfig
+    from spine.training.engine import split_data
+
+    recorded = RunConfig.from_dict(card["config"])
+    test = split_data(dataclasses.replace(recorded, data=str(data)))["test"]
+    return test, test.data_id == recorded.data_id
 
 
 def trained_records(table: pd.DataFrame, store) -> dict[str, results.Record]:
