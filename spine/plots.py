@@ -16,20 +16,27 @@ import pandas as pd
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
-# One colour per structure across the book (colour-blind-safe Okabe-Ito hues).
-STRUCTURE_COLOURS = {"vertebra": "#E69F00", "disc": "#56B4E9", "canal": "#CC79A7", "foreground": "#009E73"}
+from spine.data.labels import CLASS_NAMES
+
+# The book's one class palette: every figure that colours classes takes its colours from here
+# (colour-blind-safe Okabe-Ito hues). The background is transparent over the MRI.
+CLASS_COLOURS = {"background": "none", "foreground": "#009E73", "vertebra": "#E69F00", "disc": "#56B4E9",
+                 "canal": "#CC79A7"}
 OURS, STUDY = "#0072B2", "#999999"
 
 
+def class_names(task: str) -> tuple[str, ...]:
+    """The classes of ``task`` without the background: what a figure's legend names."""
+    return CLASS_NAMES[task][1:]
+
+
 def label_cmap(task: str) -> ListedColormap:
-    """Transparent background, then the task's structure colours."""
-    names = ("foreground",) if task == "binary" else ("vertebra", "disc", "canal")
-    return ListedColormap([(0, 0, 0, 0)] + [STRUCTURE_COLOURS[n] for n in names])
+    """One colour per class index of ``task``, from :data:`CLASS_COLOURS` (background transparent)."""
+    return ListedColormap([CLASS_COLOURS[name] for name in CLASS_NAMES[task]])
 
 
 def legend_handles(task: str) -> list[Patch]:
-    names = ("foreground",) if task == "binary" else ("vertebra", "disc", "canal")
-    return [Patch(color=STRUCTURE_COLOURS[n], label=n) for n in names]
+    return [Patch(color=CLASS_COLOURS[n], label=n) for n in class_names(task)]
 
 
 def show_overlay(ax, image: np.ndarray, labels: np.ndarray | None = None, task: str = "multiclass",
@@ -37,8 +44,8 @@ def show_overlay(ax, image: np.ndarray, labels: np.ndarray | None = None, task: 
     """The MRI in grey with a label map on top (class 0 transparent)."""
     ax.imshow(np.squeeze(image), cmap="gray", interpolation="nearest")
     if labels is not None:
-        count = 2 if task == "binary" else 4
-        ax.imshow(np.ma.masked_equal(labels, 0), cmap=label_cmap(task), vmin=0, vmax=count - 1,
+        colours = label_cmap(task)
+        ax.imshow(np.ma.masked_equal(labels, 0), cmap=colours, vmin=0, vmax=colours.N - 1,
                   alpha=alpha, interpolation="nearest")
     ax.set_axis_off()
     if title:
@@ -212,7 +219,7 @@ def target_panels(structures, task: str = "binary", panel: float = 2.2):
 def class_balance_plot(balance: pd.DataFrame, ax=None):
     """Horizontal bars of each structure's share of the pixels, grouped by dataset, in the structures'
     colours (background left out: it is the rest)."""
-    shown = [s for s in ("foreground", "vertebra", "disc", "canal") if s in set(balance["structure"])]
+    shown = [s for s in ("foreground", *class_names("multiclass")) if s in set(balance["structure"])]
     datasets = list(dict.fromkeys(balance["data"]))
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.5 * len(shown) * len(datasets) + 1.2))
@@ -222,7 +229,7 @@ def class_balance_plot(balance: pd.DataFrame, ax=None):
         part = balance[balance["data"] == name].set_index("structure")
         y = np.arange(len(shown)) + d * height
         ax.barh(y, [part.loc[s, "share of pixels (%)"] for s in shown], height=height * 0.95,
-                color=[STRUCTURE_COLOURS[s] for s in shown], hatch=hatches[d % len(hatches)], edgecolor="white",
+                color=[CLASS_COLOURS[s] for s in shown], hatch=hatches[d % len(hatches)], edgecolor="white",
                 label=name)
     ax.set_yticks(np.arange(len(shown)) + height * (len(datasets) - 1) / 2, shown)
     ax.invert_yaxis()
@@ -457,7 +464,7 @@ def gradcam_grid(images, rows: dict, contours=None, titles=None, size: float = 2
 def structure_bars(scores: pd.DataFrame, metric: str = "dice", ax=None, title: str | None = None):
     """Grouped bars: one group per trained row of ``spine.training.analysis.structure_scores``, one
     bar per structure in its colour, with the 95 % interval where the table has one."""
-    names = ("vertebra", "disc", "canal")
+    names = class_names("multiclass")
     done = scores[scores["trained"]] if "trained" in scores else scores
     labels = [f"{m} ({l})" if scores["loss"].nunique() > 1 else m for m, l in zip(done["model"], done["loss"])]
     if ax is None:
@@ -465,7 +472,7 @@ def structure_bars(scores: pd.DataFrame, metric: str = "dice", ax=None, title: s
     x = np.arange(len(done))
     for k, name in enumerate(names):
         values = done[f"{metric}_{name}"].to_numpy(dtype=float) if len(done) else np.array([])
-        ax.bar(x + (k - 1) * 0.27, values, width=0.27, color=STRUCTURE_COLOURS[name], label=name)
+        ax.bar(x + (k - 1) * 0.27, values, width=0.27, color=CLASS_COLOURS[name], label=name)
         ci = f"{metric}_{name}_ci"
         if ci in done and len(done):
             bounds = np.array([c if isinstance(c, (tuple, list)) else (np.nan, np.nan) for c in done[ci]], dtype=float)

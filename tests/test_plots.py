@@ -231,3 +231,57 @@ def test_volume_slices_draw_labels_and_the_reference_outline():
     assert len(fig.axes) == 3 and all(ax.images for ax in fig.axes)
     assert all(ax.collections for ax in fig.axes)  # the reference outline on every panel
     plt.close(fig)
+
+
+# ------------------------------------------------------------------ one class palette
+
+ODD_PALETTE = {"background": "none", "foreground": "#010203", "vertebra": "#040506", "disc": "#070809",
+               "canal": "#0a0b0c"}
+
+
+def _class_colours(fig, skip_titles=("mask values",)) -> set:
+    """The colours a figure gives to classes: its label overlays' colour maps, its bars and its
+    legend patches (an instance map, which colours values rather than classes, is skipped)."""
+    found = set()
+    for ax in fig.axes:
+        if ax.get_title() in skip_titles:
+            continue
+        for image in ax.images:
+            if isinstance(image.cmap, matplotlib.colors.ListedColormap):
+                found |= {tuple(c) for c in matplotlib.colors.to_rgba_array(image.cmap.colors)}
+        found |= {tuple(p.get_facecolor()) for p in ax.patches}
+    for legend in fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]:
+        found |= {tuple(h.get_facecolor()) for h in legend.legend_handles if hasattr(h, "get_facecolor")}
+    return found
+
+
+def _class_figures():
+    """Every figure of spine.plots that colours classes, drawn from small inputs."""
+    data = slice_set(list("abcd"))
+    image, mask = phantom.make_case(7, permuted=True)
+    classes = sitk.GetImageFromArray(label_values_to_classes(sitk.GetArrayFromImage(mask), "multiclass"))
+    classes.CopyInformation(mask)
+    scores = pd.DataFrame({"model": ["U-Net"], "loss": ["Dice"], "trained": [True],
+                           **{f"dice_{s}": [0.8] for s in STRUCTURES}})
+    return {
+        "overlay_grid binary": plots.overlay_grid(data.images, {"ref": data.labels("binary")}, "binary"),
+        "overlay_grid multiclass": plots.overlay_grid(data.images, {"ref": data.structures}, "multiclass"),
+        "instance_figure": plots.instance_figure(data.images[0, ..., 0], data.structures[0], data.structures[0]),
+        "preprocessing_steps": plots.preprocessing_steps(data.images[0, ..., 0], data.structures[0], size=16),
+        "sample_figure": plots.sample_figure({"a": data}, count=2),
+        "augmentation_examples": plots.augmentation_examples(data.images[0], data.structures[0], seeds=(1,)),
+        "volume_slices": plots.volume_slices(image, classes, mask, task="multiclass", count=1),
+        "class_balance_plot": plots.class_balance_plot(class_balance({"a": data.structures})).figure,
+        "structure_bars": plots.structure_bars(scores).figure,
+    }
+
+
+def test_every_figure_colours_classes_from_the_one_palette(monkeypatch):
+    """With the palette swapped for odd colours, every class colour a figure shows is one of them:
+    no figure keeps a colour of its own."""
+    monkeypatch.setattr(plots, "CLASS_COLOURS", ODD_PALETTE)
+    allowed = {tuple(matplotlib.colors.to_rgba(c)) for c in ODD_PALETTE.values()}
+    for name, fig in _class_figures().items():
+        found = _class_colours(fig)
+        assert found, f"{name}: no class colour found"
+        assert found <= allowed, f"{name}: colours outside the palette {found - allowed}"
