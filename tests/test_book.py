@@ -1,5 +1,6 @@
 """The book: every chapter executes with papermill at the smoke profile and renders with Jupyter
-Book 1 (warnings are errors), and each chapter's page carries its tables and figures.
+Book 1 (warnings are errors), and each chapter's page carries its tables and figures and never an
+empty section (no ``None``, no table without rows, no sentence ending in a colon with nothing after).
 
 The real-data sections run when the real slices are present (``real_data``), and are skipped
 by the chapters themselves otherwise.
@@ -8,12 +9,12 @@ by the chapters themselves otherwise.
 import re
 
 import pytest
+from bs4 import BeautifulSoup
 
 from spine import book
 
 from conftest import ROOT, T2SPACE_SLICES
 
-pytestmark = pytest.mark.slow
 NO_FIGURE = {"02_architectures"}  # a chapter of tables
 
 
@@ -26,6 +27,7 @@ def html(tmp_path_factory):
     return index.parent
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", book.chapters(ROOT), ids=lambda p: p.stem)
 def test_chapter_page_has_tables_and_figures(html, source):
     page = (html / "notebooks" / f"{source.stem}.html").read_text()
@@ -33,6 +35,69 @@ def test_chapter_page_has_tables_and_figures(html, source):
     if source.stem not in NO_FIGURE:
         assert re.search(r'<img [^>]*src="[^"]+\.png"', page), f"{source.stem}: no figure"
     assert "Traceback (most recent call last)" not in page
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", book.chapters(ROOT), ids=lambda p: p.stem)
+def test_chapter_page_has_no_empty_section(html, source):
+    assert page_problems((html / "notebooks" / f"{source.stem}.html").read_text()) == []
+
+
+# What may follow a sentence that ends in a colon: the thing it announces.
+CONTENT = {"table", "figure", "img", "ul", "ol", "dl", "pre", "blockquote", "div"}
+
+
+def page_problems(page: str) -> list[str]:
+    """What a rendered page shows empty: a text equal to ``None``, a table without body rows, a
+    paragraph ending in a colon followed by nothing (the page's end, a heading, a new section,
+    another paragraph, or a code cell with no visible output)."""
+    article = BeautifulSoup(page, "html.parser").find("article") or BeautifulSoup(page, "html.parser")
+    problems = [f"text 'None' in <{text.parent.name}>" for text in article.find_all(string=True)
+                if text.strip() == "None"]
+    problems += [f"table without rows after {_text(table.find_previous('p'))[-60:]!r}"
+                 for table in article.find_all("table") if not table.select("tbody tr")]
+    for paragraph in article.find_all("p"):
+        if _text(paragraph).endswith(":"):
+            following = paragraph.find_next_sibling()
+            if following is None or following.name not in CONTENT or not _shows_something(following):
+                problems.append(f"nothing after {_text(paragraph)[-60:]!r}")
+    return problems
+
+
+def _text(element) -> str:
+    return " ".join(element.get_text(" ").split()) if element is not None else ""
+
+
+def _shows_something(element) -> bool:
+    """A list or table shows itself; a code cell only its output (an image, a table, or text)."""
+    if "cell" not in (element.get("class") or []):
+        return True
+    outputs = element.select(".cell_output")
+    return any(output.find(["img", "table"]) or _text(output) for output in outputs)
+
+
+PAGE = """<article class="bd-article"><section><h1>Title</h1>{}</section></article>"""
+CELL = """<div class="cell tag_remove-input"><div class="cell_output docutils container">{}</div></div>"""
+TABLE = "<table><thead><tr><th>a</th></tr></thead><tbody>{}</tbody></table>"
+
+
+@pytest.mark.parametrize("body, problem", [
+    ("<p>The runs:</p>" + CELL.format(TABLE.format("<tr><td>1</td></tr>")), None),
+    ("<p>Two layers:</p><ul><li>one</li></ul>", None),
+    ("<p>The maps:</p>" + CELL.format('<img src="a.png">'), None),
+    ("<p>A sentence.</p><p>Another one.</p>", None),
+    ("<p>The split of the seed-0 runs:</p><section><h2>Next</h2></section>", "nothing after"),
+    ("<p>The split of the seed-0 runs:</p>", "nothing after"),
+    ("<p>The runs:</p><p>Next sentence.</p>", "nothing after"),
+    ("<p>The runs:</p>" + CELL.format(""), "nothing after"),
+    ("<p>The runs:</p>" + CELL.format(TABLE.format("")), "table without rows"),
+    ("<p>The runs:</p>" + CELL.format(TABLE.format("<tr><td>None</td></tr>")), "text 'None'"),
+    ("<p>The runs:</p>" + CELL.format("<pre>None</pre>"), "text 'None'"),
+])
+def test_page_problems_finds_each_kind_of_empty_section(body, problem):
+    """Hand-made pages in Jupyter Book's markup: the check passes the sound ones and names the fault."""
+    found = page_problems(PAGE.format(body))
+    assert (found == []) if problem is None else (len(found) == 1 and found[0].startswith(problem)), found
 
 
 def test_every_chapter_has_a_parameters_cell():
