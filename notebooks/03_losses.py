@@ -60,7 +60,7 @@ real_data = None  # a real slice folder for side-by-side sections (unused here)
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from spine import paper, plots
+from spine import paper, plots, report
 from spine.training import analysis, studies
 
 # %% [markdown]
@@ -86,7 +86,7 @@ plots.format_table(paper.table("loss"))
 
 # %% tags=["remove-input"]
 table = studies.run_study("loss", data, profile, store, max_new_runs=max_new_runs, verbose=False)
-plots.format_table(studies.provenance(table, store))
+report.table_or_note(studies.provenance(table, store))
 
 # %% [markdown]
 # ## What we found

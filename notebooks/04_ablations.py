@@ -105,7 +105,7 @@ tables = studies.run_studies(("ablation", "attention", "augmentation"), data, pr
                              max_new_runs=max_new_runs, verbose=False)
 ablation, attention, augmentation = tables.values()
 runs = {"Table 3 (ablation)": ablation, "Table 4 (skip attention)": attention, "Table 5 (augmentation)": augmentation}
-plots.format_table(studies.provenance_side_by_side(runs, store))
+report.table_or_note(studies.provenance_side_by_side(runs, store))
 
 # %% [markdown]
 # ## What we found

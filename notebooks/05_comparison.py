@@ -59,7 +59,7 @@ real_data = None  # a real slice folder for side-by-side sections (unused here)
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from spine import paper, plots
+from spine import paper, plots, report
 from spine.training import analysis, engine, studies
 
 # %% [markdown]
@@ -77,7 +77,7 @@ plots.format_table(paper.table("comparison"))
 
 # %% tags=["remove-input"]
 table = studies.run_study("comparison", data, profile, store, max_new_runs=max_new_runs, verbose=False)
-display(plots.format_table(studies.provenance(table, store)))
+display(report.table_or_note(studies.provenance(table, store)))
 
 # %% [markdown]
 # ## What we found
@@ -103,7 +103,7 @@ fig.tight_layout()
 # An interval that contains 0 means the test set cannot tell the two models apart.
 
 # %% tags=["remove-input"]
-plots.format_table(studies.paired_comparisons(table, store))
+report.table_or_note(studies.paired_comparisons(table, store), report.NO_PAIRS)
 
 # %% [markdown]
 # ## Boundary errors
@@ -125,6 +125,8 @@ if table["trained"].any():
     sample, rows = analysis.sample_predictions(table, store, count=4, models=models)
     plots.overlay_grid(sample.images, rows, "binary", titles=list(sample.case_ids))
     plt.show()
+else:
+    display(report.note(report.NO_FIGURE))
 
 # %% [markdown]
 # ## Where we differ from the study, and why

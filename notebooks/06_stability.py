@@ -62,7 +62,7 @@ real_data = None  # a real slice folder for side-by-side sections (unused here)
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from spine import paper, plots
+from spine import paper, plots, report
 from spine.training import analysis, studies
 
 # %% [markdown]
@@ -104,7 +104,7 @@ display(Markdown(
 
 # %% tags=["remove-input"]
 table = studies.run_study("stability", data, profile, store, max_new_runs=max_new_runs, verbose=False)
-display(plots.format_table(studies.provenance(table, store)))
+display(report.table_or_note(studies.provenance(table, store)))
 
 # %% [markdown]
 # Our single-run figure is the proposed model of the comparison grid (chapter 5), trained with
@@ -114,7 +114,7 @@ display(plots.format_table(studies.provenance(table, store)))
 # %% tags=["remove-input"]
 studies.study_record("comparison", data, profile, store, "Proposed", "Dice", train_missing=max_new_runs != 0)
 comparison = studies.study_table("comparison", data, profile, store)
-display(plots.format_table(studies.provenance(comparison[comparison["model"] == "Proposed"], store)))
+display(report.table_or_note(studies.provenance(comparison[comparison["model"] == "Proposed"], store)))
 
 # %% [markdown]
 # ## What we found

@@ -63,7 +63,7 @@ real_data = None  # a real slice folder for side-by-side sections (unused here)
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from spine import paper, plots
+from spine import paper, plots, report
 from spine.training import analysis, engine, studies
 
 # %% [markdown]
@@ -83,7 +83,7 @@ plots.format_table(paper.table("multiclass"))
 
 # %% tags=["remove-input"]
 table = studies.run_study("multiclass", data, profile, store, max_new_runs=max_new_runs, verbose=False)
-display(plots.format_table(studies.provenance(table, store)))
+display(report.table_or_note(studies.provenance(table, store)))
 
 # %% [markdown]
 # ## What we found
@@ -127,7 +127,7 @@ plots.format_table(analysis.loss_grid(table, "f1"))
 
 # %% tags=["remove-input"]
 scores = analysis.structure_scores(table, store)
-plots.format_table(scores[scores["trained"]].drop(columns="trained"))
+report.table_or_note(scores[scores["trained"]].drop(columns="trained"), report.NO_RUNS)
 
 # %% tags=["remove-input"]
 plots.structure_bars(scores, "dice", title="Dice per structure (95% CI)")
@@ -146,6 +146,8 @@ if shown["trained"].any():
     sample, rows = analysis.sample_predictions(shown, store, count=4, models=models)
     plots.overlay_grid(sample.images, rows, "multiclass", titles=list(sample.case_ids))
     plt.show()
+else:
+    display(report.note(report.NO_FIGURE))
 
 # %% [markdown]
 # ## Where we differ from the study, and why

@@ -8,6 +8,8 @@ same three ways, so the way lives here, once:
 3. paired comparisons on the same test images
    (:func:`spine.training.studies.paired_comparisons`), or a note when too few rows are trained.
 
+:func:`table_or_note` shows any other table the same way: its rows, or one sentence when it has none.
+
 :func:`grid_section` displays the three in a notebook and returns them, so that a test (or a
 reader's own script) can inspect what a chapter showed. :func:`budget_note` is the sentence a
 chapter writes under a study's cost.
@@ -22,8 +24,22 @@ from IPython.display import Markdown, display
 from spine import plots
 from spine.training import analysis, studies
 
-NO_PAIRS = "*Not enough trained runs in this build for a paired comparison.*"
-NO_RUNS = "*No run of this table is trained in this build: nothing to plot or compare.*"
+# What a section says, in one sentence, when its data are absent.
+NO_PAIRS = "Not enough trained runs in this build for a paired comparison."
+NO_RUNS = "No run of this table is trained in this build: nothing to plot or compare."
+NOT_RECORDED = "No run of this grid is in the store, and this build trained none."
+NO_FIGURE = "No run of this grid is trained in this build: no segmentations to draw."
+
+
+def note(sentence: str) -> Markdown:
+    """A sentence that stands in for absent data, set apart in italics."""
+    return Markdown(f"*{sentence}*")
+
+
+def table_or_note(table: pd.DataFrame, absent: str = NOT_RECORDED, style=plots.format_table, *args):
+    """``style(table, *args)`` for display, or, when the table has no rows, the sentence ``absent``:
+    a page never shows an empty table."""
+    return style(table, *args) if len(table) else note(absent)
 
 
 def grid_section(table: pd.DataFrame, store, reference: str = "Proposed", *, families: tuple[str, ...] = (),
@@ -38,7 +54,7 @@ def grid_section(table: pd.DataFrame, store, reference: str = "Proposed", *, fam
     beside = analysis.beside_study(table, keys=keys)
     display(plots.format_table(beside))
     if not table["trained"].any():
-        display(Markdown(NO_RUNS))
+        display(note(NO_RUNS))
         return {"table": beside, "figure": None, "pairs": pd.DataFrame()}
     bars = table.assign(row=table["model"] if bar_label is None else bar_label)
     figure, ax = plt.subplots(figsize=(8, 0.45 * len(table) + 1.2))
@@ -46,7 +62,7 @@ def grid_section(table: pd.DataFrame, store, reference: str = "Proposed", *, fam
     figure.tight_layout()
     plt.show()
     pairs = studies.paired_comparisons(table, store, reference=reference, families=families)
-    display(plots.format_counts(pairs, 4) if len(pairs) else Markdown(NO_PAIRS))
+    display(table_or_note(pairs, NO_PAIRS, plots.format_counts, 4))
     return {"table": beside, "figure": figure, "pairs": pairs}
 
 

@@ -286,6 +286,20 @@ def test_grid_section_shows_what_the_chapters_show(loss_records):
     assert untrained["figure"] is None and untrained["pairs"].empty
 
 
+def test_table_or_note_never_shows_an_empty_table(loss_records):
+    """A grid with no recorded run has an empty provenance: the page gets one sentence instead;
+    with recorded runs it gets the table, rows included."""
+    from IPython.display import Markdown
+
+    from spine import report
+
+    store, table = loss_records
+    absent = report.table_or_note(studies.provenance(table[~table["trained"]], store))
+    assert isinstance(absent, Markdown) and absent.data == f"*{report.NOT_RECORDED}*"
+    shown = report.table_or_note(studies.provenance(table, store)).to_html()
+    assert "<tbody>" in shown and ">profile<" in shown and ">smoke<" in shown
+
+
 def test_coverage_and_budget_count_shared_runs_once(loss_records):
     store, _ = loss_records
     table = studies.coverage(DATA, "smoke", store).set_index("grid")
