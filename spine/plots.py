@@ -452,8 +452,9 @@ def gradcam_grid(images, rows: dict, contours=None, titles=None, size: float = 2
     heat = None
     for r, (name, maps) in enumerate(rows.items()):
         for c in range(count):
-            heat = overlay(axes[r, c], images[c], maps[c], contour=None if contours is None else contours[c],
-                           title=(titles[c] if titles is not None and r == 0 else None))
+            heat = overlay(axes[r, c], images[c], maps[c], contour=None if contours is None else contours[c])
+            if titles is not None and r == 0:
+                axes[r, c].set_title(titles[c], fontsize=8)
         axes[r, 0].text(-0.08, 0.5, name, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right",
                         fontsize=9)
     if heat is not None:

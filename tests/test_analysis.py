@@ -403,3 +403,30 @@ def test_shipped_runs_pair_each_card_with_its_record(tmp_path):
     _, shipped = analysis.shipped_runs(Path(__file__).resolve().parents[1] / "results")  # the committed records
     assert {name: record.path.name for name, record in shipped.items()} == {
         f"{task}.keras": card["run_id"] for task, card in cards.items()}
+
+
+# --------------------------------------------------------------------------- the shipped model
+
+
+def test_card_table_states_the_shipped_models_card():
+    from spine.inference import model_card
+
+    card = model_card("binary")
+    facts = dict(analysis.card_table(card).itertuples(index=False))
+    assert facts["run"] == card["run_id"] and facts["model"] == card["config"]["model"]
+    assert facts["data"] == card["config"]["data_id"] and facts["selected on"] == card["selected_on"]
+    assert float(facts["recorded test dice"]) == pytest.approx(card["test"]["dice"], abs=5e-5)
+
+
+@pytest.mark.real
+def test_shipped_model_rescored_on_its_own_test_patients_matches_its_card(t2space_slices):
+    """The images chapter 7 explains are the shipped model's own test patients: scored again here,
+    the model gives the test Dice its card recorded when it was trained."""
+    from spine.inference import load_model, model_card
+    from spine.training.engine import score
+
+    card = model_card("binary")
+    test, own = analysis.shipped_test_images(card, t2space_slices)
+    assert own and len(test) == card["test"]["images"]
+    _, scored = score(load_model(task="binary"), test, "binary")
+    assert scored["per_image"]["dice"] == pytest.approx(card["test"]["dice"], abs=1e-6)

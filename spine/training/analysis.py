@@ -385,15 +385,15 @@ def shipped_runs(store) -> tuple[dict, dict]:
 
 
 def card_table(card: dict) -> pd.DataFrame:
-    """A shipped model's card (``spine.inference.model_card``) as one row: the run it comes from,
-    what it is, what it was trained on, how it was chosen, and its recorded test Dice."""
+    """A shipped model's card (``spine.inference.model_card``), one fact per row: the run it comes
+    from, what it is, what it was trained on, how it was chosen, and its recorded test Dice."""
     config, test = card["config"], card["test"]
-    return pd.DataFrame([{"run": card["run_id"], "model": config["model"], "loss": config["loss"],
-                          "task": config["task"], "data": config["data_id"], "profile": config["profile"],
-                          "size": config["settings"]["size"], "epochs": config["settings"]["epochs"],
-                          "seed": config["seed"], "selected epoch": card["selected_epoch"],
-                          "validation dice": card["validation"]["dice"], "test images": test["images"],
-                          "recorded test dice": test["dice"]}])
+    facts = {"run": card["run_id"], "model": config["model"], "loss": config["loss"], "task": config["task"],
+             "data": config["data_id"], "profile": config["profile"], "image size": config["settings"]["size"],
+             "epochs": config["settings"]["epochs"], "seed": config["seed"], "selected epoch": card["selected_epoch"],
+             "selected on": card["selected_on"], "validation dice": f"{card['validation']['dice']:.4f}",
+             "test images": test["images"], "recorded test dice": f"{test['dice']:.4f}"}
+    return pd.DataFrame({"card": list(facts), "value": [str(v) for v in facts.values()]})
 
 
 def shipped_test_images(card: dict, data) -> tuple:
