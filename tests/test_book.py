@@ -48,12 +48,13 @@ CONTENT = {"table", "figure", "img", "ul", "ol", "dl", "pre", "blockquote", "div
 
 
 def page_problems(page: str) -> list[str]:
-    """What a rendered page shows empty: a text equal to ``None``, a table without body rows, a
-    paragraph ending in a colon followed by nothing (the page's end, a heading, a new section,
-    another paragraph, or a code cell with no visible output)."""
-    article = BeautifulSoup(page, "html.parser").find("article") or BeautifulSoup(page, "html.parser")
+    """What a rendered page shows empty: a text equal to ``None`` (outside code a reader can
+    unfold), a table without body rows, a paragraph ending in a colon followed by nothing (the
+    page's end, a heading, a new section, another paragraph, or a code cell with no visible output)."""
+    soup = BeautifulSoup(page, "html.parser")
+    article = soup.find("article") or soup
     problems = [f"text 'None' in <{text.parent.name}>" for text in article.find_all(string=True)
-                if text.strip() == "None"]
+                if text.strip() == "None" and not text.find_parent(class_="cell_input")]  # code may say None
     problems += [f"table without rows after {_text(table.find_previous('p'))[-60:]!r}"
                  for table in article.find_all("table") if not table.select("tbody tr")]
     for paragraph in article.find_all("p"):
@@ -86,6 +87,8 @@ TABLE = "<table><thead><tr><th>a</th></tr></thead><tbody>{}</tbody></table>"
     ("<p>Two layers:</p><ul><li>one</li></ul>", None),
     ("<p>The maps:</p>" + CELL.format('<img src="a.png">'), None),
     ("<p>A sentence.</p><p>Another one.</p>", None),
+    ('<p>The code:</p><div class="cell tag_hide-input"><div class="cell_input"><pre><span>x</span> = '
+     '<span class="kc">None</span></pre></div><div class="cell_output">x is unset</div></div>', None),
     ("<p>The split of the seed-0 runs:</p><section><h2>Next</h2></section>", "nothing after"),
     ("<p>The split of the seed-0 runs:</p>", "nothing after"),
     ("<p>The runs:</p><p>Next sentence.</p>", "nothing after"),
