@@ -47,7 +47,10 @@ def colab_notebooks(root=".") -> list[Path]:
     for source in chapters(root):
         target = root / COLAB_FOLDER / source.relative_to(root).with_suffix(".ipynb")
         target.parent.mkdir(parents=True, exist_ok=True)
-        jupytext.write(jupytext.read(source), target, fmt="ipynb")
+        notebook = jupytext.read(source)
+        for number, cell in enumerate(notebook.cells):  # stable ids: a regenerated copy differs only where its source does
+            cell.id = f"cell-{number}"
+        jupytext.write(notebook, target, fmt="ipynb")
         written.append(target)
     return written
 

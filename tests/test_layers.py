@@ -2,8 +2,8 @@
 
 Every import in ``spine/`` (module level or inside a function) is read with ``ast`` and must go
 to a module of the same layer or a lower one:
-errors, paper, stats < data < models < losses, metrics < inference, explain, evaluation <
-training < plots, report, performance, book, cli.
+errors, paper, stats < data < models < losses, metrics < inference, levels, explain, evaluation <
+training < plots, report, performance, book, colab, cli.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ LAYERS = (
     ("spine.data",),
     ("spine.models",),
     ("spine.losses", "spine.metrics"),
-    ("spine.inference", "spine.explain", "spine.evaluation"),
+    ("spine.inference", "spine.levels", "spine.explain", "spine.evaluation"),
     ("spine.training",),
-    ("spine.plots", "spine.report", "spine.performance", "spine.book", "spine.cli"),
+    ("spine.plots", "spine.report", "spine.performance", "spine.book", "spine.colab", "spine.cli"),
 )
 
 
