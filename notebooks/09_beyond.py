@@ -185,22 +185,27 @@ if real is not None:
 # #### Ablation, augmentation and 4 classes on real slices
 # The rows of Tables 3, 5 and 9 recorded on the real slices so far (chapters 4 and 8 explain the
 # experiments): the ablation and augmentation rows with their paired comparisons against the
-# proposed network, the 4-class rows per structure:
+# proposed network, the 4-class rows per structure.
 
 # %% tags=["remove-input"]
 if real is not None:
+    shown = 0
     for name in ("ablation", "augmentation"):
         done = real[name][real[name]["trained"]]
         if len(done) > 1:
+            shown += 1
             display(Markdown(f"**{name.capitalize()}** (real slices)"))
             section = report.grid_section(done, store, title=f"{name}: F1 (Dice) with 95% CI")
     multiclass = real["multiclass"][real["multiclass"]["trained"]]
     if len(multiclass):
+        shown += 1
         display(Markdown("**4 classes** (real slices): Dice per structure, with 95 % intervals"))
         scores = analysis.structure_scores(multiclass, store)
         display(plots.format_table(scores.drop(columns=[c for c in scores if c.endswith("_ci")]), 4))
         plots.structure_bars(scores, "dice", title="Real slices: Dice per structure (95% CI)")
         plt.show()
+    if not shown:
+        display(Markdown("*No ablation, augmentation or 4-class grid has two recorded runs on the real slices yet.*"))
 
 # %% [markdown]
 # #### The shipped models

@@ -165,9 +165,7 @@ if "epoch_stalls_before" in tables:
                      "thread to wake up; its sleep doubles up to about 10 s, so epochs end on its ticks (10.3, 20.5, "
                      "41 s). The engine now switches the autotuner off (its input pipeline is a fixed "
                      "`map` and `prefetch(2)` with nothing to tune). The same 12 epochs since:"))
-
-# %% tags=["remove-input"]
-show("epoch_stalls", 3)
+    show("epoch_stalls", 3)
 
 # %% [markdown]
 # ### Inference with the shipped models
