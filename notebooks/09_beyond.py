@@ -213,9 +213,9 @@ if real is not None:
 # `spine/weights`. Each is the recorded real-data run with the best mean **validation** Dice
 # among those of its task (`spine export`), so its test figure below is an honest estimate: the
 # test patients played no part in choosing it. A test re-scores the shipped files on these test
-# patients and checks the figures against the record. Models of
-# the first protocol (a fixed 80/20 split, central slices only) are scored on that split's 6 test
-# patients, not on the cross-validated folds above.
+# patients and checks the figures against the record. A model chosen among the cross-validated
+# runs is scored on its fold's test patients; one of the first protocol (a fixed 80/20 split,
+# central slices only) on that split's 6 test patients, not on the folds above.
 
 # %% tags=["remove-input"]
 cards, shipped = analysis.shipped_runs(store)
