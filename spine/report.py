@@ -132,18 +132,35 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
                      f"{card['test']['images']} |")
     tables = performance.read_tables(measurements)
     lines += ["", "#### Performance (generated from `benchmarks/results/`)", ""]
+    performance_lines: list[str] = []
     if "recipe_machine" in tables:
         machine = tables["recipe_machine"].iloc[0]
-        lines.append(f"Recipes measured on {machine['cpu_model']} x{machine['cpu_count']} (float32 matmul "
+        performance_lines.append(f"Recipes measured on {machine['cpu_model']} x{machine['cpu_count']} (float32 matmul "
                      f"{machine['matmul_float32_gflop_per_s']:.0f} GFLOP/s, bfloat16 "
                      f"{machine['matmul_bfloat16_gflop_per_s']:.0f}), on fold 0's validation patients: "
                      + recipe_summary_line(tables["recipe"]))
     if "epoch_stalls_before" in tables and "epoch_stalls" in tables:
         before, after = (performance.stall_summary(tables[name]) for name in ("epoch_stalls_before", "epoch_stalls"))
-        lines.append(f"Epochs that waited: with tf.data's autotuner on, {before['slow_epochs']} of {before['epochs']} "
+        performance_lines.append(f"Epochs that waited: with tf.data's autotuner on, {before['slow_epochs']} of {before['epochs']} "
                      f"epochs took {before['slow_wall_s']:.1f} s against {before['fast_wall_s']:.1f} s, idle after their "
                      f"last step; with it off (the engine now), {after['slow_epochs']} of {after['epochs']}, "
                      f"mean epoch {after['fast_wall_s']:.1f} s (`benchmarks/epoch_stalls.py`).")
+    if "inference" in tables:
+        rates = "; ".join(f"{r.task} ({r.params:,} parameters) {r.slices_per_s_b1:.0f} slices/s one per call, "
+                          f"{r.slices_per_s_b16:.0f} batched by 16" for r in tables["inference"].itertuples())
+        performance_lines.append(f"Inference with the shipped models (`benchmarks/performance.py`): {rates}.")
+    if "engine" in tables:
+        ratios = ", ".join(f"{r.engine_vs_plain:.2f} at width {r.width}" for r in tables["engine"].itertuples())
+        performance_lines.append(f"An engine epoch (fit and its validation) against a plain `model.fit` epoch: {ratios} "
+                     "(plain time over engine time; 1 is no overhead).")
+    if "training" in tables:
+        training = tables["training"]
+        proposed = training[training["model"] == "Proposed"]
+        share = ", ".join(f"{r.fraction_of_matmul_peak:.0%} at width {r.width} ({r.precision})" for r in proposed.itertuples())
+        performance_lines.append(f"A training step of the proposed network uses {share} of the matmul peak measured in the same "
+                     f"run; the other models {training['fraction_of_matmul_peak'].min():.0%} to "
+                     f"{training['fraction_of_matmul_peak'].max():.0%}.")
+    lines.append("\n\n".join(performance_lines))
     return "\n".join(lines) + "\n"
 
 
