@@ -5,7 +5,7 @@ same three ways, so the way lives here, once:
 
 1. the table of ours beside the study's (:func:`spine.training.analysis.beside_study`);
 2. bars of our F1 (with its 95 % interval) beside the study's;
-3. paired comparisons on the same test images
+3. paired comparisons on the same test patients (images, for records without per-patient tables)
    (:func:`spine.training.studies.paired_comparisons`), or a note when too few rows are trained.
 
 :func:`table_or_note` shows any other table the same way: its rows, or one sentence when it has none.
@@ -109,8 +109,9 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
     if len(done):
         pairs = studies.paired_comparisons(done, store)  # empty until the proposed network and another are in
         pairs = pairs.set_index("comparison") if len(pairs) else pd.DataFrame()
+        slices = studies.configs("comparison", real_data, profile, folds=(0,))[0].settings["eval_slices_per_patient"]
         lines += ["The comparison (binary, Dice loss), per-patient means over the recorded folds' test patients "
-                  "(5 central slices each), 95 % BCa intervals over patients; the central slice alone is the "
+                  f"({slices} central slices each), 95 % BCa intervals over patients; the central slice alone is the "
                   "study's view; the paired difference is the proposed network's Dice minus the row's:", "",
                   "| model | folds | patients | Dice (95 % CI) | central-slice Dice | Proposed - model (95 % CI), Wilcoxon p |",
                   "|---|---|---|---|---|---|"]

@@ -246,3 +246,28 @@ def test_a_mixed_precision_model_keeps_float32_heads_and_weights():
     import keras
 
     assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was
+
+
+def test_a_checkpoint_ahead_of_its_state_starts_the_run_over(folded, tmp_path, monkeypatch):
+    """Killed between writing the checkpoint and its state.json, a run must not resume from a
+    model that is epochs ahead of what the state says: it starts over, and ends as an
+    uninterrupted run does."""
+    config, _, uninterrupted = folded
+    original = engine.epoch_dataset
+
+    def interrupted(subset, task, batch_size, seed, epoch, *args):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(subset, task, batch_size, seed, epoch, *args)
+
+    monkeypatch.setattr(engine, "epoch_dataset", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path, verbose=False)
+    state_path = tmp_path / config.run_id / "state.json"
+    state = results.read_json(state_path)
+    assert state["epochs_done"] == 2  # the checkpoint of epoch 2
+    results.write_json(state_path, state | {"epochs_done": 1, "history": state["history"][:1]})  # the older state
+    monkeypatch.setattr(engine, "epoch_dataset", original)
+    resumed = train(config, tmp_path, verbose=False)
+    pd.testing.assert_frame_equal(resumed.per_image(), uninterrupted.per_image())
+    assert resumed.metrics["selected_epoch"] == uninterrupted.metrics["selected_epoch"]

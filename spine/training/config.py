@@ -51,6 +51,8 @@ def resolve_profile(name: str, overrides: dict | None = None) -> dict:
             resolved[key] = PROFILE_FIELDS[key](value)
         except ValueError:
             raise ConfigError(f"profile field {key}={value!r} is not a {PROFILE_FIELDS[key].__name__}") from None
+    if resolved["folds"] == 1 or resolved["folds"] < 0:
+        raise ConfigError(f"profile field folds={resolved['folds']}: 0 (one fixed split) or 2 and more")
     _check_choice(resolved, "lr_schedule", LR_SCHEDULES)
     _check_choice(resolved, "precision", PRECISIONS)
     return resolved

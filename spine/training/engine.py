@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import shutil
 import subprocess
 import time
@@ -56,6 +57,7 @@ from spine.training.config import RunConfig, resolve_profile
 tf.get_logger().setLevel("ERROR")
 tf.autograph.set_verbosity(0)
 
+log = logging.getLogger(__name__)
 CI_KEYS = ("dice", "iou", "miou", "hd95", "assd", "hd95_mm", "assd_mm")
 
 
@@ -76,6 +78,8 @@ def make_config(model: str, loss: str, task: str = "binary", data="phantom", pro
 
         raise ConfigError(f"fold {fold} does not exist at profile {profile!r}: "
                           f"folds are 0..{max(settings['folds'], 1) - 1}")
+    # the precision this machine trains in, not "auto": a float16 GPU run and a float32 CPU run are different runs
+    settings["precision"] = device.resolve_precision(settings["precision"])
     return RunConfig(model=model, loss=loss, task=task, data=str(data), data_id=_data_id(str(data), settings["size"]),
                      profile=profile, settings=settings, seed=int(seed), augment=bool(augment), fold=int(fold))
 
@@ -349,21 +353,26 @@ def train(config: RunConfig, store=results.DEFAULT_STORE, *, force: bool = False
         shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     precision = device.resolve_precision(config.settings["precision"])
-    results.write_json(folder / "config.json", config.to_dict() | {"resolved": {"precision": precision,
-                                                                                **device.describe()}})
     save_folds(config, store)
     subsets, central = _split(config, folder)
+    steps = int(np.ceil(len(subsets["train"]) / config.settings["batch_size"]))
     state_path = folder / "state.json"
     tf.config.experimental.enable_op_determinism()
+    state, model = None, None
     if state_path.is_file() and (folder / "last.keras").is_file():
         # The checkpoint carries the optimizer and the layers' random-generator states.
         state = results.read_json(state_path)
         model = _load_checkpoint(folder / "last.keras")
-    else:
+        if int(model.optimizer.iterations) != state["epochs_done"] * steps:
+            # interrupted between writing the checkpoint and its state: they disagree, start over
+            log.warning("%s: checkpoint and state disagree; training this run from the start", folder)
+            state, model = None, None
+    if state is None:
+        results.write_json(folder / "config.json", config.to_dict() | {"resolved": {"precision": precision,
+                                                                                    **device.describe()}})
         keras.utils.set_random_seed(config.seed)
         state = {"epochs_done": 0, "best_val_dice": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0,
                  "precision": precision}
-        steps = int(np.ceil(len(subsets["train"]) / config.settings["batch_size"]))
         model = compile_model(config, steps, precision)
     best = _train_epochs(model, config, subsets, folder, state, verbose)
     model.set_weights(best)

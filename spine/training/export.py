@@ -18,6 +18,7 @@ import numpy as np
 
 from spine.errors import ConfigError
 from spine.training import store as results
+from spine.training.config import RECORD_VERSION
 from spine.training.engine import make_config, save_model
 
 SELECTION_METRIC = "dice"  # mean validation Dice: foreground (binary) or over the 3 structures (4-class)
@@ -25,10 +26,12 @@ CARD_FIGURES = ("dice", "fg_iou", "miou", "hd95", "assd")
 
 
 def candidates(store, data, profile: str, task: str) -> list[results.Record]:
-    """The finished runs of ``task`` on ``data`` (the same prepared data) at ``profile``."""
+    """The finished runs of ``task`` on ``data`` (the same prepared data) at ``profile``, of the
+    current record format (older records were made under another protocol)."""
     data_id = make_config("U-Net", "Dice", task, data, profile).data_id
     return [r for r in results.records(store)
-            if (r.config.task, r.config.profile, r.config.data_id) == (task, profile, data_id)]
+            if (r.config.task, r.config.profile, r.config.data_id, r.config.record_version)
+            == (task, profile, data_id, RECORD_VERSION)]
 
 
 def validation_score(record: results.Record) -> float:

@@ -240,7 +240,7 @@ def study_table(name: str, data="phantom", profile: str = "cpu", store=results.D
     for cell, runs in cell_configs(name, data, profile, overrides):
         done = [r for r in (results.find_record(store, c) for c in runs) if r is not None]
         row = {"model": cell.label, "loss": cell.loss, "task": cell.task, "seed": cell.seed,
-               "trained": bool(done), "run_id": runs[0].run_id, "data_id": runs[0].data_id,
+               "trained": bool(done), "run_id": done[0].path.name if done else runs[0].run_id, "data_id": runs[0].data_id,
                "profile": runs[0].profile, "folds": len(runs),
                "run_ids": [r.path.name for r in done]}
         if done:
