@@ -136,7 +136,8 @@ show("engine", 3)
 
 # %% [markdown]
 # The same measurement before the one change it led to (`engine_before.csv`, measured with the
-# code of that time): the engine's validation predicted every set padded to a multiple of 16
+# code of that time, **on another, slower machine**: compare its two columns with each other, not
+# with the table above): the engine's validation predicted every set padded to a multiple of 16
 # images, so a validation set of 10 cost the work of 16. Removing the padding made the
 # validation pass proportionally cheaper.
 

@@ -229,7 +229,7 @@ SUMMARY_KEYS = ("miou", "fg_iou", "accuracy", "precision", "recall", "f1", "dice
 
 
 def study_table(name: str, data="phantom", profile: str = "cpu", store=results.DEFAULT_STORE,
-                overrides: dict | None = None) -> pd.DataFrame:
+                overrides: dict | None = None, folds=None) -> pd.DataFrame:
     """One row per cell: our test figures, 95 % intervals, and the study's.
 
     Without folds, the figures are one run's per-image means and its intervals. With folds, they
@@ -237,7 +237,7 @@ def study_table(name: str, data="phantom", profile: str = "cpu", store=results.D
     its central slices), with BCa intervals over those patients, plus the study's view (the
     central slice alone, ``dice_central``); ``run_ids`` lists the recorded folds' runs."""
     rows = []
-    for cell, runs in cell_configs(name, data, profile, overrides):
+    for cell, runs in cell_configs(name, data, profile, overrides, folds):
         done = [r for r in (results.find_record(store, c) for c in runs) if r is not None]
         row = {"model": cell.label, "loss": cell.loss, "task": cell.task, "seed": cell.seed,
                "trained": bool(done), "run_id": done[0].path.name if done else runs[0].run_id, "data_id": runs[0].data_id,
@@ -312,20 +312,23 @@ def provenance_side_by_side(tables: dict[str, pd.DataFrame], store=results.DEFAU
 MISSING_LISTED = 6  # coverage names at most this many missing runs of a grid, then counts them
 
 
-def coverage(data, profile: str, store=results.DEFAULT_STORE) -> pd.DataFrame:
-    """Per grid: how many of its runs on ``data`` at ``profile`` the store holds, and which are missing."""
+def coverage(data, profile: str, store=results.DEFAULT_STORE, plan=PLAN) -> pd.DataFrame:
+    """Per grid of ``plan``, in the folds the plan runs it in: how many of its runs on ``data`` at
+    ``profile`` the store holds, and which are missing."""
     rows = []
-    for name in STUDIES:
-        table = study_table(name, data, profile, store)
-        missing = table.loc[~table["trained"]]
-        recorded = sum(len(runs) for runs in table["run_ids"])
+    for name, folds in plan:
+        table = study_table(name, data, profile, store, folds=folds)
+        recorded = int(table["run_ids"].map(len).sum())
         total = int(table["folds"].sum())
+        missing = table.loc[table["run_ids"].map(len) < table["folds"]]
         labels = [f"{m} ({loss})" if name in ("loss", "multiclass", "attention") else m
                   for m, loss in zip(missing["model"], missing["loss"])]
         if name == "stability":
             labels = [f"seed {seed}" for seed in missing["seed"]]
-        rows.append({"grid": name, "recorded": recorded, "runs": total,
-                     "missing": (", ".join(labels) or "–") if len(labels) <= MISSING_LISTED else f"{len(labels)} runs"})
+        rows.append({"grid": name, "folds": "every" if folds is None else ", ".join(map(str, folds)),
+                     "recorded": recorded, "runs": total,
+                     "missing": "–" if recorded == total else
+                     (", ".join(labels) if len(labels) <= MISSING_LISTED else f"{total - recorded} runs")})
     return pd.DataFrame(rows)
 
 
