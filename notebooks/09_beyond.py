@@ -115,7 +115,7 @@ plots.format_table(paper.table("comparison"))
 # are means over up to 31 patients with BCa bootstrap intervals over patients (at n = 31 the BCa
 # interval corrects the skew of a Dice bounded by 1, which the plain percentile interval
 # under-covers at this size). The study's own view, the central slice alone, is kept as a second
-# column (`dice_central`). The patients per fold of the seed-0 runs:
+# column (`dice_central`). The table below gives the patients per fold of the seed-0 runs.
 
 # %% tags=["remove-input"]
 if real_data:
@@ -125,9 +125,9 @@ if real_data:
          .assign(fold=k) for k in folds], ignore_index=True), 1))
 
 # %% [markdown]
-# The plan and its cost, written before the runs: every grid's runs in the order they go (a run
-# that two grids share is counted once, in the first), at the mean wall minutes of the runs
-# recorded so far on the machine that made them (chapter 10 measures its rates):
+# The plan and its cost are written before the runs: every grid's runs in the order they go (a
+# run that two grids share is counted once, in the first), costed at the mean wall minutes of the
+# runs recorded so far on the machine that made them (chapter 10 measures its rates).
 
 # %% tags=["remove-input"]
 if real_data:
@@ -157,7 +157,7 @@ else:
 # Our figures on the real test patients beside the study's (the study's are on T1 slices; the
 # real slices of this project are T2-SPACE: comparable in kind, not in value), with 95 % BCa
 # intervals over the test patients of the recorded folds, then each model against the proposed
-# one, patient by patient:
+# one, patient by patient.
 
 # %% tags=["remove-input"]
 if real is not None and real["comparison"]["trained"].any():
