@@ -271,7 +271,9 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path):
         process = subprocess.Popen([str(Path(sys.executable).with_name("spine")), "fetch", "spider"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    env={**os.environ, "PYTHONPATH": str(ROOT), **env})
-        connection, _ = server.accept()  # the request is out: spine is waiting for the answer
+        connection, _ = server.accept()
+        connection.settimeout(120)
+        connection.recv(1024)  # the request is out: spine is waiting for the answer
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
         connection.close()
