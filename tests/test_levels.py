@@ -6,7 +6,7 @@ import SimpleITK as sitk
 from PIL import Image
 
 from spine import levels
-from spine.data import labels, phantom, spider
+from spine.data import geometry, labels, phantom
 from tests.conftest import SHARED_DATA
 
 SPACING = (0.5, 0.5)
@@ -78,7 +78,7 @@ def test_a_slice_without_spine_gives_an_empty_map_and_table_and_a_warning():
 def test_volume_levels_are_consistent_across_slices(seed, permuted):
     """The phantom's own instance numbers (partial vertebrae 101-125 as 1-25) against ours, all slices."""
     _, mask = phantom.make_case(seed=seed, permuted=permuted)
-    oriented = spider.sagittal_view(mask)
+    oriented = geometry.sagittal_view(mask)
     reference = sitk.GetArrayFromImage(oriented).astype(int)
     reference[(reference > 100) & (reference < 126)] -= 100
     classes = sitk.GetImageFromArray(labels.spider_to_classes(reference, "multiclass"))
@@ -108,7 +108,7 @@ def bottom_up(mask: np.ndarray) -> np.ndarray:
 def central_slices(masks_3d):
     slices = []
     for path in sorted(masks_3d.glob("*.mha")):
-        mask, spacing = spider.central_sagittal_slice(sitk.ReadImage(str(path)))
+        mask, spacing = geometry.central_sagittal_slice(sitk.ReadImage(str(path)))
         slices.append((path.stem, bottom_up(mask.astype(int)), spacing))
     assert len(slices) == 48
     return slices
