@@ -268,9 +268,12 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path):
         server.listen()
         server.settimeout(120)
         env = {"SPINE_ZENODO_URL": f"http://127.0.0.1:{server.getsockname()[1]}", "SPINE_CACHE": str(tmp_path)}
+        # as from a shell: Ctrl-C's default action (a test session that ran notebook kernels may
+        # ignore SIGINT, and a child inherits that)
         process = subprocess.Popen([str(Path(sys.executable).with_name("spine")), "fetch", "spider"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+                                   env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         connection, _ = server.accept()
         connection.settimeout(120)
         connection.recv(1024)  # the request is out: spine is waiting for the answer
