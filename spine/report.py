@@ -180,9 +180,9 @@ def update_readme(path, store, real_data, measurements, profile: str = "cpu") ->
     from pathlib import Path
 
     path = Path(path)
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
     start, end = text.index(README_BEGIN) + len(README_BEGIN), text.index(README_END)
     new = text[:start] + "\n" + readme_block(store, real_data, measurements, profile) + text[end:]
     if new != text:
-        path.write_text(new)
+        path.write_text(new, encoding="utf-8")
     return new != text

@@ -78,7 +78,7 @@ def test_several_series_need_a_choice(tiny_model, volume, tmp_path, capsys):
     other, _ = phantom.make_case(seed=5)  # another grid
     write_series(other, tmp_path / "mixed", uid=UID + "2", prefix="b")
     code, _, err = run(capsys, "predict", str(tmp_path / "mixed"), "--model", tiny_model, "--out", str(tmp_path / "o"))
-    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert code == 1 and len(err.strip().splitlines()) == 1
     assert "2 DICOM series" in err and UID in err and UID + "2" in err and "--series" in err
     assert not (tmp_path / "o").exists()
     code, _, err = run(capsys, "predict", str(tmp_path / "mixed"), "--series", UID + "2", "--model", tiny_model,
@@ -87,7 +87,7 @@ def test_several_series_need_a_choice(tiny_model, volume, tmp_path, capsys):
     assert_same_grid(tmp_path / "o" / "mixed.nii.gz", other)
     code, _, err = run(capsys, "predict", str(tmp_path / "mixed"), "--series", "1.2.3", "--model", tiny_model,
                        "--out", str(tmp_path / "o2"))
-    assert code == 2 and "no DICOM series '1.2.3'" in err
+    assert code == 1 and "no DICOM series '1.2.3'" in err
 
 
 @pytest.mark.parametrize("damage", ["truncated", "not DICOM"])
@@ -96,7 +96,7 @@ def test_a_broken_file_is_named(tiny_model, volume, tmp_path, capsys, damage):
     broken = tmp_path / "study" / "005.dcm"
     broken.write_bytes(broken.read_bytes()[:1000] if damage == "truncated" else b"not an image" * 50)
     code, _, err = run(capsys, "predict", str(tmp_path / "study"), "--model", tiny_model, "--out", str(tmp_path / "o"))
-    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert code == 1 and len(err.strip().splitlines()) == 1
     assert str(broken) in err and "cannot be read as DICOM" in err
     assert not (tmp_path / "o").exists()
 
@@ -105,7 +105,7 @@ def test_a_missing_slice_is_refused(tiny_model, volume, tmp_path, capsys):
     write_series(volume, tmp_path / "study")
     (tmp_path / "study" / "006.dcm").unlink()
     code, _, err = run(capsys, "predict", str(tmp_path / "study"), "--model", tiny_model, "--out", str(tmp_path / "o"))
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "unevenly spaced" in err
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "unevenly spaced" in err
 
 
 def test_a_binary_model_gets_levels_from_the_shipped_4_class_model():
@@ -123,7 +123,7 @@ def test_a_folder_without_dicom(tiny_model, tmp_path, capsys):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("no images here")
     code, _, err = run(capsys, "predict", str(tmp_path / "notes"), "--model", tiny_model, "--out", str(tmp_path / "o"))
-    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert code == 1 and len(err.strip().splitlines()) == 1
     assert f"{tmp_path / 'notes'}: no DICOM series" in err
 
 
