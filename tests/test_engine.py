@@ -46,18 +46,25 @@ def test_record_files_and_contents(reference):
     assert set(split.subset) == {"train", "val", "test"}
 
 
-def test_resume_after_interruption_gives_the_same_record(reference, tmp_path, monkeypatch):
-    config, uninterrupted = reference
+def interrupt_at_epoch(config, store, monkeypatch, stop: int):
+    """Train ``config`` into ``store`` until Ctrl-C at the start of epoch ``stop`` (0-based);
+    returns the engine's own ``epoch_dataset``, which the caller puts back."""
     original = engine.epoch_dataset
 
     def interrupted(subset, task, batch_size, seed, epoch, *args):
-        if epoch == 1:
+        if epoch == stop:
             raise KeyboardInterrupt
         return original(subset, task, batch_size, seed, epoch, *args)
 
     monkeypatch.setattr(engine, "epoch_dataset", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path, verbose=False)
+        train(config, store, verbose=False)
+    return original
+
+
+def test_resume_after_interruption_gives_the_same_record(reference, tmp_path, monkeypatch):
+    config, uninterrupted = reference
+    original = interrupt_at_epoch(config, tmp_path, monkeypatch, 1)
     assert not results.is_finished(tmp_path / config.run_id)
     checkpoint = tmp_path / config.run_id / "last.keras"
     assert checkpoint.is_file() and not list(checkpoint.parent.glob(".*.keras"))  # no temporary left behind
@@ -253,16 +260,7 @@ def test_a_checkpoint_ahead_of_its_state_starts_the_run_over(folded, tmp_path, m
     model that is epochs ahead of what the state says: it starts over, and ends as an
     uninterrupted run does."""
     config, _, uninterrupted = folded
-    original = engine.epoch_dataset
-
-    def interrupted(subset, task, batch_size, seed, epoch, *args):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return original(subset, task, batch_size, seed, epoch, *args)
-
-    monkeypatch.setattr(engine, "epoch_dataset", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path, verbose=False)
+    original = interrupt_at_epoch(config, tmp_path, monkeypatch, 2)
     state_path = tmp_path / config.run_id / "state.json"
     state = results.read_json(state_path)
     assert state["epochs_done"] == 2  # the checkpoint of epoch 2
