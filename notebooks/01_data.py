@@ -26,9 +26,37 @@ if importlib.util.find_spec("spine") is None:
 
     print(spine.colab.setup(fetch_spider=False))
 
+# %% tags=["parameters", "remove-cell"]
+data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
+profile = "cpu"  # a profile of spine/profiles.toml
+store = "../results"  # the results store the chapter reads (and fills)
+max_new_runs = None  # train at most this many missing runs (None: all; unused here: no training)
+real_data = None  # a real slice folder for side-by-side sections, e.g. ../shared/data/spider-t2space-slices
+
+# %% tags=["remove-cell"]
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
+from myst_nb import glue
+
+from spine import plots
+from spine.data import load_dataset, overview, preprocess
+from spine.training import analysis, engine
+from spine.training.config import resolve_profile
+
+data_name = "phantom" if str(data).startswith("phantom") else Path(str(data)).name
+settings = resolve_profile(profile)
+
 # %% [markdown]
 # # The data (Figs. 1 and 3)
-#
+
+# %% tags=["remove-input"]
+source = report.study_source(data, profile, store)
+report.data_banner(source)
+
+# %% [markdown]
 # ## Overview
 # The study segments sagittal lumbar spine MRI from SPIDER, a public dataset of 218 patients
 # whose masks label each vertebra, each intervertebral disc and the spinal canal. Before any
@@ -50,29 +78,6 @@ if importlib.util.find_spec("spine") is None:
 #
 # Time to run: under a minute once the data are prepared; preparing them (the phantom, or the
 # real slices) takes a minute or two the first time and is cached.
-
-# %% tags=["parameters", "remove-cell"]
-data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
-profile = "book"  # a profile of spine/profiles.toml
-store = "../results"  # the results store the chapter reads (and fills)
-max_new_runs = None  # train at most this many missing runs (None: all; unused here: no training)
-real_data = None  # a real slice folder for side-by-side sections, e.g. ../shared/data/spider-t2space-slices
-
-# %% tags=["remove-cell"]
-from pathlib import Path
-
-import matplotlib.pyplot as plt
-import pandas as pd
-from IPython.display import display
-from myst_nb import glue
-
-from spine import plots
-from spine.data import load_dataset, overview, preprocess
-from spine.training import analysis, engine
-from spine.training.config import resolve_profile
-
-data_name = "phantom" if str(data).startswith("phantom") else Path(str(data)).name
-settings = resolve_profile(profile)
 
 # %% [markdown]
 # ## What the study reports

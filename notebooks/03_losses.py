@@ -26,9 +26,28 @@ if importlib.util.find_spec("spine") is None:
 
     print(spine.colab.setup(fetch_spider=False))
 
+# %% tags=["parameters", "remove-cell"]
+data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
+profile = "cpu"  # a profile of spine/profiles.toml
+store = "../results"  # the results store the chapter reads (and fills)
+max_new_runs = None  # train at most this many missing runs (None: all)
+real_data = None  # a real slice folder for side-by-side sections (unused here)
+
+# %% tags=["remove-cell"]
+import matplotlib.pyplot as plt
+from IPython.display import display
+
+from spine import paper, plots, report
+from spine.training import analysis, studies
+
 # %% [markdown]
 # # Loss functions (Table 2, Fig. 4)
-#
+
+# %% tags=["remove-input"]
+source = report.study_source(data, profile, store)
+report.data_banner(source)
+
+# %% [markdown]
 # ## Overview
 # Before comparing networks, the study trains each of the five with four losses (binary
 # cross-entropy, Dice, focal and BCE + Dice) and keeps, for the rest of the paper, the one that
@@ -48,20 +67,6 @@ if importlib.util.find_spec("spine") is None:
 # | BCE, Dice, focal losses; Dice, IoU metrics | necessary | {doc}`../book/reference` |
 #
 # Time to run: seconds from recorded runs; a few minutes per missing run on a CPU (20 runs).
-
-# %% tags=["parameters", "remove-cell"]
-data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
-profile = "book"  # a profile of spine/profiles.toml
-store = "../results"  # the results store the chapter reads (and fills)
-max_new_runs = None  # train at most this many missing runs (None: all)
-real_data = None  # a real slice folder for side-by-side sections (unused here)
-
-# %% tags=["remove-cell"]
-import matplotlib.pyplot as plt
-from IPython.display import display
-
-from spine import paper, plots, report
-from spine.training import analysis, studies
 
 # %% [markdown]
 # ## What the study reports

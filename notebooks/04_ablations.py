@@ -26,9 +26,31 @@ if importlib.util.find_spec("spine") is None:
 
     print(spine.colab.setup(fetch_spider=False))
 
+# %% tags=["parameters", "remove-cell"]
+data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
+profile = "cpu"  # a profile of spine/profiles.toml
+store = "../results"  # the results store the chapter reads (and fills)
+max_new_runs = None  # train at most this many missing runs for the chapter (None: all)
+real_data = None  # a real slice folder for side-by-side sections (unused here)
+
+# %% tags=["remove-cell"]
+import matplotlib.pyplot as plt
+
+from spine import paper, plots, report
+from spine.data import load_dataset
+from spine.training import studies
+from spine.training.config import resolve_profile
+
+settings = resolve_profile(profile)
+
 # %% [markdown]
 # # Ablations (Tables 3, 4 and 5)
-#
+
+# %% tags=["remove-input"]
+source = report.study_source(data, profile, store)
+report.data_banner(source)
+
+# %% [markdown]
 # ## Overview
 # The proposed network changes the U-Net in two ways, an Inception first block and a second,
 # 8 x 8 output. The study checks what each change brings by removing one at a time (Table 3),
@@ -50,23 +72,6 @@ if importlib.util.find_spec("spine") is None:
 #
 # Time to run: seconds from recorded runs; a few minutes per missing run on a CPU (16 runs,
 # some shared with chapters 3 and 5).
-
-# %% tags=["parameters", "remove-cell"]
-data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
-profile = "book"  # a profile of spine/profiles.toml
-store = "../results"  # the results store the chapter reads (and fills)
-max_new_runs = None  # train at most this many missing runs for the chapter (None: all)
-real_data = None  # a real slice folder for side-by-side sections (unused here)
-
-# %% tags=["remove-cell"]
-import matplotlib.pyplot as plt
-
-from spine import paper, plots, report
-from spine.data import load_dataset
-from spine.training import studies
-from spine.training.config import resolve_profile
-
-settings = resolve_profile(profile)
 
 # %% [markdown]
 # ## What the study reports

@@ -26,9 +26,31 @@ if importlib.util.find_spec("spine") is None:
 
     print(spine.colab.setup(fetch_spider=False))
 
+# %% tags=["parameters", "remove-cell"]
+data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
+profile = "cpu"  # a profile of spine/profiles.toml (unused here)
+store = "../results"  # the results store (unused here)
+max_new_runs = None  # train at most this many missing runs (unused here: nothing is trained)
+real_data = None  # a real slice folder (the shipped model's data): its test patients are explained
+
+# %% tags=["remove-cell"]
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from spine import explain, inference, paper, plots
+from spine.models import bottleneck_layer_name, decoder_layer_name
+from spine.training import analysis, engine
+
 # %% [markdown]
 # # Grad-CAM (Fig. 6)
-#
+
+# %% tags=["remove-input"]
+source = report.study_source(data, profile, store)
+report.data_banner(source)
+
+# %% [markdown]
 # ## Overview
 # The study shows Grad-CAM heat maps of its proposed network to argue that the model looks at
 # the spine when it segments the spine. A heat map is only evidence if it depends on what the
@@ -51,23 +73,6 @@ if importlib.util.find_spec("spine") is None:
 # | gradients, convolutional feature maps | helpful | |
 #
 # Time to run: about a minute (the maps of a dozen test images); nothing is trained.
-
-# %% tags=["parameters", "remove-cell"]
-data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder (unused here: the model is the shipped one)
-profile = "book"  # a profile of spine/profiles.toml (unused here)
-store = "../results"  # the results store (unused here)
-max_new_runs = None  # train at most this many missing runs (unused here: nothing is trained)
-real_data = None  # a real slice folder (the shipped model's data): its test patients are explained
-
-# %% tags=["remove-cell"]
-import matplotlib.pyplot as plt
-import pandas as pd
-from IPython.display import Markdown, display
-from myst_nb import glue
-
-from spine import explain, inference, paper, plots
-from spine.models import bottleneck_layer_name, decoder_layer_name
-from spine.training import analysis, engine
 
 # %% [markdown]
 # ## What the study reports

@@ -26,9 +26,28 @@ if importlib.util.find_spec("spine") is None:
 
     print(spine.colab.setup(fetch_spider=False))
 
+# %% tags=["parameters", "remove-cell"]
+data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
+profile = "cpu"  # a profile of spine/profiles.toml
+store = "../results"  # the results store the chapter reads (and fills)
+max_new_runs = None  # train at most this many missing runs (None: all)
+real_data = None  # a real slice folder for side-by-side sections (unused here)
+
+# %% tags=["remove-cell"]
+import matplotlib.pyplot as plt
+from IPython.display import display
+
+from spine import paper, plots, report
+from spine.training import analysis, engine, studies
+
 # %% [markdown]
 # # Multiclass segmentation (Table 9, Fig. 7)
-#
+
+# %% tags=["remove-input"]
+source = report.study_source(data, profile, store)
+report.data_banner(source)
+
+# %% [markdown]
 # ## Overview
 # The study extends its binary task to four classes: background, vertebrae, intervertebral
 # discs and the spinal canal, and reports the five models trained with the combined
@@ -51,20 +70,6 @@ if importlib.util.find_spec("spine") is None:
 #
 # Time to run: seconds from recorded runs; 20 training runs (5 models x 4 losses) otherwise, a
 # few minutes each on a CPU at the `cpu` profile.
-
-# %% tags=["parameters", "remove-cell"]
-data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
-profile = "book"  # a profile of spine/profiles.toml
-store = "../results"  # the results store the chapter reads (and fills)
-max_new_runs = None  # train at most this many missing runs (None: all)
-real_data = None  # a real slice folder for side-by-side sections (unused here)
-
-# %% tags=["remove-cell"]
-import matplotlib.pyplot as plt
-from IPython.display import display
-
-from spine import paper, plots, report
-from spine.training import analysis, engine, studies
 
 # %% [markdown]
 # ## What the study reports

@@ -26,9 +26,39 @@ if importlib.util.find_spec("spine") is None:
 
     print(spine.colab.setup(fetch_spider=False))
 
+# %% tags=["parameters", "remove-cell"]
+data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
+profile = "cpu"  # a profile of spine/profiles.toml
+store = "../results"  # the results store the chapter reads (and fills)
+max_new_runs = None  # train at most this many missing runs (None: all)
+real_data = None  # a real slice folder (e.g. the SPIDER T2-SPACE slices) for the real-data section
+
+# %% tags=["remove-cell"]
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from spine import evaluation, inference, paper, plots, report
+from spine.data import io, overview, phantom, spider
+from spine.training import analysis, engine, studies
+
+REAL_PROFILE = "cpu"  # the profile of the real-data runs (trained by a separate, long job)
+REAL_BUDGET_HOURS = 8  # the machine time the real-data study may take (issue 11)
+VOLUME_CASE = 2025  # the phantom case segmented as a volume: a patient no model has seen
+SPIDER_MASKS = Path(os.environ.get("SPINE_SHARED_DATA", "../../shared/data")) / "spider-masks-3d"
+
 # %% [markdown]
 # # Beyond the study
-#
+
+# %% tags=["remove-input"]
+source = report.study_source(data, profile, store)
+report.data_banner(source)
+
+# %% [markdown]
 # ## Overview
 # The earlier chapters re-compute the study's tables. This one asks what the study leaves open:
 # whether the comparison holds on real images, whether a trained model is usable on a scan as
@@ -54,31 +84,6 @@ if importlib.util.find_spec("spine") is None:
 #
 # Time to run: about a minute from recorded runs (preparing the real slices, segmenting one
 # volume); the loss grid's missing runs otherwise.
-
-# %% tags=["parameters", "remove-cell"]
-data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
-profile = "book"  # a profile of spine/profiles.toml
-store = "../results"  # the results store the chapter reads (and fills)
-max_new_runs = None  # train at most this many missing runs (None: all)
-real_data = None  # a real slice folder (e.g. the SPIDER T2-SPACE slices) for the real-data section
-
-# %% tags=["remove-cell"]
-import os
-import tempfile
-from pathlib import Path
-
-import matplotlib.pyplot as plt
-import pandas as pd
-from IPython.display import Markdown, display
-
-from spine import evaluation, inference, paper, plots, report
-from spine.data import io, overview, phantom, spider
-from spine.training import analysis, engine, studies
-
-REAL_PROFILE = "cpu"  # the profile of the real-data runs (trained by a separate, long job)
-REAL_BUDGET_HOURS = 8  # the machine time the real-data study may take (issue 11)
-VOLUME_CASE = 2025  # the phantom case segmented as a volume: a patient no model has seen
-SPIDER_MASKS = Path(os.environ.get("SPINE_SHARED_DATA", "../../shared/data")) / "spider-masks-3d"
 
 # %% [markdown]
 # ## What the study reports

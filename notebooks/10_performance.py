@@ -26,36 +26,6 @@ if importlib.util.find_spec("spine") is None:
 
     print(spine.colab.setup(fetch_spider=False))
 
-# %% [markdown]
-# # Performance on a laptop-class CPU
-#
-# ## Overview
-# The study trained on a GPU; this book's runs are made on a small CPU machine. What that costs decides
-# which profile a reader can afford, and whether the shipped models are fast enough to use. This
-# chapter reads the measurements of `benchmarks/performance.py`, all made in one run on one
-# machine, and answers:
-#
-# 1. How many images per second does each model train at, at the study's width and at the `cpu`
-#    profile's?
-# 2. How much of the machine's arithmetic peak does training use?
-# 3. Does the engine (its input pipeline, per-epoch validation) cost more than a plain
-#    `model.fit` on arrays in memory?
-# 4. How fast do the shipped models segment a slice and a whole volume, and with how much memory?
-# 5. Why did some epochs take twice (or four times) as long as their neighbours?
-# 6. How long does the proposed model take to reach a validation Dice of 0.90 on real slices,
-#    with the recipe the first real-data study used and with the `cpu` profile's?
-#
-# ## Prerequisites
-# | concept | importance | where |
-# |---|---|---|
-# | the architectures and their widths | helpful | {doc}`02_architectures` |
-# | the profiles (`paper`, `cpu`, `book`, `smoke`) | helpful | the README |
-# | the real-data runs | helpful | {doc}`09_beyond` |
-#
-# Time to run: seconds (it reads the measurements). To measure again on your machine:
-# `python benchmarks/performance.py` (every model at two widths: allow the better part of an hour
-# on a laptop CPU).
-
 # %% tags=["parameters", "remove-cell"]
 data = "phantom"  # unused here: the measurements are made by benchmarks/performance.py
 profile = "book"  # unused here
@@ -85,6 +55,40 @@ def show(name: str, digits: int = 2):
     else:
         display(Markdown(f"*`{name}.csv` is not in `{folder}`: run `python benchmarks/performance.py`.*"))
 
+
+# %% [markdown]
+# # Performance on a laptop-class CPU
+
+# %% tags=["remove-input"]
+report.Banner("Data: the benchmark tables.", "Measurements read from `benchmarks/results/`, each with the machine it was made on; nothing is measured while the book is built.")
+
+# %% [markdown]
+# ## Overview
+# The study trained on a GPU; this book's runs are made on a small CPU machine. What that costs decides
+# which profile a reader can afford, and whether the shipped models are fast enough to use. This
+# chapter reads the measurements of `benchmarks/performance.py`, all made in one run on one
+# machine, and answers:
+#
+# 1. How many images per second does each model train at, at the study's width and at the `cpu`
+#    profile's?
+# 2. How much of the machine's arithmetic peak does training use?
+# 3. Does the engine (its input pipeline, per-epoch validation) cost more than a plain
+#    `model.fit` on arrays in memory?
+# 4. How fast do the shipped models segment a slice and a whole volume, and with how much memory?
+# 5. Why did some epochs take twice (or four times) as long as their neighbours?
+# 6. How long does the proposed model take to reach a validation Dice of 0.90 on real slices,
+#    with the recipe the first real-data study used and with the `cpu` profile's?
+#
+# ## Prerequisites
+# | concept | importance | where |
+# |---|---|---|
+# | the architectures and their widths | helpful | {doc}`02_architectures` |
+# | the profiles (`paper`, `cpu`, `book`, `smoke`) | helpful | the README |
+# | the real-data runs | helpful | {doc}`09_beyond` |
+#
+# Time to run: seconds (it reads the measurements). To measure again on your machine:
+# `python benchmarks/performance.py` (every model at two widths: allow the better part of an hour
+# on a laptop CPU).
 
 # %% [markdown]
 # ## What the study reports
