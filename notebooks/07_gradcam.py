@@ -39,16 +39,25 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from spine import explain, inference, paper, plots
+from spine import explain, inference, paper, plots, report
 from spine.models import bottleneck_layer_name, decoder_layer_name
 from spine.training import analysis, engine
+from spine.training import store as results
+from spine.training.config import RunConfig
 
 # %% [markdown]
 # # Grad-CAM (Fig. 6)
 
 # %% tags=["remove-input"]
 source = report.study_source(data, profile, store)
-report.data_banner(source)
+card = inference.model_card("binary")
+# the model's own test patients as the store keeps them, unless a slice folder or the phantom is asked for
+test = None if real_data or source.kind == "phantom" else results.recorded_inputs(RunConfig.from_dict(card["config"]), store)
+images_from = "real slices (records)" if test is not None else "real slices" if real_data else "phantom"
+report.Banner(f"Data: {'the synthetic phantom' if images_from == 'phantom' else images_from}.",
+              f"The shipped binary model (`spine/weights/binary.keras`, run `{card['run_id']}`) explained on "
+              + ("the phantom, data it was not trained on." if images_from == "phantom" else
+                 "its own test patients, which it never saw in training (" + report.SPIDER_CREDIT + ")."))
 
 # %% [markdown]
 # ## Overview
@@ -92,22 +101,24 @@ plots.format_table(paper.table("comparison").query("model == 'Proposed'"))
 # what it was trained on and how it was chosen:
 
 # %% tags=["remove-input"]
-card = inference.model_card("binary")
 model = inference.load_model(task="binary")
 plots.format_table(analysis.card_table(card))
 
 # %% [markdown]
-# The images are the test slices of the card's split: with the real slices (`real_data`), those
-# of the model's own test patients, which it never saw in training; without them, the
-# phantom's, a synthetic spine the model was not trained on. The model is scored again on the
+# The images are the test slices of the card's split: by default those of the model's own test
+# patients as the store keeps them (`results/inputs/`), or read again from the real slices
+# (`real_data`), images it never saw in training; with `--data phantom`, the phantom's, a
+# synthetic spine the model was not trained on. The model is scored again on the
 # images of this page, beside the test Dice its card records:
 
 # %% tags=["remove-input"]
-images_from = real_data or "phantom"
-test, own = analysis.shipped_test_images(card, images_from)
+if test is not None:  # the committed inputs of the card's run: its own test patients
+    own = True
+else:
+    test, own = analysis.shipped_test_images(card, real_data or "phantom")
 _, scored = engine.score(model, test, "binary")
 plots.format_table(pd.DataFrame([{
-    "images": "real slices" if real_data else "phantom", "data": test.data_id, "test images": len(test),
+    "images": images_from, "data": test.data_id, "test images": len(test),
     "the model's own test patients": "yes" if own else "no", "recorded test dice": card["test"]["dice"],
     "dice on these images": scored["per_image"]["dice"]}]))
 
@@ -116,8 +127,8 @@ display(Markdown(
     "*These are the model's own test patients: the two Dice figures measure the same model on the same images.*"
     if own else
     "*The phantom is not the data this model learned from: its Dice here says how far the model carries to "
-    "a synthetic spine, and the maps below explain that, not the model on patients. Build with "
-    "`--real-data ../shared/data/spider-t2space-slices` (SPIDER, CC BY 4.0) to explain it on its own test patients.*"))
+    "a synthetic spine, and the maps below explain that, not the model on patients. The default book "
+    "explains it on its own test patients.*"))
 
 # %% [markdown]
 # The maps are Seg-Grad-CAM (Vinogradova et al., 2020; the docstring of `spine.explain` has

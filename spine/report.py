@@ -49,18 +49,19 @@ def table_or_note(table: pd.DataFrame, absent: str = NOT_RECORDED, style=plots.f
 
 def grid_section(table: pd.DataFrame, store, reference: str = "Proposed", *, families: tuple[str, ...] = (),
                  keys=("model", "loss"), bar_label: pd.Series | None = None,
-                 title: str = "F1 (Dice) with 95% CI") -> dict:
+                 title: str = "F1 (Dice) with 95% CI", absent: str | None = None) -> dict:
     """Display ``table``'s rows beside the study's: the table, F1 bars, and each row against
     ``reference`` (or, with ``families``, against its own family's row) image by image.
 
-    ``bar_label`` names the bars when the model name alone is ambiguous (e.g. model and loss).
+    ``bar_label`` names the bars when the model name alone is ambiguous (e.g. model and loss);
+    ``absent`` is the sentence shown instead of all three when no row is recorded.
     Returns ``{"table", "figure", "pairs"}``: what was shown (no figure when no row is trained).
     """
     beside = analysis.beside_study(table, keys=keys)
-    display(plots.format_table(beside))
     if not table["trained"].any():
-        display(note(NO_RUNS))
+        display(note(absent or NO_RUNS))  # the study's figures are on the page already
         return {"table": beside, "figure": None, "pairs": pd.DataFrame()}
+    display(plots.format_table(beside))
     bars = table.assign(row=table["model"] if bar_label is None else bar_label)
     figure, ax = plt.subplots(figsize=(8, 0.45 * len(table) + 1.2))
     plots.ours_vs_study(bars, "f1", "study_f1", label="row", ax=ax, ci="dice_ci", title=title)
@@ -202,8 +203,8 @@ def data_banner(source: Source, executes: str | None = None) -> Banner:
 # --------------------------------------------------------------------------- a grid's answer, in words
 
 
-def _name(label: str) -> str:
-    return "the proposed network" if label == "Proposed" else label
+def _name(label: str, what: str = "{}") -> str:
+    return "the proposed network" if label == "Proposed" else what.format(label)
 
 
 def _interval(ci) -> str:
@@ -214,7 +215,8 @@ def _scope(row) -> str:
     """Which test units a row's figure rests on: patients of folds, or images of one run."""
     patients = getattr(row, "test_patients", np.nan)
     if pd.notna(patients):
-        return f"{int(patients)} test patients ({len(row.run_ids)} of {row.folds} folds)"
+        folds = f"{len(row.run_ids)} of {row.folds} folds" if row.folds > 1 else "one fold"
+        return f"{int(patients)} test patients ({folds})"
     return f"{int(row.test_images)} test images of one run"
 
 
@@ -226,10 +228,14 @@ def not_recorded(grid: str, source: Source | None = None) -> str:
 
 
 def pair_sentence(table: pd.DataFrame, pairs: pd.DataFrame, reference: str, other: str, *, label: str = "model",
-                  grid: str = "comparison", source: Source | None = None) -> str:
+                  grid: str = "comparison", source: Source | None = None, what: str = "{}") -> str:
     """One sentence: ``reference``'s Dice against ``other``'s, with intervals, and their paired
     difference (from ``pairs``, :func:`spine.training.studies.paired_comparisons`) with its
-    interval, Wilcoxon p and what it means; a sentence saying what is missing otherwise."""
+    interval, Wilcoxon p and what it means; a sentence saying what is missing otherwise. ``what``
+    names a row in the prose (e.g. ``"the {} loss"``)."""
+    def _name(name: str) -> str:  # noqa: F811 - the rows' names in this sentence
+        return globals()["_name"](name, what)
+
     done = table[table["trained"]].set_index(label)
     if not len(done):
         return not_recorded(grid, source)
@@ -280,6 +286,25 @@ def grid_finding(table: pd.DataFrame, pairs: pd.DataFrame, *, reference: str = "
     if behind:
         parts.append(f"behind {', '.join(behind)}")
     return text + (": " + "; ".join(parts) + "." if parts else ": the test set resolves none of the differences.")
+
+
+def stability_sentence(stability: pd.DataFrame, comparison: pd.DataFrame, metric: str = "fg_iou",
+                       source: Source | None = None) -> str:
+    """The stability grid's answer in words: the spread of the recorded seeds, and where the
+    single comparison run falls among them (:func:`spine.training.analysis.position_among`)."""
+    done = stability[stability["trained"]]
+    if len(done) < 2:
+        return (not_recorded("stability", source) if not len(done) else
+                "Only one seed of the stability grid is recorded: no spread to measure yet.")
+    values = done[metric].astype(float)
+    text = (f"Over the {len(done)} recorded seeds, the proposed network's foreground IoU is {values.mean():.3f} on "
+            f"average (SD {values.std(ddof=1):.4f}, range {values.min():.3f}–{values.max():.3f})")
+    ours = comparison[(comparison["model"] == "Proposed") & comparison["trained"]]
+    if not len(ours):
+        return text + "; the single comparison run is not recorded, so there is nothing to place among them."
+    place = analysis.position_among(float(ours.iloc[0][metric]), values)
+    return (text + f"; the single comparison run (seed 0) scores {place['value']:.3f}, {place['z']:+.1f} seed SDs "
+            f"from that mean, with {place['runs_below']} seed(s) below it and {place['runs_above']} above.")
 
 
 # --------------------------------------------------------------------------- the README's figures

@@ -246,3 +246,22 @@ def recorded_inputs(config: RunConfig, store):
         return SliceSet(images=images, structures=stored["structures"], instances=stored["structures"].astype(np.int16),
                         spacing=stored["spacing"], case_ids=stored["case_ids"], patients=stored["patients"],
                         slice_index=stored["slice_index"], source=str(path), data_id=config.data_id)
+
+
+def recorded_slices(store, data_id: str):
+    """Every fold's committed test inputs of ``data_id`` as one :class:`spine.data.SliceSet` (each
+    patient once: the folds' test patients do not overlap), or ``None`` when the store has none."""
+    from spine.data.dataset import SliceSet
+
+    files = sorted((Path(store) / "inputs" / data_id).glob("*.npz"))
+    if not files:
+        return None
+    parts = []
+    for path in files:
+        with np.load(path) as stored:
+            parts.append({name: stored[name] for name in stored.files})
+    joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    return SliceSet(images=joined["images"].astype(np.float32)[..., None] / 255.0, structures=joined["structures"],
+                    instances=joined["structures"].astype(np.int16), spacing=joined["spacing"],
+                    case_ids=joined["case_ids"], patients=joined["patients"], slice_index=joined["slice_index"],
+                    source=str(Path(store) / "inputs" / data_id), data_id=data_id)
