@@ -30,10 +30,10 @@ from spine.training import analysis, studies
 from spine.training import store as results
 
 # What a section says, in one sentence, when its data are absent.
-NO_PAIRS = "Not enough trained runs in this build for a paired comparison."
-NO_RUNS = "No run of this table is trained in this build: nothing to plot or compare."
+NO_PAIRS = "Not enough recorded runs for a paired comparison."
+NO_RUNS = "No run of this table is recorded: nothing to plot or compare."
 NOT_RECORDED = "No run of this grid is in the store, and this build trained none."
-NO_FIGURE = "No run of this grid is trained in this build: no segmentations to draw."
+NO_FIGURE = "No run of this grid is recorded: no segmentations to draw."
 
 
 def note(sentence: str) -> Markdown:
@@ -382,6 +382,7 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
         performance_lines.append(f"A training step of the proposed network uses {share} of the matmul peak measured in the same "
                      f"run; the other models {training['fraction_of_matmul_peak'].min():.0%} to "
                      f"{training['fraction_of_matmul_peak'].max():.0%}.")
+    performance_lines.append(performance.book_speed_line(tables.get("book_speed")))
     lines.append("\n\n".join(performance_lines))
     return "\n".join(lines) + "\n"
 

@@ -107,8 +107,8 @@ def _split(config: RunConfig, split_folder: Path | None = None) -> tuple[dict, s
     (the study's view, nearest the middle of all the patient's slices)."""
     settings = config.settings
     if results.recorded_data_id_of(config.data):
-        raise DataError(f"{config.data}: the data are named by their content id only (their records can be read, "
-                        "but splitting or training needs the data themselves: give their folder)")
+        raise DataError(config.data, "the data are named by their content id only (their records can be read, "
+                                     "but splitting or training needs the data themselves: give their folder)")
     dataset = load_dataset(config.data, size=settings["size"])
     split = make_split(dataset.patients, seed=settings["split_seed"], val_seed=config.seed,
                        folds=settings["folds"], fold=config.fold)
