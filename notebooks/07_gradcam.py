@@ -64,10 +64,11 @@ report.Banner(f"Data: {'the synthetic phantom' if images_from == 'phantom' else 
 # The study shows Grad-CAM heat maps of its proposed network to argue that the model looks at
 # the spine when it segments the spine. A heat map is only evidence if it depends on what the
 # network learned and points at the structure more than chance would. This chapter explains the
-# binary model that ships with spine (`spine predict` uses it), a proposed network trained on
-# real SPIDER slices, and answers:
+# binary model that ships with spine (`spine predict` uses it), the network its card names
+# (chosen on validation among the recorded real-data runs), trained on real SPIDER slices, and
+# answers:
 #
-# 1. Where in the image does the proposed model find the evidence for its foreground?
+# 1. Where in the image does the model find the evidence for its foreground?
 # 2. How does the map at the coarse bottleneck (the layer the dual output supervises) differ from
 #    one at a finer decoder layer?
 # 3. Do the maps pass two sanity checks: are they different from the maps of the same network
@@ -210,14 +211,14 @@ glue("decoder_rho", float(decoder["Spearman ρ trained vs randomised"]), display
 # - **Method stated.** The study names Grad-CAM without its segmentation details; we state ours
 #   (logit score over the predicted foreground, two named layers) so that the maps can be
 #   recomputed, and add two checks the study does not report.
-# - **Model and data.** The maps explain the shipped model, named by its card above: a proposed
-#   network trained on SPIDER's T2-SPACE slices, not the study's T1 model. On the phantom it
+# - **Model and data.** The maps explain the shipped model, named by its card above (the study
+#   explains its proposed network), trained on SPIDER's T2-SPACE slices, not the study's T1 model. On the phantom it
 #   explains a model outside the data it learned from.
 # - **Layer.** The bottleneck map has 1/16 of the input's resolution, so it cannot follow the
 #   outline of a vertebra however good the model is; the decoder map can.
 #
 # ## Summary
-# The shipped proposed model, scored again on this page's images, gives a Dice of
+# The shipped binary model, scored again on this page's images, gives a Dice of
 # {glue:text}`dice_here:.3f` (its card records {glue:text}`dice_recorded:.3f` on its own test
 # patients). Its Seg-Grad-CAM map at the decoder layer puts {glue:text}`decoder_mass:.0f` % of
 # its mass on the spine, {glue:text}`decoder_ratio:.1f` times chance, and changes when the

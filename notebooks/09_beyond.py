@@ -132,6 +132,9 @@ if real_data:
     display(plots.format_counts(pd.concat(
         [analysis.split_overview(engine.make_config("Proposed", "Dice", "binary", real_data, REAL_PROFILE, fold=k))
          .assign(fold=k) for k in folds], ignore_index=True), 1))
+else:
+    display(report.note("That table needs the slice folder itself (real_data); the records keep the fold manifest "
+                        "(`results/folds/`, its patients per fold in chapter 1) and each fold's test inputs."))
 
 # %% [markdown]
 # The plan and its cost are written before the runs: every grid's runs in the order they go (a
