@@ -11,7 +11,7 @@ file (``spine.report.readme_block``).
 
     python benchmarks/book_speed.py                      # 6c3cc35 (before issue 12) against HEAD
     python benchmarks/book_speed.py --old A --new B      # any two commits
-    python benchmarks/book_speed.py --book-args "--help" --out /tmp/speed.csv   # a trivial pair: checks the script
+    python benchmarks/book_speed.py --book-args=--help --out /tmp/speed.csv    # a trivial pair: checks the script
 
 The default pair takes the better part of an hour on 2 cores (the old book trains); run it on a
 quiet machine.
@@ -45,7 +45,10 @@ def machine() -> dict:
 
 
 def clone(commit: str, folder: Path, repo: Path = ROOT) -> str:
-    """A fresh clone of ``repo`` at ``commit`` in ``folder``; returns the full commit id."""
+    """A fresh clone of ``repo`` at ``commit`` (resolved in ``repo``, so that ``HEAD`` is its HEAD) in
+    ``folder``; returns the full commit id."""
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", commit], check=True, capture_output=True,
+                            text=True).stdout.strip()
     subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(repo), str(folder)], check=True)
     subprocess.run(["git", "-C", str(folder), "checkout", "--quiet", commit], check=True)
     return subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], check=True, capture_output=True,
