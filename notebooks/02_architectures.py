@@ -40,6 +40,7 @@ import pandas as pd
 from myst_nb import glue
 
 from spine import paper, plots
+from spine.report import Banner
 from spine.models import BASELINE_NAMES, MODEL_NAMES, report
 from spine.training.config import resolve_profile
 

@@ -41,7 +41,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from spine import performance, plots
+from spine import performance, plots, report
 
 folder = Path(measurements)
 tables = performance.read_tables(folder)
