@@ -26,9 +26,41 @@ if importlib.util.find_spec("spine") is None:
 
     print(spine.colab.setup(fetch_spider=False))
 
+# %% tags=["parameters", "remove-cell"]
+data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
+profile = "cpu"  # a profile of spine/profiles.toml
+store = "../results"  # the results store the chapter reads (and fills)
+max_new_runs = None  # train at most this many missing runs (None: all; unused here: no training)
+real_data = None  # a real slice folder for side-by-side sections, e.g. ../shared/data/spider-t2space-slices
+
+# %% tags=["remove-cell"]
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
+from myst_nb import glue
+
+from spine import plots, report
+from spine.data import load_dataset, overview, preprocess
+from spine.training import analysis, engine
+from spine.training import store as results
+from spine.training.config import resolve_profile
+
+settings = resolve_profile(profile)
+source = report.study_source(data, profile, store)
+pipeline_data = source.data if source.trains else "phantom"  # what executes: the records' data need not be here
+data_name = "phantom" if str(pipeline_data).startswith("phantom") else Path(str(pipeline_data)).name
+
 # %% [markdown]
 # # The data (Figs. 1 and 3)
-#
+
+# %% tags=["remove-input"]
+report.data_banner(source, executes=None if source.trains else
+                   "The pipeline on this page executes on the synthetic phantom; the real slices beside it are the "
+                   "test inputs committed with the records (or the slice folder given as `real_data`).")
+
+# %% [markdown]
 # ## Overview
 # The study segments sagittal lumbar spine MRI from SPIDER, a public dataset of 218 patients
 # whose masks label each vertebra, each intervertebral disc and the spinal canal. Before any
@@ -50,29 +82,6 @@ if importlib.util.find_spec("spine") is None:
 #
 # Time to run: under a minute once the data are prepared; preparing them (the phantom, or the
 # real slices) takes a minute or two the first time and is cached.
-
-# %% tags=["parameters", "remove-cell"]
-data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
-profile = "book"  # a profile of spine/profiles.toml
-store = "../results"  # the results store the chapter reads (and fills)
-max_new_runs = None  # train at most this many missing runs (None: all; unused here: no training)
-real_data = None  # a real slice folder for side-by-side sections, e.g. ../shared/data/spider-t2space-slices
-
-# %% tags=["remove-cell"]
-from pathlib import Path
-
-import matplotlib.pyplot as plt
-import pandas as pd
-from IPython.display import display
-from myst_nb import glue
-
-from spine import plots
-from spine.data import load_dataset, overview, preprocess
-from spine.training import analysis, engine
-from spine.training.config import resolve_profile
-
-data_name = "phantom" if str(data).startswith("phantom") else Path(str(data)).name
-settings = resolve_profile(profile)
 
 # %% [markdown]
 # ## What the study reports
@@ -96,23 +105,27 @@ settings = resolve_profile(profile)
 # library's own readers and preprocessing (`spine.data`); nothing is trained.
 
 # %% tags=["remove-input"]
-dataset = load_dataset(data, size=preprocess.STUDY_SIZE)
-sources = {data_name: (data, dataset)}
+dataset = load_dataset(pipeline_data, size=preprocess.STUDY_SIZE)
+sources = {data_name: (pipeline_data, dataset)}
 if real_data:
     real = load_dataset(real_data, size=preprocess.STUDY_SIZE)
     sources["real slices"] = (real_data, real)
-plots.format_counts(pd.DataFrame([{"data": name, "source": str(source), "data_id": s.data_id,
+elif source.recorded:  # the records' committed test inputs: every patient's central slices, SPIDER CC BY 4.0
+    real = results.recorded_slices(store, source.data_id)
+    if real is not None:
+        sources["real slices (records)"] = (f"{Path(store).name}/inputs/", real)
+plots.format_counts(pd.DataFrame([{"data": name, "source": str(where), "data_id": s.data_id,
                                   "patients": len(set(s.patients)), "slices": len(s), "size": s.size}
-                                 for name, (source, s) in sources.items()]))
+                                 for name, (where, s) in sources.items()]))
 
 # %% tags=["remove-cell"]
 glue("patients", len(set(dataset.patients)), display=False)
 glue("slices", len(dataset), display=False)
 
 # %% tags=["remove-input"]
-if not real_data:
-    print("No real slice folder given (real_data = None): the side-by-side real-data panels below are skipped.\n"
-          "Build with --real-data ../shared/data/spider-t2space-slices to show them.")
+if len(sources) == 1:
+    display(report.note("No real slices in this build (no records, no real_data): the real-data panels below are "
+                        "skipped."))
 
 # %% [markdown]
 # This build's data hold {glue:text}`patients` patients and {glue:text}`slices` slices.
@@ -140,15 +153,16 @@ plots.format_table(overview.label_mapping_table())
 # it lies, and the two class maps the study trains on:
 
 # %% tags=["hide-input"]
-case = overview.raw_case(data)
+case = overview.raw_case(pipeline_data)
 plots.instance_figure(case["image"], case["mask"], case["structures"])
 plt.show()
 print(f"case {case['case_id']}: {case['image'].shape[0]} x {case['image'].shape[1]} pixels of "
       f"{case['spacing'][0]:.2f} x {case['spacing'][1]:.2f} mm (rows x columns)")
 
 # %% [markdown]
-# The same for a real slice (its mask stores one grey value per structure, not instance
-# numbers, so the vertebrae are not told apart):
+# The same for a real slice at its original size (its mask stores one grey value per structure,
+# not instance numbers, so the vertebrae are not told apart); this needs the slice folder itself
+# (`real_data`), since the records keep their inputs at 128 x 128 only.
 
 # %% tags=["hide-input"]
 if real_data:
@@ -157,7 +171,7 @@ if real_data:
     plt.show()
     print(f"case {real_case['case_id']}: {real_case['image'].shape[0]} x {real_case['image'].shape[1]} pixels")
 else:
-    print("Skipped: no real slice folder given (real_data = None).")
+    display(report.note("Left out: this build has no real slice folder (real_data)."))
 
 # %% [markdown]
 # ## The preprocessing, step by step
@@ -241,14 +255,15 @@ plt.show()
 # also caps the training set):
 
 # %% tags=["remove-input"]
-config = engine.make_config("Proposed", "Dice", "binary", data, profile)
+config = engine.make_config("Proposed", "Dice", "binary", pipeline_data, profile)
 subsets = engine.split_data(config)
 display(plots.format_counts(analysis.split_overview(config), 1))
 print(f"data {config.data_id}, profile {profile}, split seed {settings['split_seed']}, validation seed {config.seed}; "
       f"patients in more than one subset: {len(overview.shared_patients(subsets))}")
 
 # %% [markdown]
-# And for the real slices, with the same profile:
+# And for the real slices: with the slice folder, their split at the same profile; with the
+# records only, the patients of each cross-validation fold (the manifest in the store's `folds/`).
 
 # %% tags=["remove-input"]
 if real_data:
@@ -257,8 +272,13 @@ if real_data:
     display(plots.format_counts(analysis.split_overview(real_config), 1))
     print(f"data {real_config.data_id}, profile {profile}; "
           f"patients in more than one subset: {len(overview.shared_patients(real_subsets))}")
+elif source.recorded and sorted((Path(store) / "folds").glob(f"{source.data_id}-k*.csv")):
+    manifest = pd.read_csv(sorted((Path(store) / "folds").glob(f"{source.data_id}-k*.csv"))[0], dtype={"patient": str})
+    display(plots.format_counts(manifest.groupby("fold").agg(
+        patients=("patient", "size"), ids=("patient", lambda p: ", ".join(sorted(p, key=lambda x: (len(x), x)))))
+        .reset_index()))
 else:
-    print("Skipped: no real slice folder given (real_data = None).")
+    display(report.note("Left out: this build has neither real-data records nor a real slice folder."))
 
 # %% [markdown]
 # ## Where we differ from the study, and why

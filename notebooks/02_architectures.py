@@ -26,9 +26,33 @@ if importlib.util.find_spec("spine") is None:
 
     print(spine.colab.setup(fetch_spider=False))
 
+# %% tags=["parameters", "remove-cell"]
+data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
+profile = "cpu"  # a profile of spine/profiles.toml (its width and size for the last table)
+store = "../results"  # the results store (unused here: nothing is trained)
+max_new_runs = None  # train at most this many missing runs (unused here)
+real_data = None  # a real slice folder for side-by-side sections (unused here)
+
+# %% tags=["remove-cell"]
+import keras
+import matplotlib.pyplot as plt
+import pandas as pd
+from myst_nb import glue
+
+from spine import paper, plots
+from spine.report import Banner
+from spine.models import BASELINE_NAMES, MODEL_NAMES, report
+from spine.training.config import resolve_profile
+
+settings = resolve_profile(profile)
+
 # %% [markdown]
 # # The architectures (Table 8)
-#
+
+# %% tags=["remove-input"]
+Banner("Data: none.", "The networks are built and their weights counted; nothing is trained and no data are read.")
+
+# %% [markdown]
 # ## Overview
 # The study compares its proposed network with four published ones, all encoder-decoder
 # networks that map a 128 x 128 slice to a class map of the same size. It describes them in a
@@ -49,25 +73,6 @@ if importlib.util.find_spec("spine") is None:
 # | self-attention (for TransUNet) | helpful | Chen et al. (2021) |
 #
 # Time to run: one to two minutes on a CPU (the full-size networks are built, never trained).
-
-# %% tags=["parameters", "remove-cell"]
-data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder (unused here: no data needed)
-profile = "book"  # a profile of spine/profiles.toml (its width and size for the last table)
-store = "../results"  # the results store (unused here: nothing is trained)
-max_new_runs = None  # train at most this many missing runs (unused here)
-real_data = None  # a real slice folder for side-by-side sections (unused here)
-
-# %% tags=["remove-cell"]
-import keras
-import matplotlib.pyplot as plt
-import pandas as pd
-from myst_nb import glue
-
-from spine import paper, plots
-from spine.models import BASELINE_NAMES, MODEL_NAMES, report
-from spine.training.config import resolve_profile
-
-settings = resolve_profile(profile)
 
 # %% [markdown]
 # ## What the study reports

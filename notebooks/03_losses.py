@@ -26,9 +26,29 @@ if importlib.util.find_spec("spine") is None:
 
     print(spine.colab.setup(fetch_spider=False))
 
+# %% tags=["parameters", "remove-cell"]
+data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
+profile = "cpu"  # a profile of spine/profiles.toml
+store = "../results"  # the results store the chapter reads (and fills)
+max_new_runs = None  # train at most this many missing runs (None: all)
+real_data = None  # a real slice folder for side-by-side sections (unused here)
+
+# %% tags=["remove-cell"]
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from spine import paper, plots, report
+from spine.training import analysis, studies
+
 # %% [markdown]
 # # Loss functions (Table 2, Fig. 4)
-#
+
+# %% tags=["remove-input"]
+source = report.study_source(data, profile, store)
+report.data_banner(source)
+
+# %% [markdown]
 # ## Overview
 # Before comparing networks, the study trains each of the five with four losses (binary
 # cross-entropy, Dice, focal and BCE + Dice) and keeps, for the rest of the paper, the one that
@@ -48,20 +68,6 @@ if importlib.util.find_spec("spine") is None:
 # | BCE, Dice, focal losses; Dice, IoU metrics | necessary | {doc}`../book/reference` |
 #
 # Time to run: seconds from recorded runs; a few minutes per missing run on a CPU (20 runs).
-
-# %% tags=["parameters", "remove-cell"]
-data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
-profile = "book"  # a profile of spine/profiles.toml
-store = "../results"  # the results store the chapter reads (and fills)
-max_new_runs = None  # train at most this many missing runs (None: all)
-real_data = None  # a real slice folder for side-by-side sections (unused here)
-
-# %% tags=["remove-cell"]
-import matplotlib.pyplot as plt
-from IPython.display import display
-
-from spine import paper, plots, report
-from spine.training import analysis, studies
 
 # %% [markdown]
 # ## What the study reports
@@ -85,17 +91,26 @@ plots.format_table(paper.table("loss"))
 # the end). The runs behind every figure below:
 
 # %% tags=["remove-input"]
-table = studies.run_study("loss", data, profile, store, max_new_runs=max_new_runs, verbose=False)
-report.table_or_note(studies.provenance(table, store))
+table = report.study_grid(source, "loss", max_new_runs, folds=(0,) if source.kind == "records" else None)
+report.table_or_note(studies.provenance(table, store), report.not_recorded("loss", source))
+
+# %% tags=["remove-cell"]
+proposed = table[table["model"] == "Proposed"]
+pairs = studies.paired_comparisons(proposed, store, reference="Dice", label="loss")
+glue("loss_headline", Markdown(report.pair_sentence(proposed, pairs, "Dice", "BCE", label="loss", grid="loss",
+                                                    source=source, what="the {} loss")), display=False)
 
 # %% [markdown]
 # ## What we found
+# For the proposed network, the Dice loss against binary cross-entropy: {glue:md}`loss_headline`
+#
 # Ours beside the study's, per network and loss: F1 (= Dice) and the foreground IoU, the
 # difference (ours minus the study's) and our 95 % bootstrap interval over the test images.
 # A "–" marks a cell not trained in this build.
 
 # %% tags=["remove-input"]
-plots.format_table(analysis.beside_study(table), 4)
+report.table_or_note(analysis.beside_study(table[table["trained"]]), report.not_recorded("loss", source),
+                     plots.format_table, 4)
 
 # %% [markdown]
 # The same grid as two maps, ours and the study's; in each row the best loss is in bold. Each
@@ -113,11 +128,8 @@ plt.show()
 # two losses apart.
 
 # %% tags=["remove-input"]
-pairs = studies.paired_comparisons(table[table["model"] == "Proposed"], store, reference="Dice", label="loss")
-if len(pairs):
-    display(plots.format_counts(pairs, 4))
-else:
-    print("Not enough trained runs of the proposed network in this build for a paired comparison.")
+display(report.table_or_note(pairs, "Not enough recorded runs of the proposed network for a paired comparison.",
+                             plots.format_counts, 4))
 
 # %% [markdown]
 # ## Fig. 4: loss curves
@@ -130,7 +142,7 @@ else:
 figure = plots.history_grid(table, analysis.histories(table, store), columns=("mask_loss", "val_dice"), by="loss",
                             hue="model")
 if figure is None:
-    print("No trained run in this build: no curves to draw.")
+    display(report.note("No recorded run of this grid: no curves to draw."))
 else:
     plt.show()
 
@@ -144,16 +156,17 @@ else:
 # the study's pick.
 
 # %% tags=["remove-input"]
-plots.format_counts(analysis.selection_table(table, store, group="model", choice="loss", metric="dice"), 4)
+selection = analysis.selection_table(table, store, group="model", choice="loss", metric="dice")
+report.table_or_note(selection[selection["trained"] > 0], report.not_recorded("loss", source), plots.format_counts, 4)
 
 # %% [markdown]
 # Where "same pick" says *no*, choosing on the test set would have reported a better test figure
 # than the protocol can honestly claim; the gap between the two test columns is that optimism.
 #
 # ## Where we differ from the study, and why
-# - **Data.** The study used 196 T1 central slices of SPIDER; the book's default build uses the
-#   synthetic phantom, the real-data build the T2-SPACE slices available here. Figures are
-#   comparable in kind, not in value.
+# - **Data.** The study used 196 T1 central slices of SPIDER; the default book shows the runs
+#   recorded on the T2-SPACE slices available here (the loss grid in fold 0 of the cross-validation),
+#   and `spine book --data phantom` the synthetic phantom. Figures are comparable in kind, not in value.
 # - **Profile.** The study trained at width 64 for 50 epochs; the profile named above is smaller
 #   and shorter (chapter 2), which favours losses that learn fast.
 # - **Selection.** Our runs keep each network's best epoch on validation patients, and the table
@@ -163,6 +176,8 @@ plots.format_counts(analysis.selection_table(table, store, group="model", choice
 #   `spine.losses`.
 #
 # ## Summary
+# {glue:md}`loss_headline`
+#
 # The grid above is re-computed from recorded runs: ours beside the study's with intervals, the
 # curves of training, and the loss each network would get if chosen on validation rather than
 # on test. The intervals and the paired comparison say whether this test set can separate the

@@ -26,9 +26,34 @@ if importlib.util.find_spec("spine") is None:
 
     print(spine.colab.setup(fetch_spider=False))
 
+# %% tags=["parameters", "remove-cell"]
+data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
+profile = "cpu"  # a profile of spine/profiles.toml
+store = "../results"  # the results store the chapter reads (and fills)
+max_new_runs = None  # train at most this many missing runs for the chapter (None: all)
+real_data = None  # a real slice folder for side-by-side sections (unused here)
+
+# %% tags=["remove-cell"]
+import matplotlib.pyplot as plt
+from IPython.display import Markdown
+from myst_nb import glue
+
+from spine import paper, plots, report
+from spine.data import load_dataset
+from spine.training import analysis, studies
+from spine.training import store as results
+from spine.training.config import resolve_profile
+
+settings = resolve_profile(profile)
+
 # %% [markdown]
 # # Ablations (Tables 3, 4 and 5)
-#
+
+# %% tags=["remove-input"]
+source = report.study_source(data, profile, store)
+report.data_banner(source)
+
+# %% [markdown]
 # ## Overview
 # The proposed network changes the U-Net in two ways, an Inception first block and a second,
 # 8 x 8 output. The study checks what each change brings by removing one at a time (Table 3),
@@ -50,23 +75,6 @@ if importlib.util.find_spec("spine") is None:
 #
 # Time to run: seconds from recorded runs; a few minutes per missing run on a CPU (16 runs,
 # some shared with chapters 3 and 5).
-
-# %% tags=["parameters", "remove-cell"]
-data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
-profile = "book"  # a profile of spine/profiles.toml
-store = "../results"  # the results store the chapter reads (and fills)
-max_new_runs = None  # train at most this many missing runs for the chapter (None: all)
-real_data = None  # a real slice folder for side-by-side sections (unused here)
-
-# %% tags=["remove-cell"]
-import matplotlib.pyplot as plt
-
-from spine import paper, plots, report
-from spine.data import load_dataset
-from spine.training import studies
-from spine.training.config import resolve_profile
-
-settings = resolve_profile(profile)
 
 # %% [markdown]
 # ## What the study reports
@@ -101,14 +109,35 @@ plots.format_table(paper.table("augmentation"))
 # run, read from the store. The runs behind each table:
 
 # %% tags=["remove-input"]
-tables = studies.run_studies(("ablation", "attention", "augmentation"), data, profile, store,
-                             max_new_runs=max_new_runs, verbose=False)
-ablation, attention, augmentation = tables.values()
+if source.trains:
+    tables = studies.run_studies(("ablation", "attention", "augmentation"), source.data, source.profile, store,
+                                 max_new_runs=max_new_runs, verbose=False)
+else:  # the plan's folds: the ablation in every fold, the other two in fold 0
+    tables = {name: report.study_grid(source, name, folds=folds) for name, folds in studies.PLAN
+              if name in ("ablation", "attention", "augmentation")}
+ablation, attention, augmentation = (tables[name] for name in ("ablation", "attention", "augmentation"))
 runs = {"Table 3 (ablation)": ablation, "Table 4 (skip attention)": attention, "Table 5 (augmentation)": augmentation}
-report.table_or_note(studies.provenance_side_by_side(runs, store))
+report.table_or_note(studies.provenance_side_by_side(runs, store), report.not_recorded("ablation", source))
+
+# %% tags=["remove-cell"]
+ablation_pairs = studies.paired_comparisons(ablation, store)
+augmentation_pairs = studies.paired_comparisons(augmentation, store)
+glue("ablation_headline", Markdown(report.pair_sentence(ablation, ablation_pairs, "Proposed", "U-Net", grid="ablation",
+                                                        source=source)), display=False)
+glue("ablation_finding", Markdown(report.grid_finding(ablation, ablation_pairs, grid="ablation", source=source)),
+     display=False)
+glue("augmentation_headline", Markdown(report.pair_sentence(augmentation, augmentation_pairs, "Proposed",
+                                                            "Proposed + data augmentation", grid="augmentation",
+                                                            source=source)), display=False)
 
 # %% [markdown]
 # ## What we found
+# Both changes against neither (the proposed network against the U-Net): {glue:md}`ablation_headline`
+#
+# {glue:md}`ablation_finding`
+#
+# With and without augmentation: {glue:md}`augmentation_headline`
+#
 # In each table: F1 (= Dice) and the foreground IoU, ours beside the study's, the difference
 # (ours minus the study's) and our 95 % bootstrap interval over the test images; "–" marks a
 # row not trained in this build. Below each table, ours and the study's as bars (the black line
@@ -119,7 +148,7 @@ report.table_or_note(studies.provenance_side_by_side(runs, store))
 # ### The two changes, one at a time (Table 3)
 
 # %% tags=["remove-input"]
-section = report.grid_section(ablation, store, reference="Proposed")
+section = report.grid_section(ablation, store, reference="Proposed", absent=report.not_recorded("ablation", source))
 
 # %% [markdown]
 # ### Attention on the skip connections (Table 4)
@@ -129,18 +158,26 @@ section = report.grid_section(ablation, store, reference="Proposed")
 
 # %% tags=["remove-input"]
 section = report.grid_section(attention, store, families=("U-Net", "ResUNet", "Proposed"),
-                               bar_label=attention["model"] + " (" + attention["loss"] + ")")
+                               bar_label=attention["model"] + " (" + attention["loss"] + ")",
+                               absent=report.not_recorded("skip-attention", source))
 
 # %% [markdown]
 # ### Data augmentation (Table 5)
 # The study's augmentation (`spine.training.augment`): a random rotation, shift and zoom and a
 # horizontal flip, drawn per image and epoch, the mask transformed with the image (by nearest
 # neighbour, so labels stay labels). The study names the kinds of transform but not their
-# ranges; the library uses the usual Keras settings. One training slice and four draws:
+# ranges; the library uses the usual Keras settings. One slice and four draws (with the records, a
+# real test slice kept in the store; otherwise a slice of this build's data):
 
 # %% tags=["hide-input"]
-sample = load_dataset(data, size=settings["size"])
-plots.augmentation_examples(sample.images[0], sample.structures[0], seeds=(1, 2, 3, 4))
+first = next(iter(analysis.trained_records(ablation, store).values()), None)
+inputs = results.recorded_inputs(first.config, store) if first is not None else None
+if inputs is not None:
+    image, structures = inputs.images[0], inputs.structures[0]
+else:
+    sample = load_dataset(source.data if source.trains else "phantom", size=settings["size"])
+    image, structures = sample.images[0], sample.structures[0]
+plots.augmentation_examples(image, structures, seeds=(1, 2, 3, 4))
 plt.show()
 
 # %% [markdown]
@@ -149,7 +186,8 @@ plt.show()
 # call for, one plausible reason for the study's drop with augmentation.
 
 # %% tags=["remove-input"]
-section = report.grid_section(augmentation, store, reference="Proposed")
+section = report.grid_section(augmentation, store, reference="Proposed",
+                               absent=report.not_recorded("augmentation", source))
 
 # %% [markdown]
 # ## Where we differ from the study, and why
@@ -165,6 +203,8 @@ section = report.grid_section(augmentation, store, reference="Proposed")
 #   paired tests, which say whether a difference in the third decimal is more than noise.
 #
 # ## Summary
+# {glue:md}`ablation_headline` {glue:md}`augmentation_headline`
+#
 # Each of the study's three experiments is re-run with the same rows: removing the Inception
 # block or the dual output, adding attention to the skips, and augmenting the training images.
 # The tables set our figures beside the study's, and the paired comparisons say which of the

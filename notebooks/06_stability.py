@@ -26,9 +26,30 @@ if importlib.util.find_spec("spine") is None:
 
     print(spine.colab.setup(fetch_spider=False))
 
+# %% tags=["parameters", "remove-cell"]
+data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
+profile = "cpu"  # a profile of spine/profiles.toml
+store = "../results"  # the results store the chapter reads (and fills)
+max_new_runs = None  # train at most this many missing runs (None: all)
+real_data = None  # a real slice folder for side-by-side sections (unused here)
+
+# %% tags=["remove-cell"]
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from spine import paper, plots, report
+from spine.training import analysis, studies
+
 # %% [markdown]
 # # Stability across seeds (Table 7)
-#
+
+# %% tags=["remove-input"]
+source = report.study_source(data, profile, store)
+report.data_banner(source)
+
+# %% [markdown]
 # ## Overview
 # A test figure of one training run is one draw: another seed gives other initial weights,
 # another order of the training images, other validation patients and so another selected
@@ -50,20 +71,6 @@ if importlib.util.find_spec("spine") is None:
 #
 # Time to run: seconds from recorded runs; ten training runs of the proposed model otherwise
 # (a few minutes each on a CPU at the `cpu` profile).
-
-# %% tags=["parameters", "remove-cell"]
-data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
-profile = "book"  # a profile of spine/profiles.toml
-store = "../results"  # the results store the chapter reads (and fills)
-max_new_runs = None  # train at most this many missing runs (None: all)
-real_data = None  # a real slice folder for side-by-side sections (unused here)
-
-# %% tags=["remove-cell"]
-import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
-
-from spine import paper, plots, report
-from spine.training import analysis, studies
 
 # %% [markdown]
 # ## What the study reports
@@ -103,21 +110,31 @@ display(Markdown(
 # validation Dice and touches the test patients once. The runs behind every figure below:
 
 # %% tags=["remove-input"]
-table = studies.run_study("stability", data, profile, store, max_new_runs=max_new_runs, verbose=False)
-display(report.table_or_note(studies.provenance(table, store)))
+stability_folds = (0,) if source.kind == "records" else None  # the plan runs the seeds in fold 0
+table = report.study_grid(source, "stability", max_new_runs, folds=stability_folds)
+display(report.table_or_note(studies.provenance(table, store), report.not_recorded("stability", source)))
 
 # %% [markdown]
 # Our single-run figure is the proposed model of the comparison grid (chapter 5), trained with
-# seed 0, which is not one of the ten: it plays the part of the study's Table 6 run. It is read
-# from the store (and trained, if missing, unless `max_new_runs` is 0):
+# seed 0, which is not one of the ten: it plays the part of the study's Table 6 run (with the
+# records, its fold-0 run, the fold the seeds are run in). It is read from the store (and, on the
+# phantom, trained if missing unless `max_new_runs` is 0):
 
 # %% tags=["remove-input"]
-studies.study_record("comparison", data, profile, store, "Proposed", "Dice", train_missing=max_new_runs != 0)
-comparison = studies.study_table("comparison", data, profile, store)
-display(report.table_or_note(studies.provenance(comparison[comparison["model"] == "Proposed"], store)))
+if source.trains:
+    studies.study_record("comparison", source.data, source.profile, store, "Proposed", "Dice",
+                         train_missing=max_new_runs != 0)
+comparison = studies.study_table("comparison", source.data, source.profile, store, folds=stability_folds)
+display(report.table_or_note(studies.provenance(comparison[comparison["model"] == "Proposed"], store),
+                             report.not_recorded("comparison", source)))
+
+# %% tags=["remove-cell"]
+glue("stability_finding", Markdown(report.stability_sentence(table, comparison, source=source)), display=False)
 
 # %% [markdown]
 # ## What we found
+# {glue:md}`stability_finding`
+#
 # Run by run, ours beside the study's run of the same number, with the difference and our 95 %
 # interval over the test images (test figures are per-image means; `fg_iou` is the foreground
 # IoU, the quantity the study's "mIoU" matches, see chapter 5; "–" marks a run not trained yet).
@@ -125,7 +142,8 @@ display(report.table_or_note(studies.provenance(comparison[comparison["model"] =
 # be compared, not the rows one by one.
 
 # %% tags=["remove-input"]
-plots.format_counts(analysis.beside_study(table, keys=("seed",)), 4)
+report.table_or_note(analysis.beside_study(table[table["trained"]], keys=("seed",)),
+                     report.not_recorded("stability", source), plots.format_counts, 4)
 
 # %% [markdown]
 # Over the seeds: mean, SD and range, ours beside the study's. `mean 95% CI` is a bootstrap
@@ -134,7 +152,8 @@ plots.format_counts(analysis.beside_study(table, keys=("seed",)), 4)
 # set puts on one run, to set beside the SD that the seed alone produces.
 
 # %% tags=["remove-input"]
-plots.format_counts(analysis.stability_summary(table), 4)
+report.table_or_note(analysis.stability_summary(table) if table["trained"].sum() > 1 else pd.DataFrame(),
+                     "Fewer than two seeds are recorded: no spread to summarise yet.", plots.format_counts, 4)
 
 # %% [markdown]
 # ### Where the single-run figures fall
@@ -178,6 +197,8 @@ plots.format_counts(analysis.seed_vs_model_spread(table, comparison, metric="fg_
 #   which seed (or which code) produced its Table 6 figure.
 #
 # ## Summary
+# {glue:md}`stability_finding`
+#
 # The ten-seed experiment gives the expected result of the method and its spread; a figure from
 # one run should be read against that spread. The study's own tables place its headline mIoU
 # far above all ten of its stability runs, so the stability mean, not the headline, is the

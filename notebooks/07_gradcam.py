@@ -26,17 +26,49 @@ if importlib.util.find_spec("spine") is None:
 
     print(spine.colab.setup(fetch_spider=False))
 
+# %% tags=["parameters", "remove-cell"]
+data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
+profile = "cpu"  # a profile of spine/profiles.toml (unused here)
+store = "../results"  # the results store (unused here)
+max_new_runs = None  # train at most this many missing runs (unused here: nothing is trained)
+real_data = None  # a real slice folder (the shipped model's data): its test patients are explained
+
+# %% tags=["remove-cell"]
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from spine import explain, inference, paper, plots, report
+from spine.models import bottleneck_layer_name, decoder_layer_name
+from spine.training import analysis, engine
+from spine.training import store as results
+from spine.training.config import RunConfig
+
 # %% [markdown]
 # # Grad-CAM (Fig. 6)
-#
+
+# %% tags=["remove-input"]
+source = report.study_source(data, profile, store)
+card = inference.model_card("binary")
+# the model's own test patients as the store keeps them, unless a slice folder or the phantom is asked for
+test = None if real_data or source.kind == "phantom" else results.recorded_inputs(RunConfig.from_dict(card["config"]), store)
+images_from = "real slices (records)" if test is not None else "real slices" if real_data else "phantom"
+report.Banner(f"Data: {'the synthetic phantom' if images_from == 'phantom' else images_from}.",
+              f"The shipped binary model (`spine/weights/binary.keras`, run `{card['run_id']}`) explained on "
+              + ("the phantom, data it was not trained on." if images_from == "phantom" else
+                 "its own test patients, which it never saw in training (" + report.SPIDER_CREDIT + ")."))
+
+# %% [markdown]
 # ## Overview
 # The study shows Grad-CAM heat maps of its proposed network to argue that the model looks at
 # the spine when it segments the spine. A heat map is only evidence if it depends on what the
 # network learned and points at the structure more than chance would. This chapter explains the
-# binary model that ships with spine (`spine predict` uses it), a proposed network trained on
-# real SPIDER slices, and answers:
+# binary model that ships with spine (`spine predict` uses it), the network its card names
+# (chosen on validation among the recorded real-data runs), trained on real SPIDER slices, and
+# answers:
 #
-# 1. Where in the image does the proposed model find the evidence for its foreground?
+# 1. Where in the image does the model find the evidence for its foreground?
 # 2. How does the map at the coarse bottleneck (the layer the dual output supervises) differ from
 #    one at a finer decoder layer?
 # 3. Do the maps pass two sanity checks: are they different from the maps of the same network
@@ -51,23 +83,6 @@ if importlib.util.find_spec("spine") is None:
 # | gradients, convolutional feature maps | helpful | |
 #
 # Time to run: about a minute (the maps of a dozen test images); nothing is trained.
-
-# %% tags=["parameters", "remove-cell"]
-data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder (unused here: the model is the shipped one)
-profile = "book"  # a profile of spine/profiles.toml (unused here)
-store = "../results"  # the results store (unused here)
-max_new_runs = None  # train at most this many missing runs (unused here: nothing is trained)
-real_data = None  # a real slice folder (the shipped model's data): its test patients are explained
-
-# %% tags=["remove-cell"]
-import matplotlib.pyplot as plt
-import pandas as pd
-from IPython.display import Markdown, display
-from myst_nb import glue
-
-from spine import explain, inference, paper, plots
-from spine.models import bottleneck_layer_name, decoder_layer_name
-from spine.training import analysis, engine
 
 # %% [markdown]
 # ## What the study reports
@@ -87,22 +102,24 @@ plots.format_table(paper.table("comparison").query("model == 'Proposed'"))
 # what it was trained on and how it was chosen:
 
 # %% tags=["remove-input"]
-card = inference.model_card("binary")
 model = inference.load_model(task="binary")
 plots.format_table(analysis.card_table(card))
 
 # %% [markdown]
-# The images are the test slices of the card's split: with the real slices (`real_data`), those
-# of the model's own test patients, which it never saw in training; without them, the
-# phantom's, a synthetic spine the model was not trained on. The model is scored again on the
+# The images are the test slices of the card's split: by default those of the model's own test
+# patients as the store keeps them (`results/inputs/`), or read again from the real slices
+# (`real_data`), images it never saw in training; with `--data phantom`, the phantom's, a
+# synthetic spine the model was not trained on. The model is scored again on the
 # images of this page, beside the test Dice its card records:
 
 # %% tags=["remove-input"]
-images_from = real_data or "phantom"
-test, own = analysis.shipped_test_images(card, images_from)
+if test is not None:  # the committed inputs of the card's run: its own test patients
+    own = True
+else:
+    test, own = analysis.shipped_test_images(card, real_data or "phantom")
 _, scored = engine.score(model, test, "binary")
 plots.format_table(pd.DataFrame([{
-    "images": "real slices" if real_data else "phantom", "data": test.data_id, "test images": len(test),
+    "images": images_from, "data": test.data_id, "test images": len(test),
     "the model's own test patients": "yes" if own else "no", "recorded test dice": card["test"]["dice"],
     "dice on these images": scored["per_image"]["dice"]}]))
 
@@ -111,8 +128,8 @@ display(Markdown(
     "*These are the model's own test patients: the two Dice figures measure the same model on the same images.*"
     if own else
     "*The phantom is not the data this model learned from: its Dice here says how far the model carries to "
-    "a synthetic spine, and the maps below explain that, not the model on patients. Build with "
-    "`--real-data ../shared/data/spider-t2space-slices` (SPIDER, CC BY 4.0) to explain it on its own test patients.*"))
+    "a synthetic spine, and the maps below explain that, not the model on patients. The default book "
+    "explains it on its own test patients.*"))
 
 # %% [markdown]
 # The maps are Seg-Grad-CAM (Vinogradova et al., 2020; the docstring of `spine.explain` has
@@ -194,14 +211,14 @@ glue("decoder_rho", float(decoder["Spearman ρ trained vs randomised"]), display
 # - **Method stated.** The study names Grad-CAM without its segmentation details; we state ours
 #   (logit score over the predicted foreground, two named layers) so that the maps can be
 #   recomputed, and add two checks the study does not report.
-# - **Model and data.** The maps explain the shipped model, named by its card above: a proposed
-#   network trained on SPIDER's T2-SPACE slices, not the study's T1 model. On the phantom it
+# - **Model and data.** The maps explain the shipped model, named by its card above (the study
+#   explains its proposed network), trained on SPIDER's T2-SPACE slices, not the study's T1 model. On the phantom it
 #   explains a model outside the data it learned from.
 # - **Layer.** The bottleneck map has 1/16 of the input's resolution, so it cannot follow the
 #   outline of a vertebra however good the model is; the decoder map can.
 #
 # ## Summary
-# The shipped proposed model, scored again on this page's images, gives a Dice of
+# The shipped binary model, scored again on this page's images, gives a Dice of
 # {glue:text}`dice_here:.3f` (its card records {glue:text}`dice_recorded:.3f` on its own test
 # patients). Its Seg-Grad-CAM map at the decoder layer puts {glue:text}`decoder_mass:.0f` % of
 # its mass on the spine, {glue:text}`decoder_ratio:.1f` times chance, and changes when the

@@ -26,9 +26,30 @@ if importlib.util.find_spec("spine") is None:
 
     print(spine.colab.setup(fetch_spider=False))
 
+# %% tags=["parameters", "remove-cell"]
+data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
+profile = "cpu"  # a profile of spine/profiles.toml
+store = "../results"  # the results store the chapter reads (and fills)
+max_new_runs = None  # train at most this many missing runs (None: all)
+real_data = None  # a real slice folder for side-by-side sections (unused here)
+
+# %% tags=["remove-cell"]
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from spine import paper, plots, report
+from spine.training import analysis, engine, studies
+
 # %% [markdown]
 # # Multiclass segmentation (Table 9, Fig. 7)
-#
+
+# %% tags=["remove-input"]
+source = report.study_source(data, profile, store)
+report.data_banner(source)
+
+# %% [markdown]
 # ## Overview
 # The study extends its binary task to four classes: background, vertebrae, intervertebral
 # discs and the spinal canal, and reports the five models trained with the combined
@@ -52,20 +73,6 @@ if importlib.util.find_spec("spine") is None:
 # Time to run: seconds from recorded runs; 20 training runs (5 models x 4 losses) otherwise, a
 # few minutes each on a CPU at the `cpu` profile.
 
-# %% tags=["parameters", "remove-cell"]
-data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
-profile = "book"  # a profile of spine/profiles.toml
-store = "../results"  # the results store the chapter reads (and fills)
-max_new_runs = None  # train at most this many missing runs (None: all)
-real_data = None  # a real slice folder for side-by-side sections (unused here)
-
-# %% tags=["remove-cell"]
-import matplotlib.pyplot as plt
-from IPython.display import display
-
-from spine import paper, plots, report
-from spine.training import analysis, engine, studies
-
 # %% [markdown]
 # ## What the study reports
 # Table 9 of the study: four classes, the CCE-Dice loss (its figures, copied from the paper).
@@ -82,11 +89,23 @@ plots.format_table(paper.table("multiclass"))
 # behind every figure below:
 
 # %% tags=["remove-input"]
-table = studies.run_study("multiclass", data, profile, store, max_new_runs=max_new_runs, verbose=False)
-display(report.table_or_note(studies.provenance(table, store)))
+table = report.study_grid(source, "multiclass", max_new_runs, folds=(0,) if source.kind == "records" else None)
+display(report.table_or_note(studies.provenance(table, store), report.not_recorded("4-class", source)))
+
+# %% tags=["remove-cell"]
+cce_dice = table[table["loss"] == "CCE-Dice"].reset_index(drop=True)
+cce_pairs = studies.paired_comparisons(cce_dice, store)
+glue("multiclass_headline", Markdown(report.pair_sentence(cce_dice, cce_pairs, "Proposed", "U-Net", grid="4-class",
+                                                          source=source)), display=False)
+glue("multiclass_finding", Markdown(report.grid_finding(cce_dice, cce_pairs, grid="4-class (CCE-Dice)",
+                                                        source=source)), display=False)
 
 # %% [markdown]
 # ## What we found
+# With the study's loss (CCE-Dice), the proposed network against the U-Net: {glue:md}`multiclass_headline`
+#
+# {glue:md}`multiclass_finding`
+#
 # ### CCE-Dice, ours beside the study's
 # Our headline multiclass figures are macro means over the three structures (background left
 # out): `f1` the mean Dice, `fg_iou` the mean IoU of vertebra, disc and canal. Per-image means
@@ -94,8 +113,8 @@ display(report.table_or_note(studies.provenance(table, store)))
 # a run not trained yet.
 
 # %% tags=["remove-input"]
-cce_dice = table[table["loss"] == "CCE-Dice"].reset_index(drop=True)
-plots.format_table(analysis.beside_study(cce_dice, keys=("model",)))
+report.table_or_note(analysis.beside_study(cce_dice[cce_dice["trained"]], keys=("model",)),
+                     report.not_recorded("4-class", source))
 
 # %% [markdown]
 # The other figures of Table 9; `miou` averages the background's IoU in with the three
@@ -104,7 +123,8 @@ plots.format_table(analysis.beside_study(cce_dice, keys=("model",)))
 # %% tags=["remove-input"]
 columns = ["model", "miou", "study_mIoU", "precision", "study_precision", "recall", "study_recall", "accuracy",
            "study_accuracy"]
-plots.format_table(cce_dice[[c for c in columns if c in cce_dice]])
+report.table_or_note(cce_dice.loc[cce_dice["trained"], [c for c in columns if c in cce_dice]],
+                     report.not_recorded("4-class", source))
 
 # %% tags=["remove-input"]
 if cce_dice["trained"].any():
@@ -119,7 +139,8 @@ if cce_dice["trained"].any():
 # trained only the last column):
 
 # %% tags=["remove-input"]
-plots.format_table(analysis.loss_grid(table, "f1"))
+report.table_or_note(analysis.loss_grid(table, "f1") if table["trained"].any() else pd.DataFrame(),
+                     report.not_recorded("4-class", source))
 
 # %% [markdown]
 # ### Structure by structure
@@ -130,8 +151,9 @@ scores = analysis.structure_scores(table, store)
 report.table_or_note(scores[scores["trained"]].drop(columns="trained"), report.NO_RUNS)
 
 # %% tags=["remove-input"]
-plots.structure_bars(scores, "dice", title="Dice per structure (95% CI)")
-plt.show()
+if scores["trained"].any():
+    plots.structure_bars(scores, "dice", title="Dice per structure (95% CI)")
+    plt.show()
 
 # %% [markdown]
 # ## Fig. 7: four-class segmentations of test patients
@@ -141,7 +163,12 @@ plt.show()
 
 # %% tags=["remove-input"]
 shown = cce_dice if cce_dice["trained"].any() else table
-if shown["trained"].any():
+sample = analysis.recorded_sample(shown, store, count=4)
+if sample is not None:  # the stored predictions and the committed inputs: nothing is run
+    images, case_ids, rows = sample
+    plots.overlay_grid(images, rows, "multiclass", titles=case_ids)
+    plt.show()
+elif shown["trained"].any() and source.trains:
     models = {run_id: engine.retrain(record) for run_id, record in analysis.trained_records(shown, store).items()}
     sample, rows = analysis.sample_predictions(shown, store, count=4, models=models)
     plots.overlay_grid(sample.images, rows, "multiclass", titles=list(sample.case_ids))
@@ -161,6 +188,8 @@ else:
 #   the test set overstates).
 #
 # ## Summary
+# {glue:md}`multiclass_headline`
+#
 # The four-class models are compared with the study on the CCE-Dice rows and across all four
 # losses; the per-structure table shows which structure limits the mean, with intervals that
 # say how much a small test set can tell apart.

@@ -26,9 +26,43 @@ if importlib.util.find_spec("spine") is None:
 
     print(spine.colab.setup(fetch_spider=False))
 
+# %% tags=["parameters", "remove-cell"]
+data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
+profile = "cpu"  # a profile of spine/profiles.toml
+store = "../results"  # the results store the chapter reads (and fills)
+max_new_runs = None  # train at most this many missing runs (None: all)
+real_data = None  # a real slice folder (e.g. the SPIDER T2-SPACE slices) for the real-data section
+
+# %% tags=["remove-cell"]
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from spine import evaluation, inference, paper, plots, report
+from spine.data import io, overview, phantom, spider
+from spine.training import analysis, engine, studies
+from spine.training import store as results
+
+REAL_PROFILE = "cpu"  # the profile of the real-data runs (trained by a separate, long job)
+REAL_BUDGET_HOURS = 8  # the machine time the real-data study may take (issue 11)
+VOLUME_CASE = 2025  # the phantom case segmented as a volume: a patient no model has seen
+SPIDER_MASKS = Path(os.environ.get("SPINE_SHARED_DATA", "../../shared/data")) / "spider-masks-3d"
+
 # %% [markdown]
 # # Beyond the study
-#
+
+# %% tags=["remove-input"]
+source = report.study_source(data, profile, store)
+# the real-data section: the slice folder if given, else the store's real-data records (no data needed)
+real_source = real_data or results.recorded_source(store, REAL_PROFILE)
+report.data_banner(source, executes="The whole-volume segmentation executes on a phantom volume"
+                   + (" with the shipped binary model." if not source.trains else " with this build's proposed model."))
+
+# %% [markdown]
 # ## Overview
 # The earlier chapters re-compute the study's tables. This one asks what the study leaves open:
 # whether the comparison holds on real images, whether a trained model is usable on a scan as
@@ -54,31 +88,6 @@ if importlib.util.find_spec("spine") is None:
 #
 # Time to run: about a minute from recorded runs (preparing the real slices, segmenting one
 # volume); the loss grid's missing runs otherwise.
-
-# %% tags=["parameters", "remove-cell"]
-data = "phantom"  # 'phantom', a SPIDER archive, or a slice folder
-profile = "book"  # a profile of spine/profiles.toml
-store = "../results"  # the results store the chapter reads (and fills)
-max_new_runs = None  # train at most this many missing runs (None: all)
-real_data = None  # a real slice folder (e.g. the SPIDER T2-SPACE slices) for the real-data section
-
-# %% tags=["remove-cell"]
-import os
-import tempfile
-from pathlib import Path
-
-import matplotlib.pyplot as plt
-import pandas as pd
-from IPython.display import Markdown, display
-
-from spine import evaluation, inference, paper, plots, report
-from spine.data import io, overview, phantom, spider
-from spine.training import analysis, engine, studies
-
-REAL_PROFILE = "cpu"  # the profile of the real-data runs (trained by a separate, long job)
-REAL_BUDGET_HOURS = 8  # the machine time the real-data study may take (issue 11)
-VOLUME_CASE = 2025  # the phantom case segmented as a volume: a patient no model has seen
-SPIDER_MASKS = Path(os.environ.get("SPINE_SHARED_DATA", "../../shared/data")) / "spider-masks-3d"
 
 # %% [markdown]
 # ## What the study reports
@@ -123,6 +132,9 @@ if real_data:
     display(plots.format_counts(pd.concat(
         [analysis.split_overview(engine.make_config("Proposed", "Dice", "binary", real_data, REAL_PROFILE, fold=k))
          .assign(fold=k) for k in folds], ignore_index=True), 1))
+else:
+    display(report.note("That table needs the slice folder itself (real_data); the records keep the fold manifest "
+                        "(`results/folds/`, its patients per fold in chapter 1) and each fold's test inputs."))
 
 # %% [markdown]
 # The plan and its cost are written before the runs: every grid's runs in the order they go (a
@@ -130,8 +142,8 @@ if real_data:
 # runs recorded so far on the machine that made them (chapter 10 measures its rates).
 
 # %% tags=["remove-input"]
-if real_data:
-    plan = studies.plan_budget(real_data, REAL_PROFILE, store)
+if real_source:
+    plan = studies.plan_budget(real_source, REAL_PROFILE, store)
     display(plots.format_counts(plan, 1))
     hours = plan.loc[plan["grid"] == "all", "hours"].iloc[0]
     display(Markdown(report.budget_note(hours, REAL_BUDGET_HOURS) if pd.notna(hours) else
@@ -141,15 +153,15 @@ if real_data:
 # What the store holds, per grid (runs over all the folds a grid needs):
 
 # %% tags=["remove-input"]
-if real_data:
-    display(plots.format_counts(studies.coverage(real_data, REAL_PROFILE, store)))
-    real = {name: studies.study_table(name, real_data, REAL_PROFILE, store)
+if real_source:
+    display(plots.format_counts(studies.coverage(real_source, REAL_PROFILE, store)))
+    real = {name: studies.study_table(name, real_source, REAL_PROFILE, store)
             for name in ("comparison", "ablation", "augmentation", "multiclass")}
     display(Markdown(f"Data: `{real['comparison']['data_id'].iloc[0]}`, profile `{REAL_PROFILE}`, "
                      f"store `{Path(store).name}`."))
 else:
     real = None
-    display(Markdown("*This build was given no real data (`real_data` is None); build with "
+    display(Markdown("*This store holds no real-data record and this build was given no real data; build with "
                      "`spine book --real-data <slice folder>` to fill this section with the SPIDER runs.*"))
 
 # %% [markdown]
@@ -238,16 +250,25 @@ else:
 # own grid.
 
 # %% tags=["remove-input"]
-record = studies.study_record("comparison", data, profile, store, "Proposed", "Dice", train_missing=max_new_runs != 0)
-if record is not None:
+if source.trains:  # this build's proposed model (trained on the phantom or the given data)
+    record = studies.study_record("comparison", source.data, source.profile, store, "Proposed", "Dice",
+                                  train_missing=max_new_runs != 0)
+    volume_model = engine.retrain(record) if record is not None else None
+    described = (f"the proposed model, Dice loss, seed {record.config.seed}, {record.config.profile} profile, trained on "
+                 f"`{record.config.data_id}`" if record is not None else None)
+else:  # the shipped binary model: nothing is trained
+    card = inference.model_card("binary")
+    volume_model = inference.load_model(task="binary")
+    described = (f"the shipped binary model (`spine/weights/binary.keras`: {card['config']['model']}, run "
+                 f"`{card['run_id']}`, trained on `{card['config']['data_id']}`)")
+if volume_model is not None:
     folder = Path(tempfile.mkdtemp(prefix="spine-volume-"))
     image, mask = phantom.make_case(VOLUME_CASE, permuted=True)
-    source = io.write_volume(image, folder / f"phantom_{VOLUME_CASE}_t1.mha")
-    output = inference.predict_file(source, folder / "out", engine.retrain(record))
-    volume, segmentation = io.read_volume(source), io.read_volume(output)
-    display(Markdown(f"Model: the proposed model, Dice loss, seed {record.config.seed}, {record.config.profile} "
-                     f"profile, trained on `{record.config.data_id}`. The input file and the file written:"))
-    display(plots.format_table(overview.geometry_table({source.name: volume, f"out/{output.name}": segmentation})))
+    volume_file = io.write_volume(image, folder / f"phantom_{VOLUME_CASE}_t1.mha")
+    output = inference.predict_file(volume_file, folder / "out", volume_model)
+    volume, segmentation = io.read_volume(volume_file), io.read_volume(output)
+    display(Markdown(f"Model: {described}. The input file and the file written:"))
+    display(plots.format_table(overview.geometry_table({volume_file.name: volume, f"out/{output.name}": segmentation})))
 else:
     display(Markdown("*The proposed model is not in the store and this build may not train it.*"))
 
@@ -257,7 +278,7 @@ else:
 # (distances in mm from the volume's spacing):
 
 # %% tags=["remove-input"]
-if record is not None:
+if volume_model is not None:
     plots.volume_slices(volume, segmentation, mask, "binary", count=3)
     plt.show()
     scores = evaluation.volume_scores(segmentation, mask, "binary")
@@ -272,8 +293,10 @@ if record is not None:
 # figures in {doc}`06_stability`):
 
 # %% tags=["remove-input"]
-stability = studies.study_table("stability", data, profile, store)
-comparison = studies.study_table("comparison", data, profile, store)
+grid_folds = (0,) if source.kind == "records" else None  # the plan's stability and loss grids are in fold 0
+stability = studies.study_table("stability", source.data, source.profile, store, folds=grid_folds)
+comparison = studies.study_table("comparison", source.data, source.profile, store, folds=grid_folds)
+comparison_all = studies.study_table("comparison", source.data, source.profile, store)  # every recorded fold
 plots.format_counts(analysis.headline_vs_stability(stability, comparison, metric="fg_iou"), 4)
 
 # %% [markdown]
@@ -285,9 +308,11 @@ plots.format_counts(analysis.headline_vs_stability(stability, comparison, metric
 # test set flatters the result.
 
 # %% tags=["remove-input"]
-losses = studies.run_study("loss", data, profile, store, max_new_runs=max_new_runs, verbose=False)
-display(plots.format_table(studies.provenance(losses, store)))
-display(plots.format_counts(analysis.selection_table(losses, store), 4))
+losses = report.study_grid(source, "loss", max_new_runs, folds=grid_folds)
+display(report.table_or_note(studies.provenance(losses, store), report.not_recorded("loss", source)))
+selection = analysis.selection_table(losses, store)
+display(report.table_or_note(selection[selection["trained"] > 0], report.not_recorded("loss", source),
+                             plots.format_counts, 4))
 
 # %% [markdown]
 # ### Are the differences significant?
@@ -298,7 +323,7 @@ display(plots.format_counts(analysis.selection_table(losses, store), 4))
 # the smallest difference the test set can resolve.
 
 # %% tags=["remove-input"]
-paired = studies.paired_comparisons(comparison, store)
+paired = studies.paired_comparisons(comparison_all, store)
 display(plots.format_counts(paired, 4) if len(paired) else
         Markdown("*No paired comparison yet: it needs the proposed model and at least one other in the store.*"))
 
@@ -317,7 +342,8 @@ plots.format_counts(analysis.seed_vs_model_spread(stability, comparison, metric=
 # the range of pixel sizes over the test images:
 
 # %% tags=["remove-input"]
-plots.format_table(analysis.distance_units(comparison, store), 2)
+report.table_or_note(analysis.distance_units(comparison_all, store), report.not_recorded("comparison", source),
+                     plots.format_table, 2)
 
 # %% [markdown]
 # What the study's own HD and ASSD (Table 6, in pixels) mean in millimetres, over the pixel sizes

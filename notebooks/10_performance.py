@@ -26,9 +26,43 @@ if importlib.util.find_spec("spine") is None:
 
     print(spine.colab.setup(fetch_spider=False))
 
+# %% tags=["parameters", "remove-cell"]
+data = "phantom"  # unused here: the measurements are made by benchmarks/performance.py
+profile = "book"  # unused here
+store = "../results"  # unused here
+max_new_runs = None  # unused here
+real_data = None  # unused here
+measurements = "../benchmarks/results"  # where benchmarks/performance.py wrote its tables
+TARGET_SLICES_PER_S = 25  # the project's inference target on 2 cores (issue 7)
+
+# %% tags=["remove-cell"]
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+
+from spine import performance, plots, report
+
+folder = Path(measurements)
+tables = performance.read_tables(folder)
+machine, peak = performance.machine(tables)
+
+
+def show(name: str, digits: int = 2):
+    """A measured table without its machine column, or a note that it was not measured."""
+    if name in tables:
+        display(plots.format_counts(tables[name].drop(columns="machine", errors="ignore"), digits))
+    else:
+        display(Markdown(f"*`{name}.csv` is not in `{folder}`: run `python benchmarks/performance.py`.*"))
+
+
 # %% [markdown]
 # # Performance on a laptop-class CPU
-#
+
+# %% tags=["remove-input"]
+report.Banner("Data: the benchmark tables.", "Measurements read from `benchmarks/results/`, each with the machine it was made on; nothing is measured while the book is built.")
+
+# %% [markdown]
 # ## Overview
 # The study trained on a GPU; this book's runs are made on a small CPU machine. What that costs decides
 # which profile a reader can afford, and whether the shipped models are fast enough to use. This
@@ -55,36 +89,6 @@ if importlib.util.find_spec("spine") is None:
 # Time to run: seconds (it reads the measurements). To measure again on your machine:
 # `python benchmarks/performance.py` (every model at two widths: allow the better part of an hour
 # on a laptop CPU).
-
-# %% tags=["parameters", "remove-cell"]
-data = "phantom"  # unused here: the measurements are made by benchmarks/performance.py
-profile = "book"  # unused here
-store = "../results"  # unused here
-max_new_runs = None  # unused here
-real_data = None  # unused here
-measurements = "../benchmarks/results"  # where benchmarks/performance.py wrote its tables
-TARGET_SLICES_PER_S = 25  # the project's inference target on 2 cores (issue 7)
-
-# %% tags=["remove-cell"]
-from pathlib import Path
-
-import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
-
-from spine import performance, plots
-
-folder = Path(measurements)
-tables = performance.read_tables(folder)
-machine, peak = performance.machine(tables)
-
-
-def show(name: str, digits: int = 2):
-    """A measured table without its machine column, or a note that it was not measured."""
-    if name in tables:
-        display(plots.format_counts(tables[name].drop(columns="machine", errors="ignore"), digits))
-    else:
-        display(Markdown(f"*`{name}.csv` is not in `{folder}`: run `python benchmarks/performance.py`.*"))
-
 
 # %% [markdown]
 # ## What the study reports

@@ -4,9 +4,13 @@ Chapters are jupytext ``py:percent`` notebooks in ``notebooks/``, listed in ``_t
 has a papermill ``parameters`` cell (``data``, ``profile``, ``store``, ``max_new_runs``,
 ``real_data``); :func:`build` writes a fresh ``.ipynb`` beside each source, executes it on a new
 kernel with the given parameters (a failing cell fails the build), and runs ``jupyter-book
-build`` with warnings as errors. Chapters read finished runs from the results store and train
-only what is missing (at most ``max_new_runs`` per chapter when set), so a book built from
-recorded runs trains nothing.
+build`` with warnings as errors.
+
+Which data: by default (``data="recorded"``) the study's chapters show the real-data records
+committed in the store and train nothing (what must execute, the data pipeline and whole-volume
+inference, runs on the phantom); ``data="phantom"`` re-executes the study on the phantom, training
+what the store lacks (at most ``max_new_runs`` per chapter); a data folder reads and fills its
+records. Every page says which in its first line (``spine.report.data_banner``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import yaml
 
 from spine.data import resolve_source
 from spine.errors import ConfigError
+from spine.report import RECORDS_PROFILE
+from spine.training.store import RECORDED
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +87,28 @@ def _remove_injected_parameters(notebook: Path) -> None:
     nbformat.write(executed, notebook)
 
 
-def build(root=".", *, data="phantom", profile="book", store="results", max_new_runs=None,
+def default_profile(data) -> str:
+    """The profile a book on ``data`` uses unless told: ``book`` on the phantom, else the real-data
+    records' (``cpu``)."""
+    return "book" if str(data).startswith("phantom") else RECORDS_PROFILE
+
+
+def build(root=".", *, data=RECORDED, profile=None, store="results", max_new_runs=None,
           real_data=None, only=None, html=True) -> Path:
-    """Execute the chapters (all, or those whose name contains one of ``only``) and render HTML."""
+    """Execute the chapters (all, or those whose name contains one of ``only``) and render HTML.
+
+    ``data="recorded"`` (the default) shows the real-data records of ``store`` and trains nothing;
+    ``"phantom"`` re-executes the study on the phantom at ``profile`` (default ``book``), training
+    what the store lacks (at most ``max_new_runs`` per chapter); a data folder reads, and fills, its
+    records at ``profile`` (default ``cpu``)."""
     root = Path(root).resolve()
     missing = [name for name in ROOT_FILES if not (root / name).is_file()]
     if missing:
         raise ConfigError(f"{root}: not the book's root (missing {', '.join(missing)})")
-    if not str(data).startswith("phantom"):
+    profile = profile or default_profile(data)
+    if str(data) == RECORDED:
+        max_new_runs = 0  # the records are read, never trained
+    elif not str(data).startswith("phantom"):
         data = Path(resolve_source(data)).resolve()  # the chapters run in notebooks/, not where the path was given
         real_data = real_data or data  # a book built on real data shows it in the real-data sections too
     parameters = {"data": str(data), "profile": profile, "store": str(Path(store).resolve()),

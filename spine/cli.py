@@ -276,13 +276,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     book = command("book", _cmd_book, "execute every chapter (papermill) and render the HTML book")
     book.add_argument("--root", default=".", help="the repository (where _config.yml and _toc.yml are)")
-    book.add_argument("--data", default="phantom", help="the chapters' data source (default: the phantom)")
-    book.add_argument("--profile", default="book", help="the chapters' profile (default: book)")
+    book.add_argument("--data", default="recorded",
+                      help="'recorded' (default: the store's real-data records, nothing trained), 'phantom' "
+                           "(the study re-executed on the phantom), or a data folder (its records, filled)")
+    book.add_argument("--profile", help="the chapters' profile (default: book on the phantom, else cpu)")
     book.add_argument("--store", default="results",
                       help="the results store the chapters read and fill (default: the committed records)")
     book.add_argument("--max-new-runs", type=int, default=1,
                       help="train at most this many missing runs per chapter (default 1, so a build "
-                           "from committed records stays within minutes; -1: all)")
+                           "from committed records stays within minutes; -1: all; never with --data recorded)")
     book.add_argument("--real-data", help="a slice folder or SPIDER archive for the real-data sections")
     book.add_argument("--only", nargs="+", help="execute only chapters whose name contains one of these")
     book.add_argument("--no-html", action="store_true", help="execute the notebooks, skip the HTML build")

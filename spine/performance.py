@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 TABLES = ("machine", "training", "engine", "engine_before", "inference", "recipe", "recipe_machine", "epoch_stalls",
-          "epoch_stalls_before")
+          "epoch_stalls_before", "book_speed")
 
 
 def read_tables(folder) -> dict[str, pd.DataFrame]:
@@ -85,3 +85,17 @@ def recipe_summary(recipe: pd.DataFrame, base: str = "recorded", new: str = "cpu
     return text + (f"At validation Dice {target:.2f}, the highest both reached, `{new}` took "
                    f"{pair.loc[new, 'seconds_to_target']:.0f} s against {pair.loc[base, 'seconds_to_target']:.0f} s: "
                    f"{ratio:.2f}x the time, from {steps:.2f}x the image-steps at {speed:.2f}x the seconds per image-step.")
+
+
+def book_speed_line(speed: pd.DataFrame | None) -> str:
+    """The main command's wall time against the older commit's (``benchmarks/book_speed.py``), in
+    words, or the sentence that says it is not measured yet."""
+    if speed is None or not len(speed):
+        return ("The main command's wall time against commit 6c3cc35's is not measured yet "
+                "(`python benchmarks/book_speed.py` writes `benchmarks/results/book_speed.csv`).")
+    old, new = (speed[speed["role"] == role].iloc[0] for role in ("old", "new"))
+    failed = [f"{row['commit'][:7]} exited {int(row['exit_status'])}" for row in (old, new) if row["exit_status"] != 0]
+    return (f"The main command (`{new['command'].strip()}`) from a fresh clone took {new['wall_s']:.0f} s at commit "
+            f"{new['commit'][:7]} against {old['wall_s']:.0f} s at {old['commit'][:7]}: "
+            f"{new['wall_s'] / old['wall_s']:.2f}x the time, measured one after the other on {new['cpu_model']} "
+            f"x{new['cpu_count']} (`benchmarks/book_speed.py`)" + (f"; {', '.join(failed)}." if failed else "."))

@@ -17,18 +17,23 @@ chapter writes under a study's cost.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
 from spine import plots
 from spine.training import analysis, studies
+from spine.training import store as results
 
 # What a section says, in one sentence, when its data are absent.
-NO_PAIRS = "Not enough trained runs in this build for a paired comparison."
-NO_RUNS = "No run of this table is trained in this build: nothing to plot or compare."
+NO_PAIRS = "Not enough recorded runs for a paired comparison."
+NO_RUNS = "No run of this table is recorded: nothing to plot or compare."
 NOT_RECORDED = "No run of this grid is in the store, and this build trained none."
-NO_FIGURE = "No run of this grid is trained in this build: no segmentations to draw."
+NO_FIGURE = "No run of this grid is recorded: no segmentations to draw."
 
 
 def note(sentence: str) -> Markdown:
@@ -44,18 +49,19 @@ def table_or_note(table: pd.DataFrame, absent: str = NOT_RECORDED, style=plots.f
 
 def grid_section(table: pd.DataFrame, store, reference: str = "Proposed", *, families: tuple[str, ...] = (),
                  keys=("model", "loss"), bar_label: pd.Series | None = None,
-                 title: str = "F1 (Dice) with 95% CI") -> dict:
+                 title: str = "F1 (Dice) with 95% CI", absent: str | None = None) -> dict:
     """Display ``table``'s rows beside the study's: the table, F1 bars, and each row against
     ``reference`` (or, with ``families``, against its own family's row) image by image.
 
-    ``bar_label`` names the bars when the model name alone is ambiguous (e.g. model and loss).
+    ``bar_label`` names the bars when the model name alone is ambiguous (e.g. model and loss);
+    ``absent`` is the sentence shown instead of all three when no row is recorded.
     Returns ``{"table", "figure", "pairs"}``: what was shown (no figure when no row is trained).
     """
     beside = analysis.beside_study(table, keys=keys)
-    display(plots.format_table(beside))
     if not table["trained"].any():
-        display(note(NO_RUNS))
+        display(note(absent or NO_RUNS))  # the study's figures are on the page already
         return {"table": beside, "figure": None, "pairs": pd.DataFrame()}
+    display(plots.format_table(beside))
     bars = table.assign(row=table["model"] if bar_label is None else bar_label)
     figure, ax = plt.subplots(figsize=(8, 0.45 * len(table) + 1.2))
     plots.ours_vs_study(bars, "f1", "study_f1", label="row", ax=ax, ci="dice_ci", title=title)
@@ -84,6 +90,221 @@ def budget_note(hours: float, budget_hours: float, plan=studies.PLAN) -> str:
     fits = "fits within" if hours <= budget_hours else "is more than"
     return (f"{hours:.1f} machine hours: that {fits} the {budget_hours} hours the real-data study may take. "
             f"The runs go in order of what they answer: {plan_order(plan)}.")
+
+
+# --------------------------------------------------------------------------- which data a page shows
+
+SPIDER_CREDIT = ("SPIDER: van der Graaf et al., *Scientific Data* 11, 264 (2024), CC BY 4.0; the slices are its "
+                 "T2-SPACE series, not the study's T1")
+RECORDS_PROFILE = "cpu"  # the profile of the committed real-data records
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a chapter's grids show: ``kind`` is ``"records"`` (the store's real-data records, read,
+    never trained), ``"phantom"`` (the study re-executed on the synthetic phantom) or ``"real"`` (a
+    real data folder: read, and missing runs trained within the chapter's budget); ``data`` is what the
+    grid functions of ``spine.training.studies`` get (``"recorded:<data_id>"`` for records)."""
+
+    kind: str
+    data: str
+    profile: str
+    store: str
+    data_id: str | None = None
+
+    @property
+    def trains(self) -> bool:
+        return self.kind != "records"
+
+    @property
+    def recorded(self) -> bool:
+        """Whether the store holds any record of this source (for records: any real-data record)."""
+        return self.data_id is not None
+
+
+def study_source(data, profile: str, store) -> Source:
+    """The source of a chapter's grids from the book's parameters: ``data="recorded"`` (the default
+    book) reads the real-data records of ``store`` (at the records' profile, whatever ``profile``
+    says); ``phantom`` (or ``phantom:N``) and a data folder execute the study at ``profile``."""
+    data = str(data)
+    if data == results.RECORDED or results.recorded_data_id_of(data):
+        source = results.recorded_source(store, RECORDS_PROFILE) if data == results.RECORDED else data
+        data_id = results.recorded_data_id_of(source) if source else None
+        return Source("records", source or results.RECORDED_PREFIX + "none", RECORDS_PROFILE, str(store), data_id)
+    kind = "phantom" if data.startswith("phantom") else "real"
+    return Source(kind, data, profile, str(store), data)
+
+
+def study_grid(source: Source, name: str, max_new_runs: int | None = None, folds=None) -> pd.DataFrame:
+    """A grid's table (:func:`spine.training.studies.study_table`); a source that trains first
+    trains the grid's missing runs (at most ``max_new_runs``), a records source never does."""
+    if source.trains:
+        return studies.run_study(name, source.data, source.profile, source.store, max_new_runs=max_new_runs,
+                                 verbose=False, folds=folds)
+    return studies.study_table(name, source.data, source.profile, source.store, folds=folds)
+
+
+def patients_recorded(source: Source) -> int | None:
+    """How many patients the records' data hold (from the store's fold manifest), if known."""
+    if source.data_id is None:
+        return None
+    manifests = sorted((Path(source.store) / "folds").glob(f"{source.data_id}-k*.csv"))
+    return len(pd.read_csv(manifests[0])) if manifests else None
+
+
+class Banner:
+    """A one-line admonition (HTML in the book, Markdown in a notebook viewer)."""
+
+    def __init__(self, title: str, text: str):
+        self.title, self.text = title, text
+
+    def _repr_markdown_(self) -> str:
+        return f"> **{self.title}** {self.text}"
+
+    def _repr_html_(self) -> str:
+        import html
+        import re
+
+        body = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(self.text, quote=False))
+        body = re.sub(r"\*([^*]+)\*", r"<em>\1</em>", body)
+        return (f'<div class="admonition note spine-data"><p class="admonition-title">{html.escape(self.title)}</p>'
+                f"<p>{body}</p></div>")
+
+    def __str__(self) -> str:
+        return f"{self.title} {self.text}"
+
+
+def data_banner(source: Source, executes: str | None = None) -> Banner:
+    """The line at the top of every chapter that says which data and protocol its figures come from;
+    ``executes`` adds what the page itself computes (e.g. the pipeline on the phantom)."""
+    if source.kind == "records":
+        if source.recorded:
+            patients = patients_recorded(source)
+            text = (f"The study's grids on real SPIDER slices{f' ({patients} patients)' if patients else ''}, read from "
+                    f"the records committed in `results/` (data `{source.data_id}`, `{source.profile}` profile, "
+                    "cross-validated by patient); nothing is trained to draw them. " + SPIDER_CREDIT + ".")
+        else:
+            text = (f"The store `{Path(source.store).name}` holds no real-data record yet, so the grids below show "
+                    "the study's figures only; `spine book --data phantom` re-executes the study on the phantom.")
+        title = "Data: real SPIDER slices, from the records."
+    elif source.kind == "phantom":
+        title = "Data: the synthetic phantom."
+        text = (f"The study re-executed on `{source.data}` at the `{source.profile}` profile (runs missing from the store "
+                "are trained by this build): its figures show the code at work, not results on patients.")
+    else:
+        title = "Data: real slices, executed."
+        text = (f"The study's grids on `{Path(source.data).name}` at the `{source.profile}` profile, read from the "
+                "store, missing runs trained by this build. " + SPIDER_CREDIT + ".")
+    if executes:
+        text += " " + executes
+    return Banner(title, text)
+
+
+# --------------------------------------------------------------------------- a grid's answer, in words
+
+
+def _name(label: str, what: str = "{}") -> str:
+    return "the proposed network" if label == "Proposed" else what.format(label)
+
+
+def _interval(ci) -> str:
+    return f"{ci[0]:.3f}–{ci[1]:.3f}" if isinstance(ci, (tuple, list)) and np.all(np.isfinite(ci)) else "no interval"
+
+
+def _scope(row) -> str:
+    """Which test units a row's figure rests on: patients of folds, or images of one run."""
+    patients = getattr(row, "test_patients", np.nan)
+    if pd.notna(patients):
+        folds = f"{len(row.run_ids)} of {row.folds} folds" if row.folds > 1 else "one fold"
+        return f"{int(patients)} test patients ({folds})"
+    return f"{int(row.test_images)} test images of one run"
+
+
+def not_recorded(grid: str, source: Source | None = None) -> str:
+    """The sentence for a grid without records."""
+    where = "on real data " if source is None or source.kind != "phantom" else ""
+    return (f"Not recorded yet: the runs of the {grid} grid {where}are in the plan (chapter 9 lists what the store "
+            "holds), so this section shows the study's figures only.")
+
+
+def pair_sentence(table: pd.DataFrame, pairs: pd.DataFrame, reference: str, other: str, *, label: str = "model",
+                  grid: str = "comparison", source: Source | None = None, what: str = "{}") -> str:
+    """One sentence: ``reference``'s Dice against ``other``'s, with intervals, and their paired
+    difference (from ``pairs``, :func:`spine.training.studies.paired_comparisons`) with its
+    interval, Wilcoxon p and what it means; a sentence saying what is missing otherwise. ``what``
+    names a row in the prose (e.g. ``"the {} loss"``)."""
+    def _name(name: str) -> str:  # noqa: F811 - the rows' names in this sentence
+        return globals()["_name"](name, what)
+
+    done = table[table["trained"]].set_index(label)
+    if not len(done):
+        return not_recorded(grid, source)
+    missing = [name for name in (reference, other) if name not in done.index]
+    if missing:
+        return (f"Not recorded yet: {' and '.join(_name(m) for m in missing)} (the {grid} grid has "
+                f"{len(done)} of {len(table)} rows recorded), so the two cannot be compared here.")
+    ours, theirs = done.loc[reference], done.loc[other]
+    text = (f"On {_scope(ours)}, {_name(reference)} reaches a Dice of {ours['dice']:.3f} (95 % CI "
+            f"{_interval(ours.get('dice_ci'))}) against {theirs['dice']:.3f} ({_interval(theirs.get('dice_ci'))}) for "
+            f"{_name(other)}")
+    key = f"{reference} - {other}"
+    found = pairs[pairs["comparison"] == key] if len(pairs) else pairs
+    if not len(found):
+        return text + "; no paired comparison is possible on these records."
+    pair = found.iloc[0]
+    unit = "patients" if "patients" in found else "images"
+    low, high = pair["95% CI"]
+    verdict = ("the interval contains 0, so these test " + unit + " cannot tell the two apart" if low <= 0 <= high
+               else f"{_name(reference) if low > 0 else _name(other)} is ahead on these test {unit}")
+    return (text + f". The paired difference ({reference} minus {other}, over {int(pair[unit])} {unit}) is "
+            f"{pair['mean Δdice']:+.3f} (95 % CI {low:+.3f} to {high:+.3f}; Wilcoxon p = {pair['Wilcoxon p']:.2g}): "
+            f"{verdict}.")
+
+
+def grid_finding(table: pd.DataFrame, pairs: pd.DataFrame, *, reference: str = "Proposed", label: str = "model",
+                 grid: str = "comparison", source: Source | None = None) -> str:
+    """The answer of a whole grid in words: how much of it is recorded, which row has the highest
+    Dice, and how many of ``reference``'s paired intervals exclude 0 (in whose favour)."""
+    done = table[table["trained"]]
+    if not len(done):
+        return not_recorded(grid, source)
+    best = done.loc[done["dice"].astype(float).idxmax()]
+    worst = done.loc[done["dice"].astype(float).idxmin()]
+    text = (f"{len(done)} of the {grid} grid's {len(table)} rows are recorded. The highest mean Dice is "
+            f"{_name(best[label])}'s, {best['dice']:.3f}; the lowest {_name(worst[label])}'s, {worst['dice']:.3f}")
+    if not len(pairs):
+        return text + "; a paired comparison needs " + _name(reference) + " and another row recorded."
+    low = pairs["95% CI"].map(lambda ci: ci[0])
+    high = pairs["95% CI"].map(lambda ci: ci[1])
+    ahead = pairs.loc[low > 0, "comparison"].str.split(" - ").str[1].tolist()
+    behind = pairs.loc[high < 0, "comparison"].str.split(" - ").str[1].tolist()
+    text += (f". Of {len(pairs)} paired comparison{'s' if len(pairs) > 1 else ''} with {_name(reference)}, "
+             f"{len(ahead) + len(behind)} exclude{'s' if len(ahead) + len(behind) == 1 else ''} 0")
+    parts = []
+    if ahead:
+        parts.append(f"{_name(reference)} is ahead of {', '.join(ahead)}")
+    if behind:
+        parts.append(f"behind {', '.join(behind)}")
+    return text + (": " + "; ".join(parts) + "." if parts else ": the test set resolves none of the differences.")
+
+
+def stability_sentence(stability: pd.DataFrame, comparison: pd.DataFrame, metric: str = "fg_iou",
+                       source: Source | None = None) -> str:
+    """The stability grid's answer in words: the spread of the recorded seeds, and where the
+    single comparison run falls among them (:func:`spine.training.analysis.position_among`)."""
+    done = stability[stability["trained"]]
+    if len(done) < 2:
+        return (not_recorded("stability", source) if not len(done) else
+                "Only one seed of the stability grid is recorded: no spread to measure yet.")
+    values = done[metric].astype(float)
+    text = (f"Over the {len(done)} recorded seeds, the proposed network's foreground IoU is {values.mean():.3f} on "
+            f"average (SD {values.std(ddof=1):.4f}, range {values.min():.3f}–{values.max():.3f})")
+    ours = comparison[(comparison["model"] == "Proposed") & comparison["trained"]]
+    if not len(ours):
+        return text + "; the single comparison run is not recorded, so there is nothing to place among them."
+    place = analysis.position_among(float(ours.iloc[0][metric]), values)
+    return (text + f"; the single comparison run (seed 0) scores {place['value']:.3f}, {place['z']:+.1f} seed SDs "
+            f"from that mean, with {place['runs_below']} seed(s) below it and {place['runs_above']} above.")
 
 
 # --------------------------------------------------------------------------- the README's figures
@@ -161,6 +382,7 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
         performance_lines.append(f"A training step of the proposed network uses {share} of the matmul peak measured in the same "
                      f"run; the other models {training['fraction_of_matmul_peak'].min():.0%} to "
                      f"{training['fraction_of_matmul_peak'].max():.0%}.")
+    performance_lines.append(performance.book_speed_line(tables.get("book_speed")))
     lines.append("\n\n".join(performance_lines))
     return "\n".join(lines) + "\n"
 

@@ -123,4 +123,7 @@ def test_data_paths_reach_the_chapters_absolute(monkeypatch, tmp_path):
     assert seen[0]["store"] == str(tmp_path / "store")
     seen.clear()
     book.build(ROOT, data="phantom", only=["01_"], html=False)
-    assert seen[0]["data"] == "phantom" and seen[0]["real_data"] is None
+    assert seen[0]["data"] == "phantom" and seen[0]["real_data"] is None and seen[0]["profile"] == "book"
+    seen.clear()
+    book.build(ROOT, only=["01_"], html=False, max_new_runs=5)  # the default book: the records, never trained
+    assert (seen[0]["data"], seen[0]["profile"], seen[0]["max_new_runs"]) == ("recorded", "cpu", 0)

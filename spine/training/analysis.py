@@ -16,7 +16,9 @@ where it needs them the records in the store, into a table the book shows:
 - **a shipped model**: :func:`card_table` (what its card says it is) and :func:`shipped_test_images`
   (the images it is explained and re-scored on);
 - **what the runs produced**: :func:`run_summaries` (single runs side by side),
-  :func:`histories` (training curves), :func:`predictions` (label maps of the trained models)
+  :func:`histories` (training curves), :func:`recorded_predictions` and
+  :func:`recorded_sample` (the test label maps a record keeps, with the committed inputs and
+  references: figures drawn from the store alone), :func:`predictions` (label maps of models)
   and :func:`sample_predictions` (those of a few test images, beside the reference).
 
 Nothing here trains: grids are ``spine.training.studies``'s, and a model that a record lacks is
@@ -287,19 +289,30 @@ def distance_units(table: pd.DataFrame, store=results.DEFAULT_STORE) -> pd.DataF
     has no spacing), and the smallest and largest pixel size (mm, mean of rows and columns) over
     its test images: one pixel of error means that many millimetres, different for each image.
     """
-    from spine.training.engine import split_data
-
     rows = []
     for row in table[table["trained"]].itertuples():
-        record = results.load_record(Path(store) / row.run_id)
-        spacing = split_data(record.config)["test"].spacing.astype(float).mean(axis=1)
-        means = record.metrics["test"]["per_image"]
+        run_ids = getattr(row, "run_ids", None) or [row.run_id]
+        records = [results.load_record(Path(store) / run) for run in run_ids]
+        spacing = np.concatenate([_test_spacing(r, store) for r in records]).astype(float).mean(axis=1)
+        record = records[0]
+        means = row._asdict() if len(records) > 1 else record.metrics["test"]["per_image"]
         finite = spacing[np.isfinite(spacing)]
         rows.append({"model": row.model, "loss": row.loss,
                      **{key: _number(means.get(key)) for key in ("hd", "hd95", "assd", "hd_mm", "hd95_mm", "assd_mm")},
                      "mm per pixel (min)": float(finite.min()) if finite.size else np.nan,
                      "mm per pixel (max)": float(finite.max()) if finite.size else np.nan})
     return pd.DataFrame(rows)
+
+
+def _test_spacing(record: results.Record, store) -> np.ndarray:
+    """The (row, column) pixel sizes of a record's test images: from the store's inputs where it
+    keeps them, else from its data (loaded and split again)."""
+    inputs = results.recorded_inputs(record.config, store)
+    if inputs is not None:
+        return inputs.spacing
+    from spine.training.engine import split_data
+
+    return split_data(record.config)["test"].spacing
 
 
 def _number(value) -> float:
@@ -451,3 +464,63 @@ def sample_predictions(table: pd.DataFrame, store, count: int = 4, models: dict 
     test = split_data(first.config)["test"]
     sample = test.select(np.arange(min(count, len(test))))
     return sample, {"reference": sample.labels(first.config.task), **predictions(table, store, sample.images, models)}
+
+
+def recorded_predictions(record: results.Record, store=None) -> dict | None:
+    """A record's test images as the store keeps them: ``{"images"`` (N, S, S, 1) in [0, 1],
+    ``"reference"`` and ``"prediction"`` (N, S, S) label maps in the record's task, ``"case_ids"``,
+    ``"patients"``, ``"spacing"``}``, the stored predictions matched to the fold's committed inputs
+    by case id. Nothing is trained or run. ``None`` for records that keep no predictions (the
+    first format) or whose inputs the store lacks. ``store`` defaults to the record's own folder's."""
+    store = Path(store) if store is not None else record.path.parent
+    if not (record.path / "predictions.npz").is_file():
+        return None
+    inputs = results.recorded_inputs(record.config, store)
+    if inputs is None:
+        return None
+    stored = record.predictions()
+    where = {case: i for i, case in enumerate(map(str, inputs.case_ids))}
+    missing = [case for case in map(str, stored["case_ids"]) if case not in where]
+    if missing:
+        raise ConfigError(f"{record.path.name}: {len(missing)} predicted test image(s) not in the store's inputs "
+                          f"({', '.join(missing[:3])}...)")
+    order = np.array([where[case] for case in map(str, stored["case_ids"])])
+    subset = inputs.select(order)
+    return {"images": subset.images, "reference": subset.labels(record.config.task),
+            "prediction": stored["labels"].astype(np.uint8), "case_ids": np.asarray(subset.case_ids),
+            "patients": np.asarray(subset.patients), "spacing": subset.spacing}
+
+
+def recorded_sample(table: pd.DataFrame, store, count: int = 4, fold: int | None = None) -> tuple | None:
+    """The first ``count`` test images of one fold of a grid (the lowest recorded fold unless
+    given), each a different patient where the fold has enough: the images, and the label maps
+    by row name (``"reference"`` first, then each row recorded in that fold), all from the store
+    (:func:`recorded_predictions`). ``None`` when no row of the table keeps predictions.
+    Returns ``(images, case_ids, rows)``."""
+    done = table[table["trained"]]
+    several = table["loss"].nunique() > 1
+    per_row = {}
+    for row in done.itertuples():
+        for run_id in getattr(row, "run_ids", None) or [row.run_id]:
+            record = results.load_record(Path(store) / run_id)
+            if fold is None or record.config.fold == fold:
+                per_row.setdefault(f"{row.model} ({row.loss})" if several else row.model, []).append(record)
+    shown = {name: min(records, key=lambda r: r.config.fold) for name, records in per_row.items()}
+    folds = [r.config.fold for r in shown.values() if (r.path / "predictions.npz").is_file()]
+    if not folds:
+        return None
+    chosen = min(folds)
+    shown = {name: recorded_predictions(r, store) for name, r in shown.items() if r.config.fold == chosen}
+    shown = {name: maps for name, maps in shown.items() if maps is not None}
+    if not shown:
+        return None
+    first = next(iter(shown.values()))
+    patients = first["patients"]
+    pick = [int(np.flatnonzero(patients == p)[len(np.flatnonzero(patients == p)) // 2]) for p in dict.fromkeys(patients)]
+    pick = (pick + [i for i in range(len(patients)) if i not in pick])[:count]
+    rows = {"reference": first["reference"][pick]}
+    for name, maps in shown.items():
+        if not np.array_equal(maps["case_ids"], first["case_ids"]):
+            raise ConfigError(f"{name}: its fold-{chosen} test images differ from the other rows'")
+        rows[name] = maps["prediction"][pick]
+    return first["images"][pick], list(first["case_ids"][pick]), rows

@@ -62,8 +62,14 @@ CI_KEYS = ("dice", "iou", "miou", "hd95", "assd", "hd95_mm", "assd_mm")
 
 
 def make_config(model: str, loss: str, task: str = "binary", data="phantom", profile: str = "cpu",
-                seed: int = 0, augment: bool = False, overrides: dict | None = None, fold: int = 0) -> RunConfig:
-    """Resolve a run request; the data source is prepared (or read from the cache) to identify it."""
+                seed: int = 0, augment: bool = False, overrides: dict | None = None, fold: int = 0,
+                data_id: str | None = None) -> RunConfig:
+    """Resolve a run request; the data source is prepared (or read from the cache) to identify it.
+
+    A known ``data_id`` (or a source named ``recorded:<data_id>``, see
+    :func:`spine.training.store.recorded_source`) identifies the data without loading it: the
+    configuration then finds the records of that data in a store (the run id depends on the data's
+    content id, never on its path), although it cannot train."""
     from spine.models import MODEL_NAMES  # validated here, so a typo fails before any work
 
     settings = resolve_profile(profile, overrides)
@@ -80,7 +86,9 @@ def make_config(model: str, loss: str, task: str = "binary", data="phantom", pro
                           f"folds are 0..{max(settings['folds'], 1) - 1}")
     # the precision this machine trains in, not "auto": a float16 GPU run and a float32 CPU run are different runs
     settings["precision"] = device.resolve_precision(settings["precision"])
-    return RunConfig(model=model, loss=loss, task=task, data=str(data), data_id=_data_id(str(data), settings["size"]),
+    if data_id is None:
+        data_id = results.recorded_data_id_of(str(data)) or _data_id(str(data), settings["size"])
+    return RunConfig(model=model, loss=loss, task=task, data=str(data), data_id=data_id,
                      profile=profile, settings=settings, seed=int(seed), augment=bool(augment), fold=int(fold))
 
 
@@ -98,6 +106,9 @@ def _split(config: RunConfig, split_folder: Path | None = None) -> tuple[dict, s
     """:func:`split_data`, and the case ids of each validation and test patient's central slice
     (the study's view, nearest the middle of all the patient's slices)."""
     settings = config.settings
+    if results.recorded_data_id_of(config.data):
+        raise DataError(config.data, "the data are named by their content id only (their records can be read, "
+                                     "but splitting or training needs the data themselves: give their folder)")
     dataset = load_dataset(config.data, size=settings["size"])
     split = make_split(dataset.patients, seed=settings["split_seed"], val_seed=config.seed,
                        folds=settings["folds"], fold=config.fold)
@@ -130,12 +141,7 @@ def save_folds(config: RunConfig, store) -> Path | None:
     return path
 
 
-def inputs_path(config: RunConfig, store) -> Path:
-    """Where the store keeps the test inputs of a run's fold (shared by every run of that fold)."""
-    settings = config.settings
-    name = (f"k{settings['folds']}-seed{settings['split_seed']}-fold{config.fold}"
-            f"-{settings['eval_slices_per_patient']}slices.npz")
-    return Path(store) / "inputs" / config.data_id / name
+inputs_path = results.inputs_path  # where the store keeps a fold's test inputs
 
 
 def save_inputs(config: RunConfig, store, test) -> Path:
@@ -411,7 +417,7 @@ def _finish(model, config, folder: Path, store, subsets, central: set, state: di
         np.savez_compressed(handle, labels=predictions.astype(np.uint8), case_ids=test.case_ids)
     save_inputs(config, store, test)
     environment = results.environment(state["seconds"] + time.perf_counter() - started)
-    results.write_json(folder / "environment.json", environment | {"precision": state["precision"], **code_version()})
+    results.write_json(folder / "environment.json", environment | {"precision": state["precision"]})
     save_model(model, folder / "model.keras")
     for leftover in ("last.keras", "best.npz", "state.json"):
         (folder / leftover).unlink(missing_ok=True)
@@ -424,23 +430,7 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(tmp, index=False)
 
 
-def code_version() -> dict:
-    """The code that made a record: package version, git commit and whether the tree was dirty."""
-    import spine
-
-    root = Path(spine.__file__).resolve().parent.parent
-
-    def git(*args) -> str | None:
-        try:
-            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10,
-                                  check=True).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    commit = git("rev-parse", "HEAD")
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "spine") if commit else None
-    return {"spine_version": spine.__version__, "git_commit": commit,
-            "git_dirty": None if dirty is None else bool(dirty)}
+code_version = results.code_version  # the code that made a record (in every environment.json)
 
 
 def evaluate_run(path, data=None) -> tuple[pd.DataFrame, dict]:

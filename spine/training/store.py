@@ -16,6 +16,8 @@ import dataclasses
 import json
 import os
 import platform
+import subprocess
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ import pandas as pd
 
 from spine.data.io import atomic_path
 from spine.errors import ConfigError
-from spine.training.config import RunConfig
+from spine.training.config import RECORD_VERSION, RunConfig
 
 DEFAULT_STORE = Path("results")
 RECORD_FILES = ("config.json", "metrics.json", "per_image.csv", "per_patient.csv", "history.csv", "environment.json",
@@ -133,7 +135,7 @@ def check_writable(store) -> Path:
 
 
 def environment(wall_seconds: float) -> dict:
-    """Versions and hardware of this run, for its record."""
+    """Versions, hardware and the code (:func:`code_version`) of this run, for its record."""
     import keras
     import numpy
     import tensorflow as tf
@@ -145,5 +147,121 @@ def environment(wall_seconds: float) -> dict:
         "keras": keras.__version__, "numpy": numpy.__version__, "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-        "wall_seconds": round(wall_seconds, 1),
+        "wall_seconds": round(wall_seconds, 1), **code_version(),
     }
+
+
+def code_version() -> dict:
+    """The code that made a record: package version, record format, git commit and whether the
+    package's tracked files differed from that commit (``None`` outside a git checkout)."""
+    import spine
+
+    root = Path(spine.__file__).resolve().parent.parent
+
+    def git(*args) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "spine") if commit else None
+    return {"spine_version": spine.__version__, "record_version": RECORD_VERSION, "git_commit": commit,
+            "git_dirty": None if dirty is None else bool(dirty)}
+
+
+def record_code(record: Record) -> str:
+    """The code version a record names, in a few words: ``"spine 0.1.0, 4f942519"`` (``", dirty"``
+    when the package differed from that commit), or ``"not recorded"`` for records made before
+    the environment kept it."""
+    env = read_json(record.path / "environment.json") if (record.path / "environment.json").is_file() else {}
+    if not env.get("git_commit"):
+        return "not recorded"
+    return f"spine {env.get('spine_version', '?')}, {env['git_commit'][:8]}" + (", dirty" if env.get("git_dirty") else "")
+
+
+# --------------------------------------------------------------------------- the records without the data
+
+RECORDED = "recorded"  # the data source that names "the real-data records of the store" (see recorded_source)
+RECORDED_PREFIX = "recorded:"  # a source "recorded:<data_id>" names data by its content id, without the data
+
+
+def recorded_data_id_of(source: str) -> str | None:
+    """The data id a source of the form ``recorded:<data_id>`` names, else ``None``."""
+    source = str(source)
+    return source[len(RECORDED_PREFIX):] or None if source.startswith(RECORDED_PREFIX) else None
+
+
+def recorded_data_ids(store, profile: str = "cpu") -> Counter:
+    """How many finished current-format runs at ``profile`` the store holds per data id, the phantom's left
+    out (reads each run's ``config.json`` only)."""
+    counts: Counter = Counter()
+    store = Path(store)
+    if not store.is_dir():
+        return counts
+    for folder in sorted(store.iterdir()):
+        if not (is_finished(folder) and (folder / "config.json").is_file()):
+            continue
+        config = read_json(folder / "config.json")
+        if (config.get("record_version") == RECORD_VERSION and config.get("profile") == profile
+                and not str(config.get("data_id", "")).startswith("phantom")):
+            counts[config["data_id"]] += 1
+    return counts
+
+
+def recorded_source(store, profile: str = "cpu") -> str | None:
+    """The store's real-data records as a data source, ``"recorded:<data_id>"`` (the data id with the
+    most current-format runs at ``profile``; ties go to the first name), or ``None`` when it has none.
+
+    ``engine.make_config`` and every grid function of ``spine.training.studies`` accept it in place
+    of a data folder, so that a checkout without the data (a fresh clone) still finds and reads the
+    committed records: their run ids depend on the data's content id, not on where the data are."""
+    counts = recorded_data_ids(store, profile)
+    if not counts:
+        return None
+    best = max(counts.values())
+    return RECORDED_PREFIX + min(data_id for data_id, n in counts.items() if n == best)
+
+
+def inputs_path(config: RunConfig, store) -> Path:
+    """Where the store keeps the test inputs of a run's fold (shared by every run of that fold)."""
+    settings = config.settings
+    name = (f"k{settings['folds']}-seed{settings['split_seed']}-fold{config.fold}"
+            f"-{settings['eval_slices_per_patient']}slices.npz")
+    return Path(store) / "inputs" / config.data_id / name
+
+
+def recorded_inputs(config: RunConfig, store):
+    """The test slices of a run's fold as the store keeps them (``inputs/``), as a
+    :class:`spine.data.SliceSet` (images back in [0, 1]); ``None`` where the store has none (records of
+    the first format, or a fold not recorded)."""
+    from spine.data.dataset import SliceSet
+
+    path = inputs_path(config, store)
+    if config.record_version < 2 or not path.is_file():
+        return None
+    with np.load(path) as stored:
+        images = stored["images"].astype(np.float32)[..., None] / 255.0
+        return SliceSet(images=images, structures=stored["structures"], instances=stored["structures"].astype(np.int16),
+                        spacing=stored["spacing"], case_ids=stored["case_ids"], patients=stored["patients"],
+                        slice_index=stored["slice_index"], source=str(path), data_id=config.data_id)
+
+
+def recorded_slices(store, data_id: str):
+    """Every fold's committed test inputs of ``data_id`` as one :class:`spine.data.SliceSet` (each
+    patient once: the folds' test patients do not overlap), or ``None`` when the store has none."""
+    from spine.data.dataset import SliceSet
+
+    files = sorted((Path(store) / "inputs" / data_id).glob("*.npz"))
+    if not files:
+        return None
+    parts = []
+    for path in files:
+        with np.load(path) as stored:
+            parts.append({name: stored[name] for name in stored.files})
+    joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    return SliceSet(images=joined["images"].astype(np.float32)[..., None] / 255.0, structures=joined["structures"],
+                    instances=joined["structures"].astype(np.int16), spacing=joined["spacing"],
+                    case_ids=joined["case_ids"], patients=joined["patients"], slice_index=joined["slice_index"],
+                    source=str(Path(store) / "inputs" / data_id), data_id=data_id)

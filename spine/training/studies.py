@@ -295,6 +295,7 @@ def provenance(table: pd.DataFrame, store=results.DEFAULT_STORE) -> pd.DataFrame
     facts = {"data": first.data_id, "profile": first.profile, **first.settings,
              "seeds": ", ".join(sorted({str(r.config.seed) for r in done})),
              "runs": f"{len(done)} of {table['folds'].sum()}",
+             "code": "; ".join(sorted({results.record_code(r) for r in done})),
              "wall minutes (all runs)": round(minutes, 1)}
     return pd.DataFrame({"setting": list(facts), "value": [str(v) for v in facts.values()]})
 
