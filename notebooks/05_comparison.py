@@ -108,9 +108,8 @@ glue("comparison_finding", Markdown(report.grid_finding(table, pairs, source=sou
 # study's view, the central slice alone.
 
 # %% tags=["remove-input"]
-columns = ["model", "folds", "test_patients", "f1", "study_f1", "dice_central", "fg_iou", "study_mIoU", "precision",
-           "recall"]
-shown = table.assign(folds=table["run_ids"].map(len).astype(str) + " of " + table["folds"].astype(str))
+columns = ["model", "patients", "f1", "study_f1", "dice_central", "fg_iou", "study_mIoU", "precision", "recall"]
+shown = table.rename(columns={"test_patients": "patients"})
 report.table_or_note(shown[[c for c in columns if c in shown]], report.not_recorded("comparison", source))
 
 # %% tags=["remove-input"]

@@ -430,3 +430,9 @@ def test_shipped_model_rescored_on_its_own_test_patients_matches_its_card(t2spac
     assert own and len(test) == card["test"]["images"]
     _, scored = score(load_model(task="binary"), test, "binary")
     assert scored["per_image"]["dice"] == pytest.approx(card["test"]["dice"], abs=1e-6)
+
+
+def test_code_summary_names_the_most_frequent_versions_and_counts_the_rest():
+    codes = ["spine 0.1.0, aaaa"] * 3 + ["spine 0.1.0, bbbb"] * 2 + ["spine 0.1.0, cccc", "not recorded"]
+    assert studies.code_summary(codes) == "spine 0.1.0, aaaa (3 runs); spine 0.1.0, bbbb (2 runs); 2 other commits"
+    assert studies.code_summary(["spine 0.1.0, aaaa"]) == "spine 0.1.0, aaaa (1 run)"

@@ -295,9 +295,21 @@ def provenance(table: pd.DataFrame, store=results.DEFAULT_STORE) -> pd.DataFrame
     facts = {"data": first.data_id, "profile": first.profile, **first.settings,
              "seeds": ", ".join(sorted({str(r.config.seed) for r in done})),
              "runs": f"{len(done)} of {table['folds'].sum()}",
-             "code": "; ".join(sorted({results.record_code(r) for r in done})),
+             "code": code_summary([results.record_code(r) for r in done]),
              "wall minutes (all runs)": round(minutes, 1)}
     return pd.DataFrame({"setting": list(facts), "value": [str(v) for v in facts.values()]})
+
+
+CODES_LISTED = 2  # a provenance table names at most this many code versions, then counts the rest
+
+
+def code_summary(codes: list[str]) -> str:
+    """Several records' code versions in a few words: each distinct one with its count of runs,
+    the most frequent first, the rest counted (records are made over many commits)."""
+    counts = pd.Series(codes).value_counts()
+    named = [f"{code} ({count} run{'s' * (count > 1)})" for code, count in counts.iloc[:CODES_LISTED].items()]
+    rest = len(counts) - CODES_LISTED
+    return "; ".join(named) + (f"; {rest} other commit{'s' * (rest > 1)}" if rest > 0 else "")
 
 
 def provenance_side_by_side(tables: dict[str, pd.DataFrame], store=results.DEFAULT_STORE) -> pd.DataFrame:
