@@ -86,12 +86,15 @@ def main(argv=None) -> int:
             folder = Path(scratch) / role
             full = clone(commit, folder, Path(args.repo))
             log = Path(scratch) / f"{role}.log"
+            load_before = os.getloadavg()[0]
             seconds, status = time_book(folder, book_args, args.timeout, log)
             print(f"{role} {full[:8]}: {seconds:.0f} s, exit {status}", flush=True)
             if status != 0:
                 print(log.read_text()[-3000:], file=sys.stderr)
             rows.append({"role": role, "commit": full, "command": "spine book " + " ".join(book_args),
-                         "wall_s": round(seconds, 1), "exit_status": status})
+                         "wall_s": round(seconds, 1), "exit_status": status,
+                         # other work on the machine (e.g. a training job) slows both builds: say how much there was
+                         "load_1min_before": round(load_before, 2), "load_1min_after": round(os.getloadavg()[0], 2)})
     table = pd.DataFrame(rows)
     table["ratio_to_old"] = (table["wall_s"] / table.loc[table["role"] == "old", "wall_s"].iloc[0]).round(3)
     facts = machine() | {"measured": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
