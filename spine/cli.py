@@ -138,9 +138,10 @@ def _cmd_export(args) -> int:
     from spine import inference
     from spine.training import export
 
-    record, compared = export.best_record(args.store, args.data, args.profile, args.task)
-    path = export.export_model(record, args.out or inference.WEIGHTS, compared=compared, overwrite=args.overwrite)
-    _emit(args, {"model": str(path), **export.card(record, compared)["test"]})
+    record, compared, close = export.best_record(args.store, args.data, args.profile, args.task)
+    path = export.export_model(record, args.out or inference.WEIGHTS, compared, close, overwrite=args.overwrite,
+                               t1t2_folder=args.check)
+    _emit(args, {"model": str(path), **export.card(record, compared, close)["test"]})
     return 0
 
 
@@ -268,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     exported.add_argument("--store", default="results", help=STORE_HELP)
     exported.add_argument("--out", help="output folder (default: the package's spine/weights)")
     exported.add_argument("--overwrite", action="store_true", help="replace an existing model file")
+    exported.add_argument("--check", metavar="FOLDER",
+                          help="also score the real T1/T2 vertebra slices of FOLDER (spider-t1t2-vertebrae) on the "
+                               "card (reported, never chosen on); the held-out phantom cases are always scored")
 
     study = command("study", _cmd_study, "run one of the study's grids and print its table")
     study.add_argument("name", help="loss, ablation, attention, augmentation, comparison, stability, multiclass; "
