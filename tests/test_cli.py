@@ -231,7 +231,7 @@ def test_export_writes_the_run_and_its_card_and_refuses_to_overwrite(trained, tm
 def test_train_names_its_augmentation(capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["train", "--model", "U-Net", "--loss", "Dice", "--augment", "strong"])
-    assert stopped.value.code == 2 and "choose from 'none', 'study', 'robust'" in capsys.readouterr().err
+    assert stopped.value.code == 2 and "choose from 'none', 'study', 'robust', 'robust-half'" in capsys.readouterr().err
 
 
 def test_installed_script_help_version_and_usage_errors():

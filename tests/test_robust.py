@@ -48,6 +48,16 @@ def test_same_seed_same_draw_and_batches_differ():
     assert not np.allclose(first[0], other[0])
 
 
+def test_robust_half_randomises_about_half_the_images_and_passes_the_others():
+    images, masks = batch(count=32)
+    out_images, out_masks = robust.augment_batch(images, masks, robust.batch_seed(0, 0, 0), fraction=0.5)
+    kept = [np.array_equal(out_images[i], images[i]) and np.array_equal(out_masks[i], masks[i]) for i in range(32)]
+    assert 8 <= sum(kept) <= 24
+    full = robust.augment_batch(images, masks, robust.batch_seed(0, 0, 0))
+    changed = [i for i in range(32) if not kept[i]]  # the randomised ones are the full mode's draws
+    np.testing.assert_array_equal(tf.gather(out_images, changed), tf.gather(full[0], changed))
+
+
 def test_a_zoom_out_shrinks_the_mask(monkeypatch):
     monkeypatch.setattr(robust, "ZOOM_RANGE", (0.5, 0.5))
     monkeypatch.setattr(robust, "ASPECT_RANGE", (1.0, 1.0))
@@ -94,8 +104,9 @@ def test_augment_modes_keep_the_ids_of_existing_records():
     assert dataclasses.replace(config, augment=True).run_id == "7ca7e8dcebca"  # the study's augmentation
     robust_id = dataclasses.replace(config, augment="robust").run_id
     assert robust_id not in {"741c5ece049b", "7ca7e8dcebca"}
-    assert [augment_mode(v) for v in ("none", "study", "robust", False, True)] == [False, True, "robust", False, True]
-    with pytest.raises(ConfigError, match="valid: none, study, robust"):
+    assert [augment_mode(v) for v in ("none", "study", "robust", "robust-half", False, True)] == [
+        False, True, "robust", "robust-half", False, True]
+    with pytest.raises(ConfigError, match="valid: none, study, robust, robust-half"):
         augment_mode("strong")
 
 

@@ -29,7 +29,7 @@ LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 # A run's augmentation: False (none) and True (the study's) as records always stored them, so their
 # ids stay; a named mode beside them. The CLI's names for each.
-AUGMENT_MODES = {"none": False, "study": True, "robust": "robust"}
+AUGMENT_MODES = {"none": False, "study": True, "robust": "robust", "robust-half": "robust-half"}
 # 2: cross-validation folds, per-patient aggregation over several central slices, stored test
 # predictions, precision and learning-rate schedule in the settings.
 RECORD_VERSION = 2
@@ -62,8 +62,8 @@ def resolve_profile(name: str, overrides: dict | None = None) -> dict:
 
 
 def augment_mode(value) -> bool | str:
-    """A run's augmentation as stored: ``False``, ``True`` or ``"robust"`` (also from the CLI's
-    ``none`` / ``study`` / ``robust``)."""
+    """A run's augmentation as stored: ``False``, ``True`` or a named mode (``"robust"``, ...), also
+    from the CLI's names (``none``, ``study``, ...)."""
     if isinstance(value, str):
         if value not in AUGMENT_MODES:
             raise ConfigError(f"unknown augmentation {value!r}; valid: {', '.join(AUGMENT_MODES)}")

@@ -109,7 +109,7 @@ def _split(config: RunConfig, split_folder: Path | None = None) -> tuple[dict, s
         subsets["train"] = subsets["train"].central(per_train)
     if settings["max_train_images"]:
         subsets["train"] = subsets["train"].select(np.arange(min(settings["max_train_images"], len(subsets["train"]))))
-    if config.augment == "robust":
+    if config.augment in robust.RANDOMISED_FRACTION:
         subsets["train"] = robust.with_phantom(subsets["train"], config.seed)
     central = set()
     for name in ("val", "test"):
@@ -215,8 +215,10 @@ def epoch_dataset(subset, task: str, batch_size: int, seed: int, epoch: int, aug
 
 def _batch_augmentation(augment: bool | str, seed: int, epoch: int):
     """``(batch index, images, masks) -> (images, masks)`` for the mode, or None without one."""
-    if augment == "robust":
-        return lambda batch, images, masks: robust.augment_batch(images, masks, robust.batch_seed(seed, epoch, batch))
+    if augment in robust.RANDOMISED_FRACTION:
+        fraction = robust.RANDOMISED_FRACTION[augment]
+        return lambda batch, images, masks: robust.augment_batch(images, masks, robust.batch_seed(seed, epoch, batch),
+                                                                 fraction)
     if not augment:
         return None
     pipeline = augmentation.augmenter(seed * 1000 + epoch)

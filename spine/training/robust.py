@@ -1,5 +1,5 @@
-"""The robust augmentation (``augment="robust"``): models that transfer across MRI sequences and
-fields of view, trained on T2-SPACE labels alone.
+"""The robust augmentations (``augment="robust"`` and ``"robust-half"``): models that transfer across
+MRI sequences and fields of view, trained on T2-SPACE labels alone.
 
 Only T2-SPACE slices are labelled, yet ``spine predict`` meets T1 and T2 (TSE) series of 320-800
 pixels with wider fields of view. Two things stand in for the sequences and geometries never
@@ -11,8 +11,10 @@ seen (the approach of domain-randomised training, e.g. SynthSeg):
   borders are; in: a crop), an aspect change (every input is resized to a square), a rotation and
   a shift; then acquisition, a smooth multiplicative bias field, blur and Gaussian noise; last,
   the min-max rescaling every input gets. Masks follow the geometry with nearest-neighbour
-  sampling (labels stay labels) and are padded as background. Every draw is a stateless random op
-  keyed by (seed, epoch, batch), so a run draws the same on any resume.
+  sampling (labels stay labels) and are padded as background. ``robust`` randomises every image;
+  ``robust-half`` a random half of them, the others passing as they are (the training sequence
+  stays half of what the model sees). Every draw is a stateless random op keyed by (seed, epoch,
+  batch), so a run draws the same on any resume.
 - **Phantom T1 and T2 slices** (:func:`with_phantom`): a fraction :data:`PHANTOM_FRACTION` of the
   real training images is added as phantom central slices rendered with T1 and T2 contrast (half
   each), drawn by the run's seed from the phantom patients lent to training
@@ -29,6 +31,8 @@ import tensorflow as tf
 
 from spine.data import PHANTOM_MIX_PATIENTS, SliceSet, concat, phantom_slices
 
+# The share of images each mode randomises (both mix the phantom in).
+RANDOMISED_FRACTION = {"robust": 1.0, "robust-half": 0.5}
 PHANTOM_FRACTION = 0.25  # phantom images added, as a fraction of the real training images
 PHANTOM_SEQUENCES = ("t1", "t2")
 # Intensity: probabilities per image, and ranges.
@@ -59,31 +63,38 @@ def batch_seed(seed: int, epoch: int, batch) -> tf.Tensor:
     return tf.stack([tf.constant(run, tf.int64), tf.cast(batch, tf.int64)])
 
 
-def augment_batch(images: tf.Tensor, masks: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def augment_batch(images: tf.Tensor, masks: tf.Tensor, seed: tf.Tensor,
+                  fraction: float = 1.0) -> tuple[tf.Tensor, tf.Tensor]:
     """Randomise a batch: ``images`` (B, H, W, 1) in [0, 1], ``masks`` (B, H, W, 1) class indices
-    (float); ``seed`` a stateless seed of shape (2,). Returns images in [0, 1] and masks with only
-    the input's class values."""
+    (float); ``seed`` a stateless seed of shape (2,); ``fraction`` the chance that an image is
+    randomised (else it is returned as it is). Returns images in [0, 1] and masks with only the
+    input's class values."""
+    originals = images, masks
     keys = iter(tf.unstack(tf.random.experimental.stateless_split(seed, _DRAWS)))
     count = tf.shape(images)[0]
 
     def uniform(key, low=0.0, high=1.0, shape=(1, 1, 1)):
         return tf.random.stateless_uniform(tf.concat([[count], shape], 0), key, low, high)
 
-    def chance(key, probability):
+    def chance(probability):
         return uniform(next(keys)) < probability  # (B, 1, 1, 1)
 
-    images = tf.where(chance(keys, CURVE_PROBABILITY), _random_curve(images, next(keys), next(keys)), images)
-    images = tf.where(chance(keys, INVERT_PROBABILITY), 1.0 - images, images)
+    images = tf.where(chance(CURVE_PROBABILITY), _random_curve(images, next(keys), next(keys)), images)
+    images = tf.where(chance(INVERT_PROBABILITY), 1.0 - images, images)
     images = images ** tf.exp(GAMMA_LOG_SD * tf.random.stateless_normal([count, 1, 1, 1], next(keys)))
     transform = _affine(count, tf.shape(images)[1], tf.shape(images)[2], next(keys))
     images = keras.ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode="constant")
     masks = keras.ops.image.affine_transform(masks, transform, interpolation="nearest", fill_mode="constant")
     bias = tf.random.stateless_normal([count, BIAS_GRID, BIAS_GRID, 1], next(keys), stddev=BIAS_LOG_SD)
     images = images * tf.exp(tf.image.resize(bias, tf.shape(images)[1:3], method="bicubic"))
-    weight = tf.where(chance(keys, BLUR_PROBABILITY), uniform(next(keys)), 0.0)
+    weight = tf.where(chance(BLUR_PROBABILITY), uniform(next(keys)), 0.0)
     images = (1.0 - weight) * images + weight * _gaussian_blur(images, BLUR_SIGMA)
     images = images + uniform(next(keys), 0.0, NOISE_MAX_SD) * tf.random.stateless_normal(tf.shape(images), next(keys))
-    return _rescale(images), masks
+    images = _rescale(images)
+    if fraction < 1:
+        randomised = chance(fraction)
+        images, masks = (tf.where(randomised, new, old) for new, old in zip((images, masks), originals))
+    return images, masks
 
 
 def _random_curve(images: tf.Tensor, key_points: tf.Tensor, key_order: tf.Tensor) -> tf.Tensor:

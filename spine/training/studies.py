@@ -46,8 +46,8 @@ class Cell:
     @property
     def label(self) -> str:
         """The row name the study uses for this cell."""
-        if self.augment == "robust":
-            return f"{self.model} + robust augmentation"
+        if isinstance(self.augment, str):
+            return f"{self.model} + {self.augment} augmentation"
         return f"{self.model} + data augmentation" if self.augment else self.model
 
 
