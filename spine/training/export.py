@@ -3,11 +3,12 @@
 The package ships one binary and one 4-class model (``spine/weights``), used by ``spine predict``
 when no ``--model`` is given. :func:`best_record` picks, among the finished seed-0 runs of fold 0 of
 a task on one data source and profile (seed 0 and one fold: they share their validation patients,
-so their validation figures compare), by the mean **validation** Dice (never the test figure, which
-stays an unbiased estimate of the shipped model): the runs within :data:`VALIDATION_TOLERANCE` of the
-best are as good on T2-SPACE as those few patients can tell, and among them the best on the held-out
-phantom T1 and T2 cases (:func:`spine.transfer.phantom_scores`) wins, so that a model that transfers
-to other sequences is preferred to one a hair better on T2-SPACE alone. :func:`export_model` writes
+so their validation figures compare), the run with the best mean **validation** Dice (never the test
+figure, which stays an unbiased estimate of the shipped model), unless runs trained for other
+sequences (a robust augmentation, :mod:`spine.training.robust`) come within
+:data:`VALIDATION_TOLERANCE` of it: as good on T2-SPACE as fold 0's few validation patients can tell,
+they are preferred, the best of them on the held-out phantom T1 and T2 cases
+(:func:`spine.transfer.phantom_scores`). :func:`export_model` writes
 that run's model without its optimizer state (a third of the file) and, beside it, a JSON card naming
 the run, its augmentation, how it was chosen, its recorded test figures (against which the shipped
 file is tested) and its transfer check (phantom T1 / T2 and, where given, the real T1/T2 slices:
@@ -23,12 +24,13 @@ import numpy as np
 
 from spine import transfer
 from spine.errors import ConfigError
+from spine.training import robust
 from spine.training import store as results
 from spine.training.config import AUGMENT_MODES, RECORD_VERSION
 from spine.training.engine import make_config, save_model
 
 SELECTION_METRIC = "dice"  # mean validation Dice: foreground (binary) or over the 3 structures (4-class)
-# Fold 0 has 5 validation patients: runs this close to the best validation Dice compete on the phantom.
+# Fold 0 has 5 validation patients: a robust run this close to the best validation Dice is preferred.
 VALIDATION_TOLERANCE = 0.01
 CARD_FIGURES = ("dice", "fg_iou", "miou", "hd95", "assd")
 
@@ -54,29 +56,37 @@ def phantom_score(record: results.Record) -> float:
 
 
 def best_record(store, data, profile: str, task: str) -> tuple[results.Record, int, int]:
-    """Among the seed-0, fold-0 :func:`candidates` that have their model file, the best on the
-    phantom of those within :data:`VALIDATION_TOLERANCE` of the best mean validation Dice (no phantom
-    needed when one run is that close); how many runs it was chosen from, and how many were close."""
+    """Among the seed-0, fold-0 :func:`candidates`: the best on the phantom of the robust runs within
+    :data:`VALIDATION_TOLERANCE` of the best mean validation Dice, else that best run; how many runs
+    it was chosen from, and how many robust runs were that close. The chosen run needs its model file."""
     runs = [r for r in candidates(store, data, profile, task)
-            if (r.config.seed, r.config.fold) == (0, 0) and r.model_path.is_file() and np.isfinite(validation_score(r))]
+            if (r.config.seed, r.config.fold) == (0, 0) and np.isfinite(validation_score(r))]
     if not runs:
-        raise ConfigError(f"no finished seed-0, fold-0 {task} run with a validation Dice and its model file "
+        raise ConfigError(f"no finished seed-0, fold-0 {task} run with a validation Dice "
                           f"for {data} at profile {profile!r} in {store}")
     best = max(map(validation_score, runs))
-    close = [r for r in runs if validation_score(r) >= best - VALIDATION_TOLERANCE]
-    return (close[0] if len(close) == 1 else max(close, key=phantom_score)), len(runs), len(close)
+    close = [r for r in runs if r.config.augment in robust.RANDOMISED_FRACTION
+             and validation_score(r) >= best - VALIDATION_TOLERANCE]
+    if len(close) > 1:
+        chosen = max(close, key=phantom_score)
+    else:
+        chosen = close[0] if close else max(runs, key=validation_score)
+    if not chosen.model_path.is_file():
+        raise ConfigError(f"the chosen run {chosen.path.name} has no model file (records are committed without "
+                          "them); train it again (engine.retrain) into this store first")
+    return chosen, len(runs), len(close)
 
 
-def selection(compared: int, close: int = 1) -> str:
+def selection(compared: int, close: int = 0) -> str:
     """How the shipped run was chosen, in words (the card's ``selected_on``)."""
-    runs = f"{compared} finished seed-0 run(s) of fold 0"
-    if close == 1:
-        return f"mean validation {SELECTION_METRIC}, best of {runs}"
-    return (f"mean phantom T1/T2 {SELECTION_METRIC}, best of the {close} of {runs} within "
-            f"{VALIDATION_TOLERANCE} of the best mean validation {SELECTION_METRIC}")
+    best = f"mean validation {SELECTION_METRIC}, best of {compared} finished seed-0 run(s) of fold 0"
+    if not close:
+        return best
+    return (f"mean phantom T1/T2 {SELECTION_METRIC}, best of the {close} robust run(s) within "
+            f"{VALIDATION_TOLERANCE} of the best {best.replace(', best of', ' of')}")
 
 
-def card(record: results.Record, compared: int, close: int = 1, check: dict | None = None) -> dict:
+def card(record: results.Record, compared: int, close: int = 0, check: dict | None = None) -> dict:
     """What the shipped file is: its run and augmentation, how it was chosen, its recorded test
     figures, and its transfer check (``check``: :func:`spine.transfer.transfer_check`) if given."""
     test = record.metrics["test"]
@@ -91,7 +101,7 @@ def card(record: results.Record, compared: int, close: int = 1, check: dict | No
             "selected_epoch": record.metrics["selected_epoch"]} | ({"transfer": check} if check else {})
 
 
-def export_model(record: results.Record, folder, compared: int = 1, close: int = 1, *, overwrite: bool = False,
+def export_model(record: results.Record, folder, compared: int = 1, close: int = 0, *, overwrite: bool = False,
                  t1t2_folder=None) -> Path:
     """Write ``<folder>/<task>.keras`` (weights and architecture, no optimizer) and ``<task>.json``,
     whose transfer check covers the real T1/T2 slices too where ``t1t2_folder`` is given."""
