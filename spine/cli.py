@@ -138,9 +138,10 @@ def _cmd_export(args) -> int:
     from spine import inference
     from spine.training import export
 
-    record, compared = export.best_record(args.store, args.data, args.profile, args.task)
-    path = export.export_model(record, args.out or inference.WEIGHTS, compared=compared, overwrite=args.overwrite)
-    _emit(args, {"model": str(path), **export.card(record, compared)["test"]})
+    record, compared, close = export.best_record(args.store, args.data, args.profile, args.task)
+    path = export.export_model(record, args.out or inference.WEIGHTS, compared, close, overwrite=args.overwrite,
+                               t1t2_folder=args.check)
+    _emit(args, {"model": str(path), **export.card(record, compared, close)["test"]})
     return 0
 
 
@@ -228,7 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(train)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--fold", type=int, default=0, help="the cross-validation fold tested (profiles with folds)")
-    train.add_argument("--augment", action="store_true", help="the study's augmentation")
+    train.add_argument("--augment", nargs="?", const="study", default="none", choices=("none", "study", "robust", "robust-half"),
+                       help="--augment alone: the study's augmentation; --augment robust: contrast, resolution "
+                            "and field-of-view randomisation of every image, phantom T1/T2 slices mixed in, for "
+                            "other sequences; robust-half: the same on half the images (spine/training/robust.py)")
     restart = train.add_mutually_exclusive_group()
     restart.add_argument("--force", action="store_true", help="train again even if the record exists")
     restart.add_argument("--restart", action="store_true",
@@ -241,7 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = command("predict", _cmd_predict, "segment 2D images or 3D volumes in their own geometry",
                       description="Segment 2D sagittal images (read with the head at the top), "
-                                  "3D volumes or DICOM series in their own geometry.")
+                                  "3D volumes or DICOM series in their own geometry. Each 2D image (or sagittal "
+                                  "slice) is taken whole, whatever its size, field of view and aspect: min-max "
+                                  "scaled and resized to the model's square input (128 x 128), as in training, "
+                                  "and the labels resized back (the shipped 4-class model was trained with random "
+                                  "zooms, stretches and contrasts for other fields of view and sequences; its "
+                                  "card, spine/weights/multiclass.json, says how it transfers).")
     predict.add_argument("inputs", nargs="+", metavar="INPUT",
                          help="PNG slices, .mha / .nii.gz volumes or folders of one DICOM series")
     predict.add_argument("--out", required=True, help="output folder (masks keep the input names)")
@@ -265,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     exported.add_argument("--store", default="results", help=STORE_HELP)
     exported.add_argument("--out", help="output folder (default: the package's spine/weights)")
     exported.add_argument("--overwrite", action="store_true", help="replace an existing model file")
+    exported.add_argument("--check", metavar="FOLDER",
+                          help="also score the real T1/T2 vertebra slices of FOLDER (spider-t1t2-vertebrae) on the "
+                               "card (reported, never chosen on); the held-out phantom cases are always scored")
 
     study = command("study", _cmd_study, "run one of the study's grids and print its table")
     study.add_argument("name", help="loss, ablation, attention, augmentation, comparison, stability, multiclass; "

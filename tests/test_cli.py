@@ -228,6 +228,12 @@ def test_export_writes_the_run_and_its_card_and_refuses_to_overwrite(trained, tm
     one_line_error(capsys, "export", "binary", "--data", DATA, "--profile", "smoke",
                    "--store", str(trained.parent), "--out", str(out), expected="no finished seed-0, fold-0 binary run")
 
+def test_train_names_its_augmentation(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "--model", "U-Net", "--loss", "Dice", "--augment", "strong"])
+    assert stopped.value.code == 2 and "choose from 'none', 'study', 'robust', 'robust-half'" in capsys.readouterr().err
+
+
 def test_installed_script_help_version_and_usage_errors():
     assert "--table" in spine("models", "--help").stdout
     version = spine("--version")

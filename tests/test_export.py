@@ -31,36 +31,63 @@ from conftest import ROOT
 DATA = "phantom:12"
 
 
-def _record_with_model(store, model: str, val: float, test: float, seed: int = 0, fold: int = 0):
-    """A finished run with chosen figures and an (untrained) model file: what export reads."""
-    config = make_config(model, "Dice", "binary", DATA, "smoke", seed=seed, fold=fold, overrides={"folds": 3})
+def _record_with_model(store, model: str, val: float, test: float, seed: int = 0, fold: int = 0, augment=False,
+                       saved: bool = True):
+    """A finished run with chosen figures and an (untrained) model file (unless not ``saved``):
+    what export reads."""
+    config = make_config(model, "Dice", "binary", DATA, "smoke", seed=seed, fold=fold, augment=augment,
+                         overrides={"folds": 3})
     folder = results.run_dir(store, config)
     folder.mkdir(parents=True)
     results.write_json(folder / "config.json", config.to_dict())
     results.write_json(folder / "metrics.json", {"selected_epoch": 1, "val": {"per_image": {"dice": val}},
                                                  "test": {"n_images": 3, "per_image": {"dice": test}}})
-    built = build_model(model, input_shape=(64, 64, 1), width=4)
-    built.compile(optimizer="adam", loss="binary_crossentropy")
-    built.save(folder / "model.keras")
+    if saved:
+        built = build_model(model, input_shape=(64, 64, 1), width=4)
+        built.compile(optimizer="adam", loss="binary_crossentropy")
+        built.save(folder / "model.keras")
     return results.load_record(folder)
 
 
-def test_best_record_is_chosen_on_validation_not_test(tmp_path):
+def test_best_record_is_chosen_on_validation_not_test(tmp_path, monkeypatch):
     _record_with_model(tmp_path, "U-Net", val=0.70, test=0.95)
     chosen = _record_with_model(tmp_path, "ResUNet", val=0.80, test=0.60)
     _record_with_model(tmp_path, "Attention U-Net", val=None, test=0.99)  # no validation figure: never chosen
     _record_with_model(tmp_path, "Proposed", val=0.99, test=0.99, seed=3)  # other validation patients
     _record_with_model(tmp_path, "TransUNet", val=0.98, test=0.99, fold=1)  # another fold: other patients too
-    record, compared = export.best_record(tmp_path, DATA, "smoke", "binary")
-    assert record.path == chosen.path and compared == 2
+    monkeypatch.setattr(export, "phantom_score", lambda record: pytest.fail("no robust run: no phantom"))
+    record, compared, close = export.best_record(tmp_path, DATA, "smoke", "binary")
+    assert record.path == chosen.path and (compared, close) == (2, 0)
     assert len(export.candidates(tmp_path, DATA, "smoke", "binary")) == 5
     with pytest.raises(ConfigError, match="no finished seed-0, fold-0 multiclass run"):
         export.best_record(tmp_path, DATA, "smoke", "multiclass")
 
 
-def test_export_writes_the_weights_without_the_optimizer_and_a_card(tmp_path):
+def test_robust_runs_close_on_validation_are_preferred_best_on_the_phantom(tmp_path, monkeypatch):
+    _record_with_model(tmp_path, "U-Net", val=0.900, test=0.95, saved=False)  # no model file: it is not chosen
+    _record_with_model(tmp_path, "Proposed", val=0.899, test=0.95)  # close, but not trained for transfer
+    chosen = _record_with_model(tmp_path, "ResUNet", val=0.893, test=0.60, augment="robust")
+    _record_with_model(tmp_path, "Attention U-Net", val=0.891, test=0.60, augment="robust-half")
+    _record_with_model(tmp_path, "TransUNet", val=0.880, test=0.99, augment="robust")  # not close: never asked
+    phantom = {"ResUNet": 0.7, "Attention U-Net": 0.6}
+    monkeypatch.setattr(export, "phantom_score", lambda record: phantom[record.config.model])
+    record, compared, close = export.best_record(tmp_path, DATA, "smoke", "binary")
+    assert record.path == chosen.path and (compared, close) == (5, 2)
+    assert "phantom" in export.selection(compared, close) and "within 0.01" in export.selection(compared, close)
+
+
+def test_the_best_run_without_its_model_file_is_said(tmp_path):
+    _record_with_model(tmp_path, "U-Net", val=0.90, test=0.95, saved=False)
+    _record_with_model(tmp_path, "ResUNet", val=0.80, test=0.95)
+    with pytest.raises(ConfigError, match="has no model file"):
+        export.best_record(tmp_path, DATA, "smoke", "binary")
+
+
+def test_export_writes_the_weights_without_the_optimizer_and_a_card(tmp_path, monkeypatch):
+    check = {"phantom": {"t1": {"cases": 20, "dice": 0.5}, "t2": {"cases": 20, "dice": 0.6}}}
+    monkeypatch.setattr(export.transfer, "transfer_check", lambda model, folder: check)  # tests/test_transfer.py
     record = _record_with_model(tmp_path / "store", "Proposed", val=0.8, test=0.7)
-    path = export.export_model(record, tmp_path / "weights", compared=2)
+    path = export.export_model(record, tmp_path / "weights", compared=2, t1t2_folder=None)
     shipped = keras.saving.load_model(path)
     original = keras.saving.load_model(record.model_path, compile=False)
     for mine, theirs in zip(shipped.weights, original.weights, strict=True):
@@ -71,6 +98,7 @@ def test_export_writes_the_weights_without_the_optimizer_and_a_card(tmp_path):
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["run_id"] == record.path.name and card["config"]["model"] == "Proposed"
     assert card["validation"] == {"dice": 0.8} and card["test"]["dice"] == 0.7 and "best of 2" in card["selected_on"]
+    assert card["augment"] == "none" and card["transfer"] == check
     with pytest.raises(ConfigError, match="exists"):
         export.export_model(record, tmp_path / "weights")
 

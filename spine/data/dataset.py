@@ -30,6 +30,11 @@ from spine.errors import DataError
 DATA_VERSION = 1  # bump when preparation changes, so stale caches are not reused
 PHANTOM_PATIENTS = 60
 PHANTOM_SEED = 0
+# Phantom patients lent to other uses (patient p is the same case in any archive of p or more):
+# 1-20 are held out for the transfer check (never trained on), 21-100 may be mixed into a
+# real-data training set.
+PHANTOM_CHECK_PATIENTS = range(1, 21)
+PHANTOM_MIX_PATIENTS = range(21, 101)
 
 
 def cache_dir() -> Path:
@@ -89,6 +94,25 @@ class SliceSet:
             order = np.argsort(np.abs(index - np.median(index)), kind="stable")
             keep[rows[order[:per_patient]]] = True
         return self.select(keep)
+
+
+def concat(*sets: SliceSet) -> SliceSet:
+    """The rows of several slice sets of one size, in order (their sources and data ids joined)."""
+    arrays = {f.name: np.concatenate([getattr(s, f.name) for s in sets]) for f in fields(SliceSet)
+              if isinstance(getattr(sets[0], f.name), np.ndarray)}
+    return SliceSet(**arrays, source=" + ".join(s.source for s in sets), data_id=" + ".join(s.data_id for s in sets),
+                    skipped=[item for s in sets for item in s.skipped])
+
+
+def phantom_slices(sequence: str, patients: range, size: int = preprocess.STUDY_SIZE) -> SliceSet:
+    """The central slices of phantom ``patients`` (numbers of one archive, made once and cached)
+    rendered as ``sequence``; patients and case ids are prefixed ``phantom-`` so that they never
+    meet a real patient's."""
+    dataset = load_dataset(f"phantom:{max(patients)}", sequence=sequence, size=size)
+    chosen = dataset.select(np.isin(dataset.patients.astype(int), list(patients)))
+    chosen.patients = np.char.add("phantom-", chosen.patients.astype(str))
+    chosen.case_ids = np.char.add("phantom-", chosen.case_ids.astype(str))
+    return chosen
 
 
 def resolve_source(source):

@@ -1,7 +1,7 @@
 """Profiles (data in ``spine/profiles.toml``) and the run configuration that names a run.
 
 A run is determined by its model, loss, task, data identity, resolved profile, seed, fold,
-augmentation switch and the record format (:data:`RECORD_VERSION`). :attr:`RunConfig.run_id` is a
+augmentation mode and the record format (:data:`RECORD_VERSION`). :attr:`RunConfig.run_id` is a
 hash of exactly those, so the same request finds the same record, any change makes a new one, and
 records written by older code (another format) are never silently reused.
 """
@@ -27,6 +27,9 @@ LEGACY_SETTINGS = {"folds": 0, "lr_schedule": "constant", "warmup_epochs": 0.0, 
                    "checkpoint_every": 1}
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+# A run's augmentation: False (none) and True (the study's) as records always stored them, so their
+# ids stay; a named mode beside them. The CLI's names for each.
+AUGMENT_MODES = {"none": False, "study": True, "robust": "robust", "robust-half": "robust-half"}
 # 2: cross-validation folds, per-patient aggregation over several central slices, stored test
 # predictions, precision and learning-rate schedule in the settings.
 RECORD_VERSION = 2
@@ -58,6 +61,16 @@ def resolve_profile(name: str, overrides: dict | None = None) -> dict:
     return resolved
 
 
+def augment_mode(value) -> bool | str:
+    """A run's augmentation as stored: ``False``, ``True`` or a named mode (``"robust"``, ...), also
+    from the CLI's names (``none``, ``study``, ...)."""
+    if isinstance(value, str):
+        if value not in AUGMENT_MODES:
+            raise ConfigError(f"unknown augmentation {value!r}; valid: {', '.join(AUGMENT_MODES)}")
+        return AUGMENT_MODES[value]
+    return bool(value)
+
+
 def _check_choice(settings: dict, key: str, valid: tuple[str, ...]) -> None:
     if settings[key] not in valid:
         raise ConfigError(f"profile field {key}={settings[key]!r} is not one of {', '.join(valid)}")
@@ -86,7 +99,7 @@ class RunConfig:
     profile: str
     settings: dict
     seed: int = 0
-    augment: bool = False
+    augment: bool | str = False  # see AUGMENT_MODES
     fold: int = 0
     record_version: int = RECORD_VERSION
 

@@ -48,9 +48,9 @@ from spine.data.preprocess import BOTTLENECK_FACTOR
 from spine.inference import predict_labels
 from spine.models import build_model, has_dual_output
 from spine.training import augment as augmentation
-from spine.training import device
+from spine.training import device, robust
 from spine.training import store as results
-from spine.training.config import RunConfig, resolve_profile
+from spine.training.config import RunConfig, augment_mode, resolve_profile
 
 # Keras' loops warn about re-tracing and AutoGraph about conversions: noise for users (and for
 # the book's pages, where they would appear between the figures).
@@ -62,7 +62,7 @@ CI_KEYS = ("dice", "iou", "miou", "hd95", "assd", "hd95_mm", "assd_mm")
 
 
 def make_config(model: str, loss: str, task: str = "binary", data="phantom", profile: str = "cpu",
-                seed: int = 0, augment: bool = False, overrides: dict | None = None, fold: int = 0,
+                seed: int = 0, augment: bool | str = False, overrides: dict | None = None, fold: int = 0,
                 data_id: str | None = None) -> RunConfig:
     """Resolve a run request; the data source is prepared (or read from the cache) to identify it.
 
@@ -89,7 +89,7 @@ def make_config(model: str, loss: str, task: str = "binary", data="phantom", pro
     if data_id is None:
         data_id = results.recorded_data_id_of(str(data)) or _data_id(str(data), settings["size"])
     return RunConfig(model=model, loss=loss, task=task, data=str(data), data_id=data_id,
-                     profile=profile, settings=settings, seed=int(seed), augment=bool(augment), fold=int(fold))
+                     profile=profile, settings=settings, seed=int(seed), augment=augment_mode(augment), fold=int(fold))
 
 
 @functools.lru_cache(maxsize=32)
@@ -120,6 +120,8 @@ def _split(config: RunConfig, split_folder: Path | None = None) -> tuple[dict, s
         subsets["train"] = subsets["train"].central(per_train)
     if settings["max_train_images"]:
         subsets["train"] = subsets["train"].select(np.arange(min(settings["max_train_images"], len(subsets["train"]))))
+    if config.augment in robust.RANDOMISED_FRACTION:
+        subsets["train"] = robust.with_phantom(subsets["train"], config.seed)
     central = set()
     for name in ("val", "test"):
         central |= set(subsets[name].central(1).case_ids)
@@ -189,19 +191,19 @@ def learning_rate(settings: dict, steps_per_epoch: int):
                                                   warmup_steps=warmup)
 
 
-def epoch_dataset(subset, task: str, batch_size: int, seed: int, epoch: int, augment: bool,
+def epoch_dataset(subset, task: str, batch_size: int, seed: int, epoch: int, augment: bool | str,
                   dual: bool) -> tf.data.Dataset:
-    """One epoch of training batches, in an order (and augmentation draws) fixed by (seed, epoch)."""
+    """One epoch of training batches, in an order (and augmentation draws) fixed by (seed, epoch);
+    ``augment`` is a run's mode (:data:`spine.training.config.AUGMENT_MODES`)."""
     order = np.random.default_rng([seed, epoch]).permutation(len(subset))
     classes = subset.labels(task)[order][..., None].astype(np.float32)
-    data = tf.data.Dataset.from_tensor_slices((subset.images[order], classes)).batch(batch_size)
+    data = tf.data.Dataset.from_tensor_slices((subset.images[order], classes)).batch(batch_size).enumerate()
     count = labels.num_classes(task)
-    pipeline = augmentation.augmenter(seed * 1000 + epoch) if augment else None
+    transform = _batch_augmentation(augment, seed, epoch)
 
-    def targets(images, masks):
-        if pipeline is not None:
-            out = pipeline({"images": images, "segmentation_masks": masks}, training=True)
-            images, masks = out["images"], out["segmentation_masks"]
+    def targets(batch, images, masks):
+        if transform is not None:
+            images, masks = transform(batch, images, masks)
         hot = tf.one_hot(tf.cast(masks[..., 0], tf.int32), count)
         wanted = {"mask": hot}
         if dual:
@@ -214,7 +216,23 @@ def epoch_dataset(subset, task: str, batch_size: int, seed: int, epoch: int, aug
     # steps (benchmarks/results/epoch_stalls_before.csv against epoch_stalls.csv).
     options = tf.data.Options()
     options.autotune.enabled = False
-    return data.map(targets).prefetch(2).with_options(options)
+    return data.map(lambda batch, pair: targets(batch, *pair)).prefetch(2).with_options(options)
+
+
+def _batch_augmentation(augment: bool | str, seed: int, epoch: int):
+    """``(batch index, images, masks) -> (images, masks)`` for the mode, or None without one."""
+    if augment in robust.RANDOMISED_FRACTION:
+        fraction = robust.RANDOMISED_FRACTION[augment]
+        return lambda batch, images, masks: robust.augment_batch(images, masks, robust.batch_seed(seed, epoch, batch),
+                                                                 fraction)
+    if not augment:
+        return None
+    pipeline = augmentation.augmenter(seed * 1000 + epoch)
+
+    def study(batch, images, masks):
+        out = pipeline({"images": images, "segmentation_masks": masks}, training=True)
+        return out["images"], out["segmentation_masks"]
+    return study
 
 
 def reseed_layers(model: keras.Model, seed: int, epoch: int) -> None:

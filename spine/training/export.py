@@ -4,9 +4,15 @@ The package ships one binary and one 4-class model (``spine/weights``), used by 
 when no ``--model`` is given. :func:`best_record` picks, among the finished seed-0 runs of fold 0 of
 a task on one data source and profile (seed 0 and one fold: they share their validation patients,
 so their validation figures compare), the run with the best mean **validation** Dice (never the test
-figure, which stays an unbiased estimate of the shipped model). :func:`export_model` writes that run's
-model without its optimizer state (a third of the file) and, beside it, a JSON card naming the run,
-how it was chosen, and its recorded test figures, against which the shipped file is tested.
+figure, which stays an unbiased estimate of the shipped model), unless runs trained for other
+sequences (a robust augmentation, :mod:`spine.training.robust`) come within
+:data:`VALIDATION_TOLERANCE` of it: as good on T2-SPACE as fold 0's few validation patients can tell,
+they are preferred, the best of them on the held-out phantom T1 and T2 cases
+(:func:`spine.transfer.phantom_scores`). :func:`export_model` writes
+that run's model without its optimizer state (a third of the file) and, beside it, a JSON card naming
+the run, its augmentation, how it was chosen, its recorded test figures (against which the shipped
+file is tested) and its transfer check (phantom T1 / T2 and, where given, the real T1/T2 slices:
+reported, never chosen on).
 """
 
 from __future__ import annotations
@@ -16,12 +22,16 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from spine import transfer
 from spine.errors import ConfigError
+from spine.training import robust
 from spine.training import store as results
-from spine.training.config import RECORD_VERSION
+from spine.training.config import AUGMENT_MODES, RECORD_VERSION
 from spine.training.engine import make_config, save_model
 
 SELECTION_METRIC = "dice"  # mean validation Dice: foreground (binary) or over the 3 structures (4-class)
+# Fold 0 has 5 validation patients: a robust run this close to the best validation Dice is preferred.
+VALIDATION_TOLERANCE = 0.01
 CARD_FIGURES = ("dice", "fg_iou", "miou", "hd95", "assd")
 
 
@@ -40,38 +50,67 @@ def validation_score(record: results.Record) -> float:
     return float(value) if value is not None and np.isfinite(value) else -np.inf
 
 
-def best_record(store, data, profile: str, task: str) -> tuple[results.Record, int]:
-    """The run with the best mean validation Dice among the seed-0, fold-0 :func:`candidates` that
-    have their model file, and how many runs it was chosen from."""
+def phantom_score(record: results.Record) -> float:
+    """The mean Dice over the held-out phantom T1 and T2 cases (:func:`spine.transfer.phantom_scores`)."""
+    return float(transfer.phantom_scores(keras.saving.load_model(record.model_path, compile=False))["dice"].mean())
+
+
+def best_record(store, data, profile: str, task: str) -> tuple[results.Record, int, int]:
+    """Among the seed-0, fold-0 :func:`candidates`: the best on the phantom of the robust runs within
+    :data:`VALIDATION_TOLERANCE` of the best mean validation Dice, else that best run; how many runs
+    it was chosen from, and how many robust runs were that close. The chosen run needs its model file."""
     runs = [r for r in candidates(store, data, profile, task)
-            if (r.config.seed, r.config.fold) == (0, 0) and r.model_path.is_file() and np.isfinite(validation_score(r))]
+            if (r.config.seed, r.config.fold) == (0, 0) and np.isfinite(validation_score(r))]
     if not runs:
-        raise ConfigError(f"no finished seed-0, fold-0 {task} run with a validation Dice and its model file "
+        raise ConfigError(f"no finished seed-0, fold-0 {task} run with a validation Dice "
                           f"for {data} at profile {profile!r} in {store}")
-    return max(runs, key=validation_score), len(runs)
+    best = max(map(validation_score, runs))
+    close = [r for r in runs if r.config.augment in robust.RANDOMISED_FRACTION
+             and validation_score(r) >= best - VALIDATION_TOLERANCE]
+    if len(close) > 1:
+        chosen = max(close, key=phantom_score)
+    else:
+        chosen = close[0] if close else max(runs, key=validation_score)
+    if not chosen.model_path.is_file():
+        raise ConfigError(f"the chosen run {chosen.path.name} has no model file (records are committed without "
+                          "them); train it again (engine.retrain) into this store first")
+    return chosen, len(runs), len(close)
 
 
-def card(record: results.Record, compared: int) -> dict:
-    """What the shipped file is: its run, how it was chosen, its recorded test figures."""
+def selection(compared: int, close: int = 0) -> str:
+    """How the shipped run was chosen, in words (the card's ``selected_on``)."""
+    best = f"mean validation {SELECTION_METRIC}, best of {compared} finished seed-0 run(s) of fold 0"
+    if not close:
+        return best
+    return (f"mean phantom T1/T2 {SELECTION_METRIC}, best of the {close} robust run(s) within "
+            f"{VALIDATION_TOLERANCE} of the best {best.replace(', best of', ' of')}")
+
+
+def card(record: results.Record, compared: int, close: int = 0, check: dict | None = None) -> dict:
+    """What the shipped file is: its run and augmentation, how it was chosen, its recorded test
+    figures, and its transfer check (``check``: :func:`spine.transfer.transfer_check`) if given."""
     test = record.metrics["test"]
     recorded = results.read_json(record.path / "config.json")  # the data path as recorded, not as found here
     figures = {"images": test["n_images"], **{k: test["per_image"].get(k) for k in CARD_FIGURES}}
     if "test_patients" in record.metrics:  # records of format 2: per-patient means too
         patients = record.metrics["test_patients"]
         figures |= {"patients": patients["n"], "patient_mean_dice": patients["means"]["dice"]}
-    return {"run_id": record.path.name, "config": recorded,
-            "selected_on": f"mean validation {SELECTION_METRIC}, best of {compared} finished seed-0 run(s) of fold 0",
+    augment = {value: name for name, value in AUGMENT_MODES.items()}[record.config.augment]
+    return {"run_id": record.path.name, "config": recorded, "augment": augment, "selected_on": selection(compared, close),
             "validation": {SELECTION_METRIC: validation_score(record)}, "test": figures,
-            "selected_epoch": record.metrics["selected_epoch"]}
+            "selected_epoch": record.metrics["selected_epoch"]} | ({"transfer": check} if check else {})
 
 
-def export_model(record: results.Record, folder, compared: int = 1, *, overwrite: bool = False) -> Path:
-    """Write ``<folder>/<task>.keras`` (weights and architecture, no optimizer) and ``<task>.json``."""
+def export_model(record: results.Record, folder, compared: int = 1, close: int = 0, *, overwrite: bool = False,
+                 t1t2_folder=None) -> Path:
+    """Write ``<folder>/<task>.keras`` (weights and architecture, no optimizer) and ``<task>.json``,
+    whose transfer check covers the real T1/T2 slices too where ``t1t2_folder`` is given."""
     folder = Path(folder)
     target = folder / f"{record.config.task}.keras"
     if target.exists() and not overwrite:
         raise ConfigError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
     model = keras.saving.load_model(record.model_path, compile=False)
+    check = transfer.transfer_check(model, t1t2_folder)
     save_model(model, target)
-    results.write_json(target.with_suffix(".json"), card(record, compared))
+    results.write_json(target.with_suffix(".json"), card(record, compared, close, check))
     return target

@@ -41,11 +41,13 @@ class Cell:
     loss: str
     task: str = "binary"
     seed: int = 0
-    augment: bool = False
+    augment: bool | str = False  # see spine.training.config.AUGMENT_MODES
 
     @property
     def label(self) -> str:
         """The row name the study uses for this cell."""
+        if isinstance(self.augment, str):
+            return f"{self.model} + {self.augment} augmentation"
         return f"{self.model} + data augmentation" if self.augment else self.model
 
 

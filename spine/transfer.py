@@ -1,0 +1,114 @@
+"""The transfer check: how a model trained on T2-SPACE segments other sequences.
+
+Two sources a T2-SPACE model never trained on:
+
+- **Real T1 and T2 slices** (``spider-t1t2-vertebrae``, 36 SPIDER slices of 320-800 px, vertebrae
+  only, one RGB colour per level, black elsewhere). Each slice goes through ``spine predict``'s own
+  path (:func:`spine.inference.segment_slices`, labels back at the slice's size) and is scored
+  against "any non-black colour = vertebra", on the slices whose reference covers at least
+  :data:`MIN_REFERENCE_FRACTION` of the image (lateral slices with a sliver of bone say little).
+  A 4-class model is scored on its vertebra class. A binary model's foreground also holds discs
+  and canal, which this reference leaves out, so its Dice here is low by construction; its
+  vertebra recall (the reference's pixels it covers) is the figure that means something.
+  A check to report, never to train or choose on.
+- **Phantom T1 and T2 cases** held out from every training set
+  (:data:`spine.data.PHANTOM_CHECK_PATIENTS`), prepared as training data is; scored with the
+  selection Dice (binary: foreground; 4-class: mean over vertebra, disc and canal) and the
+  vertebra Dice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from spine import stats
+from spine.data import PHANTOM_CHECK_PATIENTS, phantom_slices
+from spine.data.io import read_slice
+from spine.errors import DataError
+from spine.inference import load_model, predict_labels, segment_slices
+from spine.metrics import confusion_matrix, dice, overlap_from_confusion
+
+MIN_REFERENCE_FRACTION = 0.01
+VERTEBRA = 1  # class index of vertebra in the 4-class task; the binary task's foreground is 1 too
+PHANTOM_SEQUENCES = ("t1", "t2")
+
+
+def read_vertebra_mask(path) -> np.ndarray:
+    """A boolean vertebra mask from an RGB mask of ``spider-t1t2-vertebrae`` (any non-black colour)."""
+    try:
+        with Image.open(path) as image:
+            rgb = np.asarray(image.convert("RGB"))
+    except OSError as exc:
+        raise DataError(path, f"cannot be read as an image: {exc}") from exc
+    return rgb.max(axis=-1) > 0
+
+
+def _model(model):
+    return load_model(model) if isinstance(model, (str, Path)) else model
+
+
+def t1t2_scores(model, folder) -> pd.DataFrame:
+    """Per slice of ``folder`` (``images/`` and ``masks/``): the reference's share of the image and,
+    for the predicted class 1 (vertebra; binary: foreground), Dice, recall and precision against
+    the vertebra reference."""
+    model = _model(model)
+    names = sorted(p.name for p in (Path(folder) / "images").glob("*.png"))
+    if not names:
+        raise DataError(folder, "no images/*.png")
+    images = [read_slice(Path(folder) / "images" / name) for name in names]
+    rows = []
+    for name, predicted in zip(names, segment_slices(model, images)):
+        reference = read_vertebra_mask(Path(folder) / "masks" / name)
+        if reference.shape != predicted.shape:
+            raise DataError(Path(folder) / "masks" / name, f"mask {reference.shape} and image {predicted.shape} differ")
+        found = predicted == VERTEBRA
+        overlap = np.count_nonzero(found & reference)
+        rows.append({"image": name, "reference_fraction": reference.mean(), "dice": dice(found, reference),
+                     "recall": overlap / max(np.count_nonzero(reference), 1),
+                     "precision": overlap / max(np.count_nonzero(found), 1)})
+    return pd.DataFrame(rows)
+
+
+def summarize(per_slice: pd.DataFrame, min_fraction: float = MIN_REFERENCE_FRACTION) -> dict:
+    """Mean and 95 % BCa bootstrap interval (over slices) of each figure, on the slices whose
+    reference covers at least ``min_fraction`` of the image."""
+    kept = per_slice[per_slice["reference_fraction"] >= min_fraction]
+    summary = {"slices": len(kept), "of": len(per_slice), "min_reference_fraction": min_fraction}
+    for key in ("dice", "recall", "precision"):
+        estimate, low, high = stats.bootstrap_ci(kept[key].to_numpy())
+        summary[key] = {"mean": estimate, "ci95": [low, high]}
+    return summary
+
+
+def phantom_scores(model, sequences=PHANTOM_SEQUENCES, patients: range = PHANTOM_CHECK_PATIENTS) -> pd.DataFrame:
+    """Per held-out phantom case and sequence: the selection Dice (binary: foreground; 4-class: mean
+    over the three structures) and, for a 4-class model, the vertebra Dice."""
+    model = _model(model)
+    count = int(model.output_shape[-1] if not isinstance(model.output_shape, list) else model.output_shape[0][-1])
+    task = "binary" if count == 2 else "multiclass"
+    rows = []
+    for sequence in sequences:
+        cases = phantom_slices(sequence, patients, int(model.input_shape[1]))
+        truths = cases.labels(task)
+        for case, truth, predicted in zip(cases.case_ids, truths, predict_labels(model, cases.images)):
+            per_class = overlap_from_confusion(confusion_matrix(truth, predicted, count))["dice"]
+            row = {"sequence": sequence, "case": case, "dice": float(np.mean(per_class[1:]))}
+            rows.append(row | ({"vertebra_dice": float(per_class[VERTEBRA])} if task == "multiclass" else {}))
+    return pd.DataFrame(rows)
+
+
+def transfer_check(model, t1t2_folder=None) -> dict:
+    """The check's summary: phantom T1 / T2 mean Dice (and vertebra Dice), and, where the folder
+    is given, the real T1/T2 slices (:func:`summarize`)."""
+    model = _model(model)
+    phantom = phantom_scores(model)
+    figures = [key for key in ("dice", "vertebra_dice") if key in phantom]
+    result = {"phantom": {sequence: {"cases": len(group), **{key: float(group[key].mean()) for key in figures}}
+                          for sequence, group in phantom.groupby("sequence")}}
+    if t1t2_folder is not None:
+        result["t1t2_vertebrae"] = summarize(t1t2_scores(model, t1t2_folder))
+    return result

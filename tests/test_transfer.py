@@ -1,0 +1,65 @@
+"""The transfer check (spine.transfer): real T1/T2 vertebra slices and held-out phantom T1/T2 cases."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from spine import inference, transfer
+from spine.data import PHANTOM_CHECK_PATIENTS, PHANTOM_MIX_PATIENTS
+
+from conftest import SHARED_DATA, _require
+
+T1T2 = SHARED_DATA / "spider-t1t2-vertebrae"
+
+
+@pytest.fixture(scope="module")
+def t1t2():
+    return _require(T1T2)
+
+
+def test_any_non_black_colour_is_vertebra(tmp_path):
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    rgb[0, 0] = (255, 0, 0)
+    rgb[1, 2] = (128, 80, 0)
+    rgb[3, 4] = (0, 0, 1)
+    Image.fromarray(rgb).save(tmp_path / "mask.png")
+    found = transfer.read_vertebra_mask(tmp_path / "mask.png")
+    assert found.dtype == bool and found.sum() == 3 and found[0, 0] and found[1, 2] and found[3, 4]
+
+
+def test_summary_keeps_the_slices_with_enough_reference():
+    per_slice = pd.DataFrame({"image": list("abcd"), "reference_fraction": [0.0, 0.005, 0.01, 0.2],
+                              "dice": [0.0, 0.1, 0.6, 0.8], "recall": [0.0, 0.2, 0.7, 0.9],
+                              "precision": [0.0, 0.1, 0.5, 0.7]})
+    summary = transfer.summarize(per_slice)
+    assert (summary["slices"], summary["of"]) == (2, 4)
+    assert summary["dice"]["mean"] == pytest.approx(0.7)
+    low, high = summary["dice"]["ci95"]
+    assert low <= 0.7 <= high
+
+
+def test_the_check_holds_out_phantom_patients_never_mixed_into_training():
+    assert not set(PHANTOM_CHECK_PATIENTS) & set(PHANTOM_MIX_PATIENTS)
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_the_shipped_4_class_model_on_the_real_t1_t2_slices(t1t2):
+    per_slice = transfer.t1t2_scores(inference.load_model(task="multiclass"), t1t2)
+    assert len(per_slice) == 36
+    summary = transfer.summarize(per_slice)
+    assert summary["slices"] == 22  # reference >= 1 % of the image
+    assert 0 <= summary["dice"]["ci95"][0] <= summary["dice"]["mean"] <= summary["dice"]["ci95"][1] <= 1
+    card = inference.model_card("multiclass")
+    if "transfer" in card:  # the card's figure is this check's, on this file
+        assert summary["dice"]["mean"] == pytest.approx(card["transfer"]["t1t2_vertebrae"]["dice"]["mean"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_phantom_scores_cover_each_sequence_of_the_held_out_cases():
+    model = inference.load_model(task="multiclass")
+    scores = transfer.phantom_scores(model, patients=range(1, 4))
+    assert list(scores.groupby("sequence").size().items()) == [("t1", 3), ("t2", 3)]
+    assert scores["case"].str.startswith("phantom-").all()
+    assert scores[["dice", "vertebra_dice"]].apply(lambda c: c.between(0, 1)).all().all()
