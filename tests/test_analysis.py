@@ -241,6 +241,18 @@ def test_structure_scores_per_structure_with_intervals(tmp_path):
     assert scores[~scores["trained"]]["dice_vertebra"].isna().all()
 
 
+def test_structure_scores_average_patients_where_the_record_has_them(tmp_path):
+    """A record with a per-patient table is scored over patients (the protocol's unit), not images."""
+    config = make_config("U-Net", "CCE-Dice", "multiclass", DATA, "smoke")
+    per_image = pd.DataFrame({"image": list("abc"), "dice_vertebra": [0.0, 0.0, 0.0], "iou_vertebra": [0.0] * 3})
+    folder = _write_record(tmp_path, config, {}, {}, per_image)
+    pd.DataFrame({"patient": ["1", "2"], "images": [2, 1], "dice_vertebra": [0.6, 0.9],
+                  "iou_vertebra": [0.4, 0.8]}).to_csv(folder / "per_patient.csv", index=False)
+    table = studies.study_table("multiclass", DATA, "smoke", tmp_path)
+    row = analysis.structure_scores(table[table["trained"]], tmp_path).iloc[0]
+    assert row["dice_vertebra"] == pytest.approx(0.75) and row["iou_vertebra"] == pytest.approx(0.6)
+
+
 # --------------------------------------------------------------------------- the grids' helpers (studies)
 
 

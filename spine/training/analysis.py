@@ -36,7 +36,7 @@ import pandas as pd
 from spine import paper, stats
 from spine.errors import ConfigError
 from spine.training import store as results
-from spine.training.studies import STUDY_COLUMNS
+from spine.training.studies import STUDY_COLUMNS, pooled_per_patient
 
 # Our metric -> the per-run 95 % interval (over test images) that the record keeps for it.
 CI_OF = {"f1": "dice_ci", "fg_iou": "iou_ci", "miou": "miou_ci", "hd95": "hd95_ci", "assd": "assd_ci"}
@@ -260,19 +260,21 @@ def seed_vs_model_spread(stability: pd.DataFrame | None = None, comparison: pd.D
 
 
 def structure_scores(table: pd.DataFrame, store=results.DEFAULT_STORE, structures=STRUCTURES) -> pd.DataFrame:
-    """Per-structure Dice and IoU (per-image means) of every row of a multiclass table.
+    """Per-structure Dice and IoU of every row of a multiclass table.
 
     Columns: model, loss, trained, then for each structure ``dice_<s>``, ``dice_<s>_ci`` (95 %
-    bootstrap interval over test images) and ``iou_<s>``; NaN for untrained rows.
+    bootstrap interval) and ``iou_<s>``; NaN for untrained rows. Means and intervals are over test
+    patients (pooled over the row's folds) for records that have per-patient tables, over test
+    images for records of the first format.
     """
     rows = []
     for row in table.itertuples():
         out = {"model": row.model, "loss": row.loss, "trained": bool(row.trained)}
-        per_image = results.load_record(Path(store) / row.run_id).per_image() if row.trained else None
+        units = _test_units(row.run_ids, store) if row.trained else None
         for name in structures:
             for kind in ("dice", "iou"):
                 column = f"{kind}_{name}"
-                values = per_image[column].to_numpy(dtype=float) if per_image is not None and column in per_image \
+                values = units[column].to_numpy(dtype=float) if units is not None and column in units \
                     else np.array([])
                 out[column] = float(np.nanmean(values)) if np.isfinite(values).any() else np.nan
                 if kind == "dice":
@@ -280,6 +282,15 @@ def structure_scores(table: pd.DataFrame, store=results.DEFAULT_STORE, structure
                     out[f"{column}_ci"] = (round(low, 4), round(high, 4))
         rows.append(out)
     return pd.DataFrame(rows)
+
+
+def _test_units(run_ids, store) -> pd.DataFrame:
+    """The test values of a table row's records: one row per patient where the records have
+    per-patient tables (the protocol's unit), else one per image."""
+    records = [results.load_record(Path(store) / run) for run in run_ids]
+    if all((r.path / "per_patient.csv").is_file() for r in records):
+        return pooled_per_patient(records)
+    return pd.concat([r.per_image() for r in records], ignore_index=True)
 
 
 def distance_units(table: pd.DataFrame, store=results.DEFAULT_STORE) -> pd.DataFrame:
