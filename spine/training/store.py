@@ -57,8 +57,7 @@ class Record:
 
     def predictions(self) -> dict:
         """The stored test label maps (``labels``, ``case_ids``), records of format 2 on."""
-        with np.load(self.path / "predictions.npz") as stored:
-            return {name: stored[name] for name in stored.files}
+        return _read_arrays(self.path / "predictions.npz")
 
 
 def run_dir(store, config: RunConfig) -> Path:
@@ -232,36 +231,37 @@ def inputs_path(config: RunConfig, store) -> Path:
     return Path(store) / "inputs" / config.data_id / name
 
 
+def _stored_slices(arrays: dict, source: str, data_id: str):
+    """A :class:`spine.data.SliceSet` from the arrays of a committed inputs file (images back in [0, 1])."""
+    from spine.data.dataset import SliceSet
+
+    return SliceSet(images=arrays["images"].astype(np.float32)[..., None] / 255.0, structures=arrays["structures"],
+                    instances=arrays["structures"].astype(np.int16), spacing=arrays["spacing"],
+                    case_ids=arrays["case_ids"], patients=arrays["patients"], slice_index=arrays["slice_index"],
+                    source=source, data_id=data_id)
+
+
+def _read_arrays(path: Path) -> dict:
+    with np.load(path) as stored:
+        return {name: stored[name] for name in stored.files}
+
+
 def recorded_inputs(config: RunConfig, store):
     """The test slices of a run's fold as the store keeps them (``inputs/``), as a
     :class:`spine.data.SliceSet` (images back in [0, 1]); ``None`` where the store has none (records of
     the first format, or a fold not recorded)."""
-    from spine.data.dataset import SliceSet
-
     path = inputs_path(config, store)
     if config.record_version < 2 or not path.is_file():
         return None
-    with np.load(path) as stored:
-        images = stored["images"].astype(np.float32)[..., None] / 255.0
-        return SliceSet(images=images, structures=stored["structures"], instances=stored["structures"].astype(np.int16),
-                        spacing=stored["spacing"], case_ids=stored["case_ids"], patients=stored["patients"],
-                        slice_index=stored["slice_index"], source=str(path), data_id=config.data_id)
+    return _stored_slices(_read_arrays(path), str(path), config.data_id)
 
 
 def recorded_slices(store, data_id: str):
     """Every fold's committed test inputs of ``data_id`` as one :class:`spine.data.SliceSet` (each
     patient once: the folds' test patients do not overlap), or ``None`` when the store has none."""
-    from spine.data.dataset import SliceSet
-
-    files = sorted((Path(store) / "inputs" / data_id).glob("*.npz"))
-    if not files:
+    folder = Path(store) / "inputs" / data_id
+    parts = [_read_arrays(path) for path in sorted(folder.glob("*.npz"))]
+    if not parts:
         return None
-    parts = []
-    for path in files:
-        with np.load(path) as stored:
-            parts.append({name: stored[name] for name in stored.files})
     joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
-    return SliceSet(images=joined["images"].astype(np.float32)[..., None] / 255.0, structures=joined["structures"],
-                    instances=joined["structures"].astype(np.int16), spacing=joined["spacing"],
-                    case_ids=joined["case_ids"], patients=joined["patients"], slice_index=joined["slice_index"],
-                    source=str(Path(store) / "inputs" / data_id), data_id=data_id)
+    return _stored_slices(joined, str(folder), data_id)
