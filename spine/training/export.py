@@ -79,11 +79,11 @@ def best_record(store, data, profile: str, task: str) -> tuple[results.Record, i
 
 def selection(compared: int, close: int = 0) -> str:
     """How the shipped run was chosen, in words (the card's ``selected_on``)."""
-    best = f"mean validation {SELECTION_METRIC}, best of {compared} finished seed-0 run(s) of fold 0"
+    runs = f"{compared} finished seed-0 run(s) of fold 0"
     if not close:
-        return best
+        return f"mean validation {SELECTION_METRIC}, best of {runs}"
     return (f"mean phantom T1/T2 {SELECTION_METRIC}, best of the {close} robust run(s) within "
-            f"{VALIDATION_TOLERANCE} of the best {best.replace(', best of', ' of')}")
+            f"{VALIDATION_TOLERANCE} of the best mean validation {SELECTION_METRIC} of {runs}")
 
 
 def card(record: results.Record, compared: int, close: int = 0, check: dict | None = None) -> dict:
