@@ -145,6 +145,14 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_transfer(args) -> int:
+    from spine.training import export, load_record
+
+    written = [str(export.check_record(load_record(run), args.check)) for run in args.runs]
+    _emit(args, {"written": written}, text="\n".join(written))
+    return 0
+
+
 def _cmd_study(args) -> int:
     import pandas as pd
 
@@ -277,6 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
     exported.add_argument("--check", metavar="FOLDER",
                           help="also score the real T1/T2 vertebra slices of FOLDER (spider-t1t2-vertebrae) on the "
                                "card (reported, never chosen on); the held-out phantom cases are always scored")
+
+    checked = command("transfer", _cmd_transfer, "store the transfer check of recorded runs' models beside "
+                                                 "their records (transfer.json: held-out phantom T1/T2 cases)")
+    checked.add_argument("runs", nargs="+", metavar="RUN", help="run folders in the results store, with their model")
+    checked.add_argument("--check", metavar="FOLDER",
+                         help="also score the real T1/T2 vertebra slices of FOLDER (spider-t1t2-vertebrae): "
+                              "reported, never chosen on")
 
     study = command("study", _cmd_study, "run one of the study's grids and print its table")
     study.add_argument("name", help="loss, ablation, attention, augmentation, comparison, stability, multiclass; "

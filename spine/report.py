@@ -28,6 +28,7 @@ from IPython.display import Markdown, display
 from spine import plots
 from spine.training import analysis, studies
 from spine.training import store as results
+from spine.training.config import AUGMENT_MODES
 
 # What a section says, in one sentence, when its data are absent.
 NO_PAIRS = "Not enough recorded runs for a paired comparison."
@@ -352,6 +353,7 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
         lines.append(f"| `{task}.keras` | `{card['run_id']}` ({card['config']['model']}, {card['config']['loss']}) | "
                      f"{card['selected_on']} | {card['validation']['dice']:.3f} | {card['test']['dice']:.3f} | "
                      f"{card['test']['images']} |")
+    lines += ["", *transfer_lines(store, real_data, profile, cards)]
     tables = performance.read_tables(measurements)
     lines += ["", "#### Performance (generated from `benchmarks/results/`)", ""]
     performance_lines: list[str] = []
@@ -385,6 +387,47 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
     performance_lines.append(performance.book_speed_line(tables.get("book_speed")))
     lines.append("\n\n".join(performance_lines))
     return "\n".join(lines) + "\n"
+
+
+def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
+    """The transfer checks stored beside the fold-0 records (``transfer.json``, :func:`spine.training.
+    export.check_record`): a table, and the shipped 4-class model's figures on central and lateral slices."""
+    from spine.transfer import CENTRAL_REFERENCE_FRACTION, stored_check, summarize
+    from spine.training import export
+
+    lines = ["#### Other sequences: the transfer check (generated from `results/*/transfer.json`)", ""]
+    shipped = {card["run_id"] for card in cards.values()}
+    checked = [(r, stored_check(r.path)) for task in ("binary", "multiclass")
+               for r in export.candidates(store, real_data, profile, task) if r.config.fold == 0]
+    checked = [(r, check) for r, check in checked if check and "t1t2_vertebrae" in check]
+    if not checked:
+        return lines + ["No record has a stored transfer check yet (`spine transfer RUN --check FOLDER`)."]
+    lines += [f"| run | task | model, loss | augmentation | epochs | validation Dice | test Dice | phantom T1 / T2 Dice | "
+              f"T1/T2 vertebra Dice (95 % CI) | recall | precision | Dice, slices >= {CENTRAL_REFERENCE_FRACTION:.0%} |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for record, check in sorted(checked, key=lambda rc: (rc[0].config.task, rc[0].path.name not in shipped)):
+        real, config = check["t1t2_vertebrae"], record.config
+        central = summarize(pd.DataFrame(check["t1t2_slices"]), CENTRAL_REFERENCE_FRACTION)["dice"]["mean"]
+        augment = {v: k for k, v in AUGMENT_MODES.items()}[config.augment]
+        lines.append(f"| `{record.path.name}`{' (shipped)' if record.path.name in shipped else ''} | {config.task} | "
+                     f"{config.model}, {config.loss} | {augment} | {config.settings['epochs']} | "
+                     f"{export.validation_score(record):.3f} | {record.metrics['test']['per_image']['dice']:.3f} | "
+                     f"{check['phantom']['t1']['dice']:.2f} / {check['phantom']['t2']['dice']:.2f} | "
+                     f"{real['dice']['mean']:.3f} ({_interval(real['dice']['ci95'])}) | {real['recall']['mean']:.2f} | "
+                     f"{real['precision']['mean']:.2f} | {central:.3f} |")
+    multiclass = next((check for r, check in checked if r.path.name in shipped and r.config.task == "multiclass"), None)
+    if multiclass:
+        per_slice = pd.DataFrame(multiclass["t1t2_slices"])
+        real = multiclass["t1t2_vertebrae"]
+        central = summarize(per_slice, CENTRAL_REFERENCE_FRACTION)
+        lateral = per_slice[per_slice["reference_fraction"].between(real["min_reference_fraction"],
+                                                                    CENTRAL_REFERENCE_FRACTION, inclusive="left")]
+        lines += ["", f"The shipped 4-class model scores {central['dice']['mean']:.3f} "
+                      f"({_interval(central['dice']['ci95'])}) on the {central['slices']} slices whose reference "
+                      f"covers at least {CENTRAL_REFERENCE_FRACTION:.0%} of the image, and {lateral['dice'].min():.2f} "
+                      f"to {lateral['dice'].max():.2f} on the {len(lateral)} lateral slices with "
+                      f"{real['min_reference_fraction']:.0%} to {CENTRAL_REFERENCE_FRACTION:.0%}."]
+    return lines
 
 
 def recipe_summary_line(recipe: pd.DataFrame) -> str:

@@ -19,6 +19,7 @@ Two sources a T2-SPACE model never trained on:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,8 @@ from spine.inference import load_model, predict_labels, segment_slices
 from spine.metrics import confusion_matrix, dice, overlap_from_confusion
 
 MIN_REFERENCE_FRACTION = 0.01
+CENTRAL_REFERENCE_FRACTION = 0.05  # slices with this much vertebra are near the mid-line; below, lateral
+CHECK_FILE = "transfer.json"  # a record's stored check (spine.training.export.check_record)
 VERTEBRA = 1  # class index of vertebra in the 4-class task; the binary task's foreground is 1 too
 PHANTOM_SEQUENCES = ("t1", "t2")
 
@@ -103,12 +106,20 @@ def phantom_scores(model, sequences=PHANTOM_SEQUENCES, patients: range = PHANTOM
 
 def transfer_check(model, t1t2_folder=None) -> dict:
     """The check's summary: phantom T1 / T2 mean Dice (and vertebra Dice), and, where the folder
-    is given, the real T1/T2 slices (:func:`summarize`)."""
+    is given, the real T1/T2 slices (:func:`summarize`, and each slice's figures)."""
     model = _model(model)
     phantom = phantom_scores(model)
     figures = [key for key in ("dice", "vertebra_dice") if key in phantom]
     result = {"phantom": {sequence: {"cases": len(group), **{key: float(group[key].mean()) for key in figures}}
                           for sequence, group in phantom.groupby("sequence")}}
     if t1t2_folder is not None:
-        result["t1t2_vertebrae"] = summarize(t1t2_scores(model, t1t2_folder))
+        per_slice = t1t2_scores(model, t1t2_folder)
+        result["t1t2_vertebrae"] = summarize(per_slice)
+        result["t1t2_slices"] = per_slice.to_dict("records")
     return result
+
+
+def stored_check(folder) -> dict | None:
+    """The transfer check stored beside a record (``<run>/transfer.json``), if there is one."""
+    path = Path(folder) / CHECK_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

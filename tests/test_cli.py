@@ -228,6 +228,15 @@ def test_export_writes_the_run_and_its_card_and_refuses_to_overwrite(trained, tm
     one_line_error(capsys, "export", "binary", "--data", DATA, "--profile", "smoke",
                    "--store", str(trained.parent), "--out", str(out), expected="no finished seed-0, fold-0 binary run")
 
+def test_transfer_stores_the_check_beside_the_record(trained, tmp_path, capsys):
+    code, printed, _ = run(capsys, "transfer", str(trained), "--json")
+    assert code == 0 and json.loads(printed)["written"] == [str(trained / "transfer.json")]
+    check = json.loads((trained / "transfer.json").read_text())
+    assert {sequence: part["cases"] for sequence, part in check["phantom"].items()} == {"t1": 20, "t2": 20}
+    assert 0 <= check["phantom"]["t1"]["vertebra_dice"] <= 1 and "t1t2_vertebrae" not in check
+    one_line_error(capsys, "transfer", str(tmp_path), expected="not a finished run")
+
+
 def test_train_names_its_augmentation(capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["train", "--model", "U-Net", "--loss", "Dice", "--augment", "strong"])

@@ -9,11 +9,12 @@ import zipfile
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 import SimpleITK as sitk
 from PIL import Image
 
-from spine import inference
+from spine import inference, transfer
 from spine.evaluation import volume_scores
 from spine.data import phantom
 from spine.data.geometry import central_sagittal_slice
@@ -32,10 +33,10 @@ DATA = "phantom:12"
 
 
 def _record_with_model(store, model: str, val: float, test: float, seed: int = 0, fold: int = 0, augment=False,
-                       saved: bool = True):
+                       saved: bool = True, task: str = "binary"):
     """A finished run with chosen figures and an (untrained) model file (unless not ``saved``):
     what export reads."""
-    config = make_config(model, "Dice", "binary", DATA, "smoke", seed=seed, fold=fold, augment=augment,
+    config = make_config(model, "Dice", task, DATA, "smoke", seed=seed, fold=fold, augment=augment,
                          overrides={"folds": 3})
     folder = results.run_dir(store, config)
     folder.mkdir(parents=True)
@@ -101,6 +102,59 @@ def test_export_writes_the_weights_without_the_optimizer_and_a_card(tmp_path, mo
     assert card["augment"] == "none" and card["transfer"] == check
     with pytest.raises(ConfigError, match="exists"):
         export.export_model(record, tmp_path / "weights")
+
+
+def _stored_check(record, t1_dice: float, t2_dice: float, slice_dice=(0.8, 0.6, 0.2, 0.0)) -> dict:
+    """A ``transfer.json`` beside ``record``, by hand: phantom cases 20 and 10, four real slices with
+    reference fractions 0.2, 0.06, 0.02 and 0.001."""
+    slices = [{"image": f"{k}.png", "reference_fraction": fraction, "dice": dice, "recall": dice, "precision": dice}
+              for k, (fraction, dice) in enumerate(zip((0.2, 0.06, 0.02, 0.001), slice_dice))]
+    check = {"phantom": {"t1": {"cases": 20, "dice": t1_dice}, "t2": {"cases": 10, "dice": t2_dice}},
+             "t1t2_vertebrae": transfer.summarize(pd.DataFrame(slices)), "t1t2_slices": slices}
+    results.write_json(record.path / transfer.CHECK_FILE, check)
+    return check
+
+
+def test_a_stored_check_gives_the_phantom_score_without_the_model(tmp_path):
+    record = _record_with_model(tmp_path, "ResUNet", val=0.8, test=0.7, augment="robust", saved=False)
+    _stored_check(record, t1_dice=0.9, t2_dice=0.6)
+    assert export.phantom_score(record) == pytest.approx((20 * 0.9 + 10 * 0.6) / 30)  # weighted by cases
+    with pytest.raises(ConfigError, match="no model file to check"):
+        export.check_record(record)
+
+
+def test_check_record_stores_the_models_check_beside_it(tmp_path, monkeypatch):
+    record = _record_with_model(tmp_path, "U-Net", val=0.8, test=0.7)
+    seen = []
+    monkeypatch.setattr(export.transfer, "transfer_check",
+                        lambda model, folder: seen.append((model.name, folder)) or {"phantom": {}})
+    path = export.check_record(record, "t1t2")
+    assert path == record.path / "transfer.json" and transfer.stored_check(record.path) == {"phantom": {}}
+    assert seen[0][1] == "t1t2"
+
+
+def test_the_readme_lists_the_stored_checks_with_central_and_lateral_slices(tmp_path):
+    from spine import report
+
+    shipped = _record_with_model(tmp_path, "TransUNet", val=0.9, test=0.85, augment="robust-half", saved=False)
+    other = _record_with_model(tmp_path, "U-Net", val=0.8, test=0.75, saved=False)
+    _record_with_model(tmp_path, "ResUNet", val=0.8, test=0.75, saved=False)  # no stored check: not listed
+    _stored_check(shipped, 0.9, 0.6)
+    _stored_check(other, 0.3, 0.4, slice_dice=(0.5, 0.5, 0.5, 0.5))
+    lines = report.transfer_lines(tmp_path, DATA, "smoke", {"binary": {"run_id": shipped.path.name}})
+    rows = [line for line in lines if line.startswith("| `")]
+    assert len(rows) == 2 and f"`{shipped.path.name}` (shipped)" in rows[0] and "robust-half" in rows[0]
+    # 3 slices with >= 1 % reference: Dice mean (0.8 + 0.6 + 0.2) / 3; >= 5 %: (0.8 + 0.6) / 2
+    assert "| 0.90 / 0.60 | 0.533 (" in rows[0] and rows[0].endswith("| 0.700 |")
+    assert "| 0.30 / 0.40 | 0.500 (" in rows[1] and rows[1].endswith("| 0.500 |")
+    assert not any("shipped 4-class" in line for line in lines)  # no shipped 4-class model among them
+    four = _record_with_model(tmp_path, "TransUNet", val=0.9, test=0.85, saved=False, task="multiclass")
+    _stored_check(four, 0.9, 0.6)
+    lines = report.transfer_lines(tmp_path, DATA, "smoke", {"multiclass": {"run_id": four.path.name}})
+    assert lines[-1].startswith("The shipped 4-class model scores 0.700 (") and lines[-1].endswith(
+        "on the 2 slices whose reference covers at least 5% of the image, and 0.20 to 0.20 on the 1 lateral "
+        "slices with 1% to 5%.")
+    assert report.transfer_lines(tmp_path / "empty", DATA, "smoke", {})[-1].startswith("No record has")
 
 
 # --------------------------------------------------------------------------- the shipped models

@@ -51,8 +51,24 @@ def validation_score(record: results.Record) -> float:
 
 
 def phantom_score(record: results.Record) -> float:
-    """The mean Dice over the held-out phantom T1 and T2 cases (:func:`spine.transfer.phantom_scores`)."""
+    """The mean Dice over the held-out phantom T1 and T2 cases (:func:`spine.transfer.phantom_scores`):
+    from the record's stored check if it has one (its model file may be gone), else from its model."""
+    stored = transfer.stored_check(record.path)
+    if stored is not None:
+        sequences = stored["phantom"].values()
+        return float(sum(s["dice"] * s["cases"] for s in sequences) / sum(s["cases"] for s in sequences))
     return float(transfer.phantom_scores(keras.saving.load_model(record.model_path, compile=False))["dice"].mean())
+
+
+def check_record(record: results.Record, t1t2_folder=None) -> Path:
+    """Store the transfer check of the record's model beside the record (``transfer.json``): the
+    figures outlive the model file, which is not committed."""
+    if not record.model_path.is_file():
+        raise ConfigError(f"{record.path.name}: no model file to check (records are committed without them)")
+    check = transfer.transfer_check(keras.saving.load_model(record.model_path, compile=False), t1t2_folder)
+    path = record.path / transfer.CHECK_FILE
+    results.write_json(path, check)
+    return path
 
 
 def best_record(store, data, profile: str, task: str) -> tuple[results.Record, int, int]:
