@@ -88,7 +88,7 @@ plots.format_counts(paper.table("stability"), 4)
 
 # %% tags=["remove-input"]
 study_position = analysis.headline_vs_stability(metric="fg_iou")
-plots.format_counts(study_position, 4)
+plots.format_turned(study_position, "source")
 
 # %% tags=["remove-input"]
 row = study_position.iloc[0]
@@ -146,14 +146,14 @@ report.table_or_note(analysis.beside_study(table[table["trained"]], keys=("seed"
                      report.not_recorded("stability", source), plots.format_counts, 4)
 
 # %% [markdown]
-# Over the seeds: mean, SD and range, ours beside the study's. `mean 95% CI` is a bootstrap
-# interval of our mean over the seeds; `one run's CI half-width` is the half-width of a single
+# Over the seeds, one column per metric: our mean, SD and range, then the study's (`study_`
+# rows). `mean 95% CI` is a bootstrap interval of our mean over the seeds; `one run's CI half-width` is the half-width of a single
 # run's 95 % interval over its test images, averaged over the runs: the uncertainty a small test
 # set puts on one run, to set beside the SD that the seed alone produces.
 
 # %% tags=["remove-input"]
 report.table_or_note(analysis.stability_summary(table) if table["trained"].sum() > 1 else pd.DataFrame(),
-                     "Fewer than two seeds are recorded: no spread to summarise yet.", plots.format_counts, 4)
+                     "Fewer than two seeds are recorded: no spread to summarise yet.", plots.format_turned, "metric")
 
 # %% [markdown]
 # ### Where the single-run figures fall
@@ -162,7 +162,7 @@ report.table_or_note(analysis.stability_summary(table) if table["trained"].sum()
 
 # %% tags=["remove-input"]
 positions = analysis.headline_vs_stability(table, comparison, metric="fg_iou")
-plots.format_counts(positions, 4)
+plots.format_turned(positions, "source")
 
 # %% tags=["remove-input"]
 fig, axes = plt.subplots(2, 1, figsize=(8, 3.6))

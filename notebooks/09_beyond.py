@@ -297,7 +297,7 @@ grid_folds = (0,) if source.kind == "records" else None  # the plan's stability 
 stability = studies.study_table("stability", source.data, source.profile, store, folds=grid_folds)
 comparison = studies.study_table("comparison", source.data, source.profile, store, folds=grid_folds)
 comparison_all = studies.study_table("comparison", source.data, source.profile, store)  # every recorded fold
-plots.format_counts(analysis.headline_vs_stability(stability, comparison, metric="fg_iou"), 4)
+plots.format_turned(analysis.headline_vs_stability(stability, comparison, metric="fg_iou"), "source")
 
 # %% [markdown]
 # ### Choosing the loss on validation, not on test

@@ -122,6 +122,23 @@ def format_counts(table: pd.DataFrame, digits: int = 2):
     return _styled(table, formats)
 
 
+def format_turned(table: pd.DataFrame, index: str, digits: int = 4):
+    """A table of few rows and many columns turned to fit the page: one column per row of ``table``
+    (headed by its ``index`` value), one row per other column; whole numbers without decimals,
+    other numbers with ``digits``, tuples (intervals) element by element, missing values as "–"."""
+    def cell(value) -> str:
+        if isinstance(value, tuple):
+            return "(" + ", ".join(cell(v) for v in value) + ")"
+        if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+            if np.isnan(value):
+                return "–"
+            return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.{digits}f}"
+        return str(value)
+
+    turned = table.set_index(index).map(cell).T.rename_axis("").reset_index()
+    return turned.style.hide(axis="index")
+
+
 # --------------------------------------------------------------------------- chapter 1: data
 
 

@@ -285,3 +285,12 @@ def test_every_figure_colours_classes_from_the_one_palette(monkeypatch):
         found = _class_colours(fig)
         assert found, f"{name}: no class colour found"
         assert found <= allowed, f"{name}: colours outside the palette {found - allowed}"
+
+
+def test_a_wide_table_turned_keeps_every_value_in_its_place():
+    table = pd.DataFrame({"source": ["a", "b"], "runs": [10, 5], "mean": [0.88914, np.nan],
+                          "ci": [(0.1, 0.25), (0.3, 0.4)], "run": ["seed 0", "seed 1"]})
+    turned = plots.format_turned(table, "source", digits=3).data
+    assert list(turned.columns) == ["", "a", "b"] and list(turned[""]) == ["runs", "mean", "ci", "run"]
+    assert list(turned["a"]) == ["10", "0.889", "(0.100, 0.250)", "seed 0"]
+    assert list(turned["b"]) == ["5", "–", "(0.300, 0.400)", "seed 1"]
