@@ -110,6 +110,7 @@ def _styled(table: pd.DataFrame, formats: dict):
     """The book's table look: ``formats`` per column, missing values as "–", no index, the study's
     columns in grey."""
     styler = table.style.format(formats, na_rep="–").hide(axis="index")
+    styler = styler.format_index(lambda label: str(label).replace("_", "_\u200b"), axis="columns")  # may wrap there
     study = [c for c in table.columns if str(c).startswith("study")]
     return styler.set_properties(subset=study, color="#666666") if study else styler
 
@@ -136,7 +137,7 @@ def format_turned(table: pd.DataFrame, index: str, digits: int = 4):
         return str(value)
 
     turned = table.set_index(index).map(cell).T.rename_axis("").reset_index()
-    return turned.style.hide(axis="index")
+    return _styled(turned, {})
 
 
 # --------------------------------------------------------------------------- chapter 1: data

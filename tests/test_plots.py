@@ -144,6 +144,7 @@ def test_counts_table_and_format_counts():
     html = plots.format_counts(table.reset_index().assign(study_total=31050114, pct=0.17, p=1.0)).to_html()
     assert "31,050,114" in html and "0.17" in html and "1.00" in html and "–" in html
     assert ">100<" in html  # the added parameters, an integer column with gaps
+    assert "study_\u200btotal" in html  # a snake_case header may wrap after its underscore
 
 
 # ------------------------------------------------------------------ chapters 3-4: losses, ablations
