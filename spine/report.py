@@ -403,8 +403,8 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
     if not checked:
         return lines + ["No record has a stored transfer check yet (`spine transfer RUN --check FOLDER`)."]
     lines += [f"| run | task | model, loss | augmentation | epochs | validation Dice | test Dice | phantom T1 / T2 Dice | "
-              f"T1/T2 vertebra Dice (95 % CI) | recall | precision | Dice, slices >= {CENTRAL_REFERENCE_FRACTION:.0%} |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              f"T1/T2 vertebra Dice (95 % CI) | recall | precision | Dice, slices >= {CENTRAL_REFERENCE_FRACTION:.0%} | "
+              "Dice in the reference's rows |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for record, check in sorted(checked, key=lambda rc: (rc[0].config.task, rc[0].path.name not in shipped)):
         real, config = check["t1t2_vertebrae"], record.config
         central = summarize(pd.DataFrame(check["t1t2_slices"]), CENTRAL_REFERENCE_FRACTION)["dice"]["mean"]
@@ -414,7 +414,7 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
                      f"{export.validation_score(record):.3f} | {record.metrics['test']['per_image']['dice']:.3f} | "
                      f"{check['phantom']['t1']['dice']:.2f} / {check['phantom']['t2']['dice']:.2f} | "
                      f"{real['dice']['mean']:.3f} ({_interval(real['dice']['ci95'])}) | {real['recall']['mean']:.2f} | "
-                     f"{real['precision']['mean']:.2f} | {central:.3f} |")
+                     f"{real['precision']['mean']:.2f} | {central:.3f} | {_mean_or_dash(real, 'dice_in_reference_rows')} |")
     multiclass = next((check for r, check in checked if r.path.name in shipped and r.config.task == "multiclass"), None)
     if multiclass:
         per_slice = pd.DataFrame(multiclass["t1t2_slices"])
@@ -427,7 +427,15 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
                       f"covers at least {CENTRAL_REFERENCE_FRACTION:.0%} of the image, and {lateral['dice'].min():.2f} "
                       f"to {lateral['dice'].max():.2f} on the {len(lateral)} lateral slices with "
                       f"{real['min_reference_fraction']:.0%} to {CENTRAL_REFERENCE_FRACTION:.0%}."]
+        if "dice_in_reference_rows" in central:
+            lines[-1] += (f" Within the rows the reference spans, its Dice on those {central['slices']} slices is "
+                          f"{central['dice_in_reference_rows']['mean']:.3f} "
+                          f"({_interval(central['dice_in_reference_rows']['ci95'])}).")
     return lines
+
+
+def _mean_or_dash(summary: dict, key: str) -> str:
+    return f"{summary[key]['mean']:.3f}" if key in summary else "–"
 
 
 def recipe_summary_line(recipe: pd.DataFrame) -> str:

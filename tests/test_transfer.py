@@ -63,3 +63,20 @@ def test_phantom_scores_cover_each_sequence_of_the_held_out_cases():
     assert list(scores.groupby("sequence").size().items()) == [("t1", 3), ("t2", 3)]
     assert scores["case"].str.startswith("phantom-").all()
     assert scores[["dice", "vertebra_dice"]].apply(lambda c: c.between(0, 1)).all().all()
+
+
+def test_dice_within_the_rows_the_reference_spans(tmp_path, monkeypatch):
+    """A hand slice: reference vertebra in rows 2-3, the model's in rows 0-3 (same columns); overall
+    Dice 2 * 4 / (4 + 8) = 2/3, within rows 2-3 it is 1."""
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    Image.fromarray(np.zeros((6, 4), np.uint8)).save(tmp_path / "images" / "a.png")
+    rgb = np.zeros((6, 4, 3), np.uint8)
+    rgb[2:4, 1:3] = (255, 0, 0)
+    Image.fromarray(rgb).save(tmp_path / "masks" / "a.png")
+    predicted = np.zeros((6, 4), np.int64)
+    predicted[0:4, 1:3] = transfer.VERTEBRA
+    monkeypatch.setattr(transfer, "segment_slices", lambda model, images: [predicted])
+    row = transfer.t1t2_scores(object(), tmp_path).iloc[0]
+    assert row["dice"] == pytest.approx(2 / 3) and row["dice_in_reference_rows"] == pytest.approx(1.0)
+    assert (row["recall"], row["precision"]) == (1.0, 0.5)
