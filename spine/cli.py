@@ -256,9 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   "3D volumes or DICOM series in their own geometry. Each 2D image (or sagittal "
                                   "slice) is taken whole, whatever its size, field of view and aspect: min-max "
                                   "scaled and resized to the model's square input (128 x 128), as in training, "
-                                  "and the labels resized back (the shipped 4-class model was trained with random "
-                                  "zooms, stretches and contrasts for other fields of view and sequences; its "
-                                  "card, spine/weights/multiclass.json, says how it transfers).")
+                                  "and the labels resized back (the shipped models were trained with random "
+                                  "zooms, stretches and contrasts for other fields of view and sequences; their "
+                                  "cards, spine/weights/<task>.json, say how they transfer).")
     predict.add_argument("inputs", nargs="+", metavar="INPUT",
                          help="PNG slices, .mha / .nii.gz volumes or folders of one DICOM series")
     predict.add_argument("--out", required=True, help="output folder (masks keep the input names)")
