@@ -110,7 +110,7 @@ def _styled(table: pd.DataFrame, formats: dict):
     """The book's table look: ``formats`` per column, missing values as "–", no index, the study's
     columns in grey."""
     styler = table.style.format(formats, na_rep="–").hide(axis="index")
-    styler = styler.format_index(lambda label: str(label).replace("_", "_\u200b"), axis="columns")  # may wrap there
+    styler = styler.format_index(lambda label: str(label).replace("_", "_<wbr>"), axis="columns")  # may wrap there
     study = [c for c in table.columns if str(c).startswith("study")]
     return styler.set_properties(subset=study, color="#666666") if study else styler
 
@@ -125,19 +125,24 @@ def format_counts(table: pd.DataFrame, digits: int = 2):
 
 def format_turned(table: pd.DataFrame, index: str, digits: int = 4):
     """A table of few rows and many columns turned to fit the page: one column per row of ``table``
-    (headed by its ``index`` value), one row per other column; whole numbers without decimals,
-    other numbers with ``digits``, tuples (intervals) element by element, missing values as "–"."""
-    def cell(value) -> str:
+    (headed by its ``index`` value), one row per other column (the study's rows in grey); a column
+    of whole numbers without decimals, other numbers with ``digits``, tuples (intervals) element by
+    element, missing values as "–"."""
+    def cell(value, whole: bool) -> str:
         if isinstance(value, tuple):
-            return "(" + ", ".join(cell(v) for v in value) + ")"
+            return "(" + ", ".join(cell(v, False) for v in value) + ")"
         if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-            if np.isnan(value):
-                return "–"
-            return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.{digits}f}"
+            return "–" if np.isnan(value) else f"{value:,.0f}" if whole else f"{value:,.{digits}f}"
         return str(value)
 
-    turned = table.set_index(index).map(cell).T.rename_axis("").reset_index()
-    return _styled(turned, {})
+    def shown(column: pd.Series) -> pd.Series:
+        numbers = pd.to_numeric(column, errors="coerce").dropna() if column.dtype != object else pd.Series(dtype=float)
+        whole = len(numbers) > 0 and bool(np.all(np.mod(numbers, 1) == 0))
+        return column.map(lambda value: cell(value, whole))
+
+    turned = table.set_index(index).apply(shown).T.rename_axis("").reset_index()
+    study = turned.index[turned[""].astype(str).str.startswith("study")]
+    return _styled(turned, {}).set_properties(subset=pd.IndexSlice[study, :], color="#666666")
 
 
 # --------------------------------------------------------------------------- chapter 1: data

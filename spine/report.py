@@ -28,7 +28,7 @@ from IPython.display import Markdown, display
 from spine import plots
 from spine.training import analysis, studies
 from spine.training import store as results
-from spine.training.config import AUGMENT_MODES
+from spine.training.config import augment_name
 
 # What a section says, in one sentence, when its data are absent.
 NO_PAIRS = "Not enough recorded runs for a paired comparison."
@@ -391,51 +391,63 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
 
 def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
     """The transfer checks stored beside the fold-0 records (``transfer.json``, :func:`spine.training.
-    export.check_record`): a table, and the shipped 4-class model's figures on central and lateral slices."""
-    from spine.transfer import CENTRAL_REFERENCE_FRACTION, stored_check, summarize
+    export.check_record`) that cover the real T1/T2 slices: a table, and the shipped 4-class model's
+    figures on central and lateral slices."""
+    from spine.transfer import CENTRAL_REFERENCE_FRACTION, summarize
     from spine.training import export
 
     lines = ["#### Other sequences: the transfer check (generated from `results/*/transfer.json`)", ""]
     shipped = {card["run_id"] for card in cards.values()}
-    checked = [(r, stored_check(r.path)) for task in ("binary", "multiclass")
+    checked = [(r, export.stored_check(r.path)) for task in ("binary", "multiclass")
                for r in export.candidates(store, real_data, profile, task) if r.config.fold == 0]
-    checked = [(r, check) for r, check in checked if check and "t1t2_vertebrae" in check]
+    checked = [(r, check) for r, check in checked if check and check.get("t1t2_slices")]
     if not checked:
-        return lines + ["No record has a stored transfer check yet (`spine transfer RUN --check FOLDER`)."]
+        return lines + ["No record has a stored check of the real T1/T2 slices yet (`spine transfer RUN --check "
+                        "FOLDER`)."]
+    central_label = f"slices >= {CENTRAL_REFERENCE_FRACTION:.0%}"
     lines += [f"| run | task | model, loss | augmentation | epochs | validation Dice | test Dice | phantom T1 / T2 Dice | "
-              f"T1/T2 vertebra Dice (95 % CI) | recall | precision | Dice, slices >= {CENTRAL_REFERENCE_FRACTION:.0%} | "
-              "Dice in the reference's rows |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              f"T1/T2 vertebra Dice (95 % CI) | recall | precision | Dice, {central_label} | "
+              f"Dice in the reference's rows, {central_label} |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for record, check in sorted(checked, key=lambda rc: (rc[0].config.task, rc[0].path.name not in shipped)):
         real, config = check["t1t2_vertebrae"], record.config
-        central = summarize(pd.DataFrame(check["t1t2_slices"]), CENTRAL_REFERENCE_FRACTION)["dice"]["mean"]
-        augment = {v: k for k, v in AUGMENT_MODES.items()}[config.augment]
+        central = _central_slices(check)
         lines.append(f"| `{record.path.name}`{' (shipped)' if record.path.name in shipped else ''} | {config.task} | "
-                     f"{config.model}, {config.loss} | {augment} | {config.settings['epochs']} | "
+                     f"{config.model}, {config.loss} | {augment_name(config.augment)} | {config.settings['epochs']} | "
                      f"{export.validation_score(record):.3f} | {record.metrics['test']['per_image']['dice']:.3f} | "
                      f"{check['phantom']['t1']['dice']:.2f} / {check['phantom']['t2']['dice']:.2f} | "
                      f"{real['dice']['mean']:.3f} ({_interval(real['dice']['ci95'])}) | {real['recall']['mean']:.2f} | "
-                     f"{real['precision']['mean']:.2f} | {central:.3f} | {_mean_or_dash(real, 'dice_in_reference_rows')} |")
+                     f"{real['precision']['mean']:.2f} | {_mean_or_dash(central, 'dice')} | "
+                     f"{_mean_or_dash(central, 'dice_in_reference_rows')} |")
     multiclass = next((check for r, check in checked if r.path.name in shipped and r.config.task == "multiclass"), None)
-    if multiclass:
-        per_slice = pd.DataFrame(multiclass["t1t2_slices"])
-        real = multiclass["t1t2_vertebrae"]
-        central = summarize(per_slice, CENTRAL_REFERENCE_FRACTION)
-        lateral = per_slice[per_slice["reference_fraction"].between(real["min_reference_fraction"],
-                                                                    CENTRAL_REFERENCE_FRACTION, inclusive="left")]
-        lines += ["", f"The shipped 4-class model scores {central['dice']['mean']:.3f} "
-                      f"({_interval(central['dice']['ci95'])}) on the {central['slices']} slices whose reference "
-                      f"covers at least {CENTRAL_REFERENCE_FRACTION:.0%} of the image, and {lateral['dice'].min():.2f} "
-                      f"to {lateral['dice'].max():.2f} on the {len(lateral)} lateral slices with "
-                      f"{real['min_reference_fraction']:.0%} to {CENTRAL_REFERENCE_FRACTION:.0%}."]
-        if "dice_in_reference_rows" in central:
-            lines[-1] += (f" Within the rows the reference spans, its Dice on those {central['slices']} slices is "
-                          f"{central['dice_in_reference_rows']['mean']:.3f} "
-                          f"({_interval(central['dice_in_reference_rows']['ci95'])}).")
+    central = _central_slices(multiclass) if multiclass else pd.DataFrame()
+    if len(central):
+        per_slice, least = pd.DataFrame(multiclass["t1t2_slices"]), multiclass["t1t2_vertebrae"]["min_reference_fraction"]
+        lateral = per_slice[per_slice["reference_fraction"].between(least, CENTRAL_REFERENCE_FRACTION, inclusive="left")]
+        figures = summarize(central, CENTRAL_REFERENCE_FRACTION)
+        sentence = (f"The shipped 4-class model scores {figures['dice']['mean']:.3f} ({_interval(figures['dice']['ci95'])}) "
+                    f"on the {len(central)} slices whose reference covers at least {CENTRAL_REFERENCE_FRACTION:.0%} of "
+                    f"the image")
+        if len(lateral):
+            sentence += (f", and {lateral['dice'].min():.2f} to {lateral['dice'].max():.2f} on the {len(lateral)} "
+                         f"lateral slices with {least:.0%} to {CENTRAL_REFERENCE_FRACTION:.0%}")
+        if "dice_in_reference_rows" in figures:
+            sentence += (f". Within the rows the reference spans, its Dice on those {len(central)} slices is "
+                         f"{figures['dice_in_reference_rows']['mean']:.3f} "
+                         f"({_interval(figures['dice_in_reference_rows']['ci95'])})")
+        lines += ["", sentence + "."]
     return lines
 
 
-def _mean_or_dash(summary: dict, key: str) -> str:
-    return f"{summary[key]['mean']:.3f}" if key in summary else "–"
+def _central_slices(check: dict) -> pd.DataFrame:
+    """The slices of a stored check whose reference covers at least CENTRAL_REFERENCE_FRACTION."""
+    from spine.transfer import CENTRAL_REFERENCE_FRACTION
+
+    per_slice = pd.DataFrame(check["t1t2_slices"])
+    return per_slice[per_slice["reference_fraction"] >= CENTRAL_REFERENCE_FRACTION]
+
+
+def _mean_or_dash(table: pd.DataFrame, column: str) -> str:
+    return f"{table[column].mean():.3f}" if column in table and len(table) else "–"
 
 
 def recipe_summary_line(recipe: pd.DataFrame) -> str:

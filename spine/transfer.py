@@ -19,7 +19,6 @@ Two sources a T2-SPACE model never trained on:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,6 @@ from spine.metrics import confusion_matrix, dice, overlap_from_confusion
 
 MIN_REFERENCE_FRACTION = 0.01
 CENTRAL_REFERENCE_FRACTION = 0.05  # slices with this much vertebra are near the mid-line; below, lateral
-CHECK_FILE = "transfer.json"  # a record's stored check (spine.training.export.check_record)
 VERTEBRA = 1  # class index of vertebra in the 4-class task; the binary task's foreground is 1 too
 PHANTOM_SEQUENCES = ("t1", "t2")
 
@@ -130,8 +128,3 @@ def transfer_check(model, t1t2_folder=None) -> dict:
         result["t1t2_slices"] = per_slice.to_dict("records")
     return result
 
-
-def stored_check(folder) -> dict | None:
-    """The transfer check stored beside a record (``<run>/transfer.json``), if there is one."""
-    path = Path(folder) / CHECK_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

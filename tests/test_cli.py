@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -228,11 +229,17 @@ def test_export_writes_the_run_and_its_card_and_refuses_to_overwrite(trained, tm
     one_line_error(capsys, "export", "binary", "--data", DATA, "--profile", "smoke",
                    "--store", str(trained.parent), "--out", str(out), expected="no finished seed-0, fold-0 binary run")
 
+
+
 def test_transfer_stores_the_check_beside_the_record(trained, tmp_path, capsys):
-    code, printed, _ = run(capsys, "transfer", str(trained), "--json")
-    assert code == 0 and json.loads(printed)["written"] == [str(trained / "transfer.json")]
-    check = json.loads((trained / "transfer.json").read_text())
-    assert {sequence: part["cases"] for sequence, part in check["phantom"].items()} == {"t1": 20, "t2": 20}
+    from spine.data import PHANTOM_CHECK_PATIENTS
+
+    run_copy = shutil.copytree(trained, tmp_path / "store" / trained.name)  # the shared fixture stays as it is
+    code, printed, _ = run(capsys, "transfer", str(run_copy), "--json")
+    assert code == 0 and json.loads(printed)["written"] == [str(run_copy / "transfer.json")]
+    check = json.loads((run_copy / "transfer.json").read_text())
+    cases = len(PHANTOM_CHECK_PATIENTS)
+    assert {sequence: part["cases"] for sequence, part in check["phantom"].items()} == {"t1": cases, "t2": cases}
     assert 0 <= check["phantom"]["t1"]["vertebra_dice"] <= 1 and "t1t2_vertebrae" not in check
     one_line_error(capsys, "transfer", str(tmp_path), expected="not a finished run")
 

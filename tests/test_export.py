@@ -104,14 +104,16 @@ def test_export_writes_the_weights_without_the_optimizer_and_a_card(tmp_path, mo
         export.export_model(record, tmp_path / "weights")
 
 
-def _stored_check(record, t1_dice: float, t2_dice: float, slice_dice=(0.8, 0.6, 0.2, 0.0)) -> dict:
+def _stored_check(record, t1_dice: float, t2_dice: float, slice_dice=(0.8, 0.6, 0.2, 0.0), rows: bool = True) -> dict:
     """A ``transfer.json`` beside ``record``, by hand: phantom cases 20 and 10, four real slices with
-    reference fractions 0.2, 0.06, 0.02 and 0.001."""
+    reference fractions 0.2, 0.06, 0.02 and 0.001 (and, if ``rows``, a Dice in the reference's rows
+    0.1 above each)."""
     slices = [{"image": f"{k}.png", "reference_fraction": fraction, "dice": dice, "recall": dice, "precision": dice}
+              | ({"dice_in_reference_rows": dice + 0.1} if rows else {})
               for k, (fraction, dice) in enumerate(zip((0.2, 0.06, 0.02, 0.001), slice_dice))]
     check = {"phantom": {"t1": {"cases": 20, "dice": t1_dice}, "t2": {"cases": 10, "dice": t2_dice}},
              "t1t2_vertebrae": transfer.summarize(pd.DataFrame(slices)), "t1t2_slices": slices}
-    results.write_json(record.path / transfer.CHECK_FILE, check)
+    results.write_json(record.path / export.CHECK_FILE, check)
     return check
 
 
@@ -129,7 +131,7 @@ def test_check_record_stores_the_models_check_beside_it(tmp_path, monkeypatch):
     monkeypatch.setattr(export.transfer, "transfer_check",
                         lambda model, folder: seen.append((model.name, folder)) or {"phantom": {}})
     path = export.check_record(record, "t1t2")
-    assert path == record.path / "transfer.json" and transfer.stored_check(record.path) == {"phantom": {}}
+    assert path == record.path / "transfer.json" and export.stored_check(record.path) == {"phantom": {}}
     assert seen[0][1] == "t1t2"
 
 
@@ -140,21 +142,37 @@ def test_the_readme_lists_the_stored_checks_with_central_and_lateral_slices(tmp_
     other = _record_with_model(tmp_path, "U-Net", val=0.8, test=0.75, saved=False)
     _record_with_model(tmp_path, "ResUNet", val=0.8, test=0.75, saved=False)  # no stored check: not listed
     _stored_check(shipped, 0.9, 0.6)
-    _stored_check(other, 0.3, 0.4, slice_dice=(0.5, 0.5, 0.5, 0.5))
+    _stored_check(other, 0.3, 0.4, slice_dice=(0.5, 0.5, 0.5, 0.5), rows=False)  # a check of older code
     lines = report.transfer_lines(tmp_path, DATA, "smoke", {"binary": {"run_id": shipped.path.name}})
     rows = [line for line in lines if line.startswith("| `")]
     assert len(rows) == 2 and f"`{shipped.path.name}` (shipped)" in rows[0] and "robust-half" in rows[0]
     # 3 slices with >= 1 % reference: Dice mean (0.8 + 0.6 + 0.2) / 3; >= 5 %: (0.8 + 0.6) / 2
-    assert "| 0.90 / 0.60 | 0.533 (" in rows[0] and rows[0].endswith("| 0.700 | – |")  # no rows figure stored
-    assert "| 0.30 / 0.40 | 0.500 (" in rows[1] and rows[1].endswith("| 0.500 | – |")
+    # slices with >= 5 % reference: Dice (0.8 + 0.6) / 2, in the reference's rows (0.9 + 0.7) / 2
+    assert "| 0.90 / 0.60 | 0.533 (" in rows[0] and rows[0].endswith("| 0.700 | 0.800 |")
+    assert "| 0.30 / 0.40 | 0.500 (" in rows[1] and rows[1].endswith("| 0.500 | – |")  # no rows figure stored
     assert not any("shipped 4-class" in line for line in lines)  # no shipped 4-class model among them
     four = _record_with_model(tmp_path, "TransUNet", val=0.9, test=0.85, saved=False, task="multiclass")
     _stored_check(four, 0.9, 0.6)
     lines = report.transfer_lines(tmp_path, DATA, "smoke", {"multiclass": {"run_id": four.path.name}})
-    assert lines[-1].startswith("The shipped 4-class model scores 0.700 (") and lines[-1].endswith(
-        "on the 2 slices whose reference covers at least 5% of the image, and 0.20 to 0.20 on the 1 lateral "
-        "slices with 1% to 5%.")
+    assert lines[-1].startswith("The shipped 4-class model scores 0.700 (") and "on the 2 slices whose reference " \
+        "covers at least 5% of the image, and 0.20 to 0.20 on the 1 lateral slices with 1% to 5%. Within the rows " \
+        "the reference spans, its Dice on those 2 slices is 0.800 (" in lines[-1]
+    only_central = _record_with_model(tmp_path / "central", "TransUNet", val=0.9, test=0.85, saved=False,
+                                      task="multiclass")
+    _stored_check(only_central, 0.9, 0.6, slice_dice=(0.8, 0.6, 0.0, 0.0), rows=False)
+    check = export.stored_check(only_central.path)
+    check["t1t2_slices"] = check["t1t2_slices"][:2]  # no lateral slice
+    results.write_json(only_central.path / export.CHECK_FILE, check)
+    lines = report.transfer_lines(tmp_path / "central", DATA, "smoke", {"multiclass": {"run_id": only_central.path.name}})
+    assert lines[-1].endswith("on the 2 slices whose reference covers at least 5% of the image.")
     assert report.transfer_lines(tmp_path / "empty", DATA, "smoke", {})[-1].startswith("No record has")
+
+
+def test_a_stored_phantom_score_is_weighted_by_cases_and_an_empty_one_ignored(tmp_path, monkeypatch):
+    record = _record_with_model(tmp_path, "ResUNet", val=0.8, test=0.7, augment="robust")
+    results.write_json(record.path / export.CHECK_FILE, {"phantom": {}})
+    monkeypatch.setattr(export.transfer, "phantom_scores", lambda model: pd.DataFrame({"dice": [0.25, 0.75]}))
+    assert export.phantom_score(record) == 0.5  # from the model: the stored check has no phantom figures
 
 
 # --------------------------------------------------------------------------- the shipped models

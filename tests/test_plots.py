@@ -144,7 +144,7 @@ def test_counts_table_and_format_counts():
     html = plots.format_counts(table.reset_index().assign(study_total=31050114, pct=0.17, p=1.0)).to_html()
     assert "31,050,114" in html and "0.17" in html and "1.00" in html and "–" in html
     assert ">100<" in html  # the added parameters, an integer column with gaps
-    assert "study_\u200btotal" in html  # a snake_case header may wrap after its underscore
+    assert "study_<wbr>total" in html  # a snake_case header may wrap after its underscore
 
 
 # ------------------------------------------------------------------ chapters 3-4: losses, ablations
@@ -295,3 +295,7 @@ def test_a_wide_table_turned_keeps_every_value_in_its_place():
     assert list(turned.columns) == ["", "a", "b"] and list(turned[""]) == ["runs", "mean", "ci", "run"]
     assert list(turned["a"]) == ["10", "0.889", "(0.100, 0.250)", "seed 0"]
     assert list(turned["b"]) == ["5", "–", "(0.300, 0.400)", "seed 1"]
+    exact = pd.DataFrame({"source": ["a", "b"], "p": [1.0, 0.25], "study_sd": [0.5, 0.1]})
+    styled = plots.format_turned(exact, "source", digits=2)
+    assert list(styled.data.iloc[0]) == ["p", "1.00", "0.25"]  # a column of fractions keeps its decimals at 1
+    assert "color: #666666" in styled.to_html() and list(styled.data[""]) == ["p", "study_sd"]

@@ -71,6 +71,11 @@ def augment_mode(value) -> bool | str:
     return bool(value)
 
 
+def augment_name(mode: bool | str) -> str:
+    """The CLI's name of a stored augmentation (the inverse of :func:`augment_mode`)."""
+    return {stored: name for name, stored in AUGMENT_MODES.items()}[mode]
+
+
 def _check_choice(settings: dict, key: str, valid: tuple[str, ...]) -> None:
     if settings[key] not in valid:
         raise ConfigError(f"profile field {key}={settings[key]!r} is not one of {', '.join(valid)}")

@@ -26,13 +26,14 @@ from spine import transfer
 from spine.errors import ConfigError
 from spine.training import robust
 from spine.training import store as results
-from spine.training.config import AUGMENT_MODES, RECORD_VERSION
+from spine.training.config import RECORD_VERSION, augment_name
 from spine.training.engine import make_config, save_model
 
 SELECTION_METRIC = "dice"  # mean validation Dice: foreground (binary) or over the 3 structures (4-class)
 # Fold 0 has 5 validation patients: a robust run this close to the best validation Dice is preferred.
 VALIDATION_TOLERANCE = 0.01
 CARD_FIGURES = ("dice", "fg_iou", "miou", "hd95", "assd")
+CHECK_FILE = "transfer.json"  # a record's stored transfer check (check_record): it outlives the model file
 
 
 def candidates(store, data, profile: str, task: str) -> list[results.Record]:
@@ -53,11 +54,17 @@ def validation_score(record: results.Record) -> float:
 def phantom_score(record: results.Record) -> float:
     """The mean Dice over the held-out phantom T1 and T2 cases (:func:`spine.transfer.phantom_scores`):
     from the record's stored check if it has one (its model file may be gone), else from its model."""
-    stored = transfer.stored_check(record.path)
-    if stored is not None:
+    stored = stored_check(record.path)
+    if stored is not None and stored.get("phantom"):
         sequences = stored["phantom"].values()
-        return float(sum(s["dice"] * s["cases"] for s in sequences) / sum(s["cases"] for s in sequences))
+        return float(np.average([s["dice"] for s in sequences], weights=[s["cases"] for s in sequences]))
     return float(transfer.phantom_scores(keras.saving.load_model(record.model_path, compile=False))["dice"].mean())
+
+
+def stored_check(folder) -> dict | None:
+    """The transfer check stored beside a record (``<run>/transfer.json``), if there is one."""
+    path = Path(folder) / CHECK_FILE
+    return results.read_json(path) if path.is_file() else None
 
 
 def check_record(record: results.Record, t1t2_folder=None) -> Path:
@@ -66,7 +73,7 @@ def check_record(record: results.Record, t1t2_folder=None) -> Path:
     if not record.model_path.is_file():
         raise ConfigError(f"{record.path.name}: no model file to check (records are committed without them)")
     check = transfer.transfer_check(keras.saving.load_model(record.model_path, compile=False), t1t2_folder)
-    path = record.path / transfer.CHECK_FILE
+    path = record.path / CHECK_FILE
     results.write_json(path, check)
     return path
 
@@ -111,8 +118,8 @@ def card(record: results.Record, compared: int, close: int = 0, check: dict | No
     if "test_patients" in record.metrics:  # records of format 2: per-patient means too
         patients = record.metrics["test_patients"]
         figures |= {"patients": patients["n"], "patient_mean_dice": patients["means"]["dice"]}
-    augment = {value: name for name, value in AUGMENT_MODES.items()}[record.config.augment]
-    return {"run_id": record.path.name, "config": recorded, "augment": augment, "selected_on": selection(compared, close),
+    return {"run_id": record.path.name, "config": recorded, "augment": augment_name(record.config.augment),
+            "selected_on": selection(compared, close),
             "validation": {SELECTION_METRIC: validation_score(record)}, "test": figures,
             "selected_epoch": record.metrics["selected_epoch"]} | ({"transfer": check} if check else {})
 
@@ -127,6 +134,8 @@ def export_model(record: results.Record, folder, compared: int = 1, close: int =
         raise ConfigError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
     model = keras.saving.load_model(record.model_path, compile=False)
     check = transfer.transfer_check(model, t1t2_folder)
+    if t1t2_folder is not None:  # the record keeps the same check as the card (check_record)
+        results.write_json(record.path / CHECK_FILE, check)
     save_model(model, target)
     results.write_json(target.with_suffix(".json"), card(record, compared, close, check))
     return target
