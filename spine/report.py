@@ -208,6 +208,11 @@ def _name(label: str, what: str = "{}") -> str:
     return "the proposed network" if label == "Proposed" else what.format(label)
 
 
+def _signed(value: float) -> str:
+    """A difference with its sign and 3 decimals; one that rounds to zero is +0.000, never -0.000."""
+    return f"{round(float(value), 3) + 0.0:+.3f}"
+
+
 def _interval(ci) -> str:
     return f"{ci[0]:.3f}–{ci[1]:.3f}" if isinstance(ci, (tuple, list)) and np.all(np.isfinite(ci)) else "no interval"
 
@@ -258,7 +263,8 @@ def pair_sentence(table: pd.DataFrame, pairs: pd.DataFrame, reference: str, othe
     verdict = ("the interval contains 0, so these test " + unit + " cannot tell the two apart" if low <= 0 <= high
                else f"{_name(reference) if low > 0 else _name(other)} is ahead on these test {unit}")
     return (text + f". The paired difference ({reference} minus {other}, over {int(pair[unit])} {unit}) is "
-            f"{pair['mean Δdice']:+.3f} (95 % CI {low:+.3f} to {high:+.3f}; Wilcoxon p = {pair['Wilcoxon p']:.2g}): "
+            f"{_signed(pair['mean Δdice'])} (95 % CI {_signed(low)} to {_signed(high)}; Wilcoxon p = "
+            f"{pair['Wilcoxon p']:.2g}): "
             f"{verdict}.")
 
 
@@ -339,8 +345,8 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
                   "|---|---|---|---|---|---|"]
         for row in done.itertuples():
             key = f"Proposed - {row.model}"
-            paired = (f"{pairs.loc[key, 'mean Δdice']:+.3f} ({pairs.loc[key, '95% CI'][0]:+.3f} to "
-                      f"{pairs.loc[key, '95% CI'][1]:+.3f}), p = {pairs.loc[key, 'Wilcoxon p']:.2g}"
+            paired = (f"{_signed(pairs.loc[key, 'mean Δdice'])} ({_signed(pairs.loc[key, '95% CI'][0])} to "
+                      f"{_signed(pairs.loc[key, '95% CI'][1])}), p = {pairs.loc[key, 'Wilcoxon p']:.2g}"
                       if key in pairs.index else "–")
             lines.append(f"| {row.model} | {len(row.run_ids)} of {row.folds} | {int(row.test_patients)} | "
                          f"{row.dice:.3f} ({row.dice_ci[0]:.3f}-{row.dice_ci[1]:.3f}) | {row.dice_central:.3f} | {paired} |")

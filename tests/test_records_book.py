@@ -100,6 +100,8 @@ def test_pair_sentence_states_the_answer_with_the_computed_numbers():
     assert text.endswith("the proposed network is ahead on these test patients.")
     tied = PAIRS.assign(**{"95% CI": [(-0.01, 0.08)]})
     assert "cannot tell the two apart" in report.pair_sentence(_table(), tied, "Proposed", "U-Net")
+    barely = PAIRS.assign(**{"95% CI": [(-0.0004, 0.08)]})  # rounds to zero: no "-0.000"
+    assert "(95 % CI +0.000 to +0.080;" in report.pair_sentence(_table(), barely, "Proposed", "U-Net")
     assert report.pair_sentence(_table((False, False)), pd.DataFrame(), "Proposed", "U-Net").startswith(
         "Not recorded yet: the runs of the comparison grid on real data are in the plan")
     assert report.pair_sentence(_table((True, False)), pd.DataFrame(), "Proposed", "U-Net").startswith(
