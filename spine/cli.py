@@ -148,7 +148,11 @@ def _cmd_export(args) -> int:
 def _cmd_transfer(args) -> int:
     from spine.training import export, load_record
 
-    written = [str(export.check_record(load_record(run), args.check)) for run in args.runs]
+    written = []
+    for run in args.runs:
+        record = load_record(run)
+        export.check_record(record, args.check)
+        written.append(str(record.path / export.CHECK_FILE))
     _emit(args, {"written": written}, text="\n".join(written))
     return 0
 

@@ -425,19 +425,19 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
                      f"{real['precision']['mean']:.2f} | {_mean_or_dash(central, 'dice')} | "
                      f"{_mean_or_dash(central, 'dice_in_reference_rows')} |")
     multiclass = next((check for r, check in checked if r.path.name in shipped and r.config.task == "multiclass"), None)
-    central = _central_slices(multiclass) if multiclass else pd.DataFrame()
-    if len(central):
-        per_slice, least = pd.DataFrame(multiclass["t1t2_slices"]), multiclass["t1t2_vertebrae"]["min_reference_fraction"]
+    per_slice = pd.DataFrame(multiclass["t1t2_slices"]) if multiclass else pd.DataFrame()
+    figures = summarize(per_slice, CENTRAL_REFERENCE_FRACTION) if len(per_slice) else {"slices": 0}
+    if figures["slices"]:
+        least = multiclass["t1t2_vertebrae"]["min_reference_fraction"]
         lateral = per_slice[per_slice["reference_fraction"].between(least, CENTRAL_REFERENCE_FRACTION, inclusive="left")]
-        figures = summarize(central, CENTRAL_REFERENCE_FRACTION)
         sentence = (f"The shipped 4-class model scores {figures['dice']['mean']:.3f} ({_interval(figures['dice']['ci95'])}) "
-                    f"on the {len(central)} slices whose reference covers at least {CENTRAL_REFERENCE_FRACTION:.0%} of "
+                    f"on the {figures['slices']} slices whose reference covers at least {CENTRAL_REFERENCE_FRACTION:.0%} of "
                     f"the image")
         if len(lateral):
             sentence += (f", and {lateral['dice'].min():.2f} to {lateral['dice'].max():.2f} on the {len(lateral)} "
                          f"lateral slices with {least:.0%} to {CENTRAL_REFERENCE_FRACTION:.0%}")
         if "dice_in_reference_rows" in figures:
-            sentence += (f". Within the rows the reference spans, its Dice on those {len(central)} slices is "
+            sentence += (f". Within the rows the reference spans, its Dice on those {figures['slices']} slices is "
                          f"{figures['dice_in_reference_rows']['mean']:.3f} "
                          f"({_interval(figures['dice_in_reference_rows']['ci95'])})")
         lines += ["", sentence + "."]

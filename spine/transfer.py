@@ -120,7 +120,8 @@ def transfer_check(model, t1t2_folder=None) -> dict:
     model = _model(model)
     phantom = phantom_scores(model)
     figures = [key for key in ("dice", "vertebra_dice") if key in phantom]
-    result = {"phantom": {sequence: {"cases": len(group), **{key: float(group[key].mean()) for key in figures}}
+    result = {"phantom_patients": [PHANTOM_CHECK_PATIENTS.start, PHANTOM_CHECK_PATIENTS.stop - 1],
+              "phantom": {sequence: {"cases": len(group), **{key: float(group[key].mean()) for key in figures}}
                           for sequence, group in phantom.groupby("sequence")}}
     if t1t2_folder is not None:
         per_slice = t1t2_scores(model, t1t2_folder)

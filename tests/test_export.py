@@ -130,9 +130,27 @@ def test_check_record_stores_the_models_check_beside_it(tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(export.transfer, "transfer_check",
                         lambda model, folder: seen.append((model.name, folder)) or {"phantom": {}})
-    path = export.check_record(record, "t1t2")
-    assert path == record.path / "transfer.json" and export.stored_check(record.path) == {"phantom": {}}
+    check = export.check_record(record, "t1t2")
+    assert check == {"phantom": {}} and export.stored_check(record.path) == {"phantom": {}}
     assert seen[0][1] == "t1t2"
+
+
+def test_a_stored_check_reads_a_missing_figure_back_as_nan(tmp_path):
+    record = _record_with_model(tmp_path, "U-Net", val=0.8, test=0.7, saved=False)
+    check = _stored_check(record, t1_dice=0.9, t2_dice=float("nan"))
+    assert '"dice": null' in (record.path / export.CHECK_FILE).read_text()  # valid JSON for any reader
+    stored = export.stored_check(record.path)
+    assert np.isnan(stored["phantom"]["t2"]["dice"]) and stored["t1t2_slices"] == check["t1t2_slices"]
+
+
+def test_export_keeps_a_stored_real_slice_check_when_given_no_slices(tmp_path, monkeypatch):
+    record = _record_with_model(tmp_path, "U-Net", val=0.8, test=0.7)
+    stored = _stored_check(record, t1_dice=0.9, t2_dice=0.6)
+    monkeypatch.setattr(export.transfer, "transfer_check", lambda model, folder=None: {"phantom": {}})
+    export.export_model(record, tmp_path / "weights")
+    assert export.stored_check(record.path) == stored
+    export.export_model(record, tmp_path / "weights", overwrite=True, t1t2_folder="t1t2")
+    assert export.stored_check(record.path) == {"phantom": {}}
 
 
 def test_the_readme_lists_the_stored_checks_with_central_and_lateral_slices(tmp_path):

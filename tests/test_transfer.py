@@ -65,6 +65,14 @@ def test_phantom_scores_cover_each_sequence_of_the_held_out_cases():
     assert scores[["dice", "vertebra_dice"]].apply(lambda c: c.between(0, 1)).all().all()
 
 
+def test_the_check_names_the_phantom_patients_it_used(monkeypatch):
+    hand = pd.DataFrame({"sequence": ["t1", "t2", "t2"], "case": ["a", "b", "c"], "dice": [0.9, 0.5, 0.7]})
+    monkeypatch.setattr(transfer, "phantom_scores", lambda model: hand)
+    check = transfer.transfer_check(object())
+    assert check["phantom_patients"] == [PHANTOM_CHECK_PATIENTS.start, PHANTOM_CHECK_PATIENTS[-1]]
+    assert check["phantom"] == {"t1": {"cases": 1, "dice": 0.9}, "t2": {"cases": 2, "dice": pytest.approx(0.6)}}
+
+
 def test_dice_within_the_rows_the_reference_spans(tmp_path, monkeypatch):
     """A hand slice: reference vertebra in rows 2-3, the model's in rows 0-3 (same columns); overall
     Dice 2 * 4 / (4 + 8) = 2/3, within rows 2-3 it is 1."""

@@ -62,20 +62,22 @@ def phantom_score(record: results.Record) -> float:
 
 
 def stored_check(folder) -> dict | None:
-    """The transfer check stored beside a record (``<run>/transfer.json``), if there is one."""
+    """The transfer check stored beside a record (``<run>/transfer.json``), if there is one (figures
+    stored as null, NaN when checked, read back as NaN)."""
     path = Path(folder) / CHECK_FILE
-    return results.read_json(path) if path.is_file() else None
+    return results.none_to_nan(results.read_json(path)) if path.is_file() else None
 
 
-def check_record(record: results.Record, t1t2_folder=None) -> Path:
-    """Store the transfer check of the record's model beside the record (``transfer.json``): the
-    figures outlive the model file, which is not committed."""
-    if not record.model_path.is_file():
-        raise ConfigError(f"{record.path.name}: no model file to check (records are committed without them)")
-    check = transfer.transfer_check(keras.saving.load_model(record.model_path, compile=False), t1t2_folder)
-    path = record.path / CHECK_FILE
-    results.write_json(path, check)
-    return path
+def check_record(record: results.Record, t1t2_folder=None, model=None) -> dict:
+    """Run the transfer check of the record's model (``model`` if already loaded) and store it beside
+    the record (``transfer.json``): the figures outlive the model file, which is not committed."""
+    if model is None:
+        if not record.model_path.is_file():
+            raise ConfigError(f"{record.path.name}: no model file to check (records are committed without them)")
+        model = keras.saving.load_model(record.model_path, compile=False)
+    check = transfer.transfer_check(model, t1t2_folder)
+    results.write_json(record.path / CHECK_FILE, check)
+    return check
 
 
 def best_record(store, data, profile: str, task: str) -> tuple[results.Record, int, int]:
@@ -133,9 +135,10 @@ def export_model(record: results.Record, folder, compared: int = 1, close: int =
     if target.exists() and not overwrite:
         raise ConfigError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
     model = keras.saving.load_model(record.model_path, compile=False)
-    check = transfer.transfer_check(model, t1t2_folder)
-    if t1t2_folder is not None:  # the record keeps the same check as the card (check_record)
-        results.write_json(record.path / CHECK_FILE, check)
+    # The record keeps the card's check only when it covers the real slices: a phantom-only check
+    # must not replace a stored one that does.
+    check = (check_record(record, t1t2_folder, model) if t1t2_folder is not None
+             else transfer.transfer_check(model, None))
     save_model(model, target)
     results.write_json(target.with_suffix(".json"), card(record, compared, close, check))
     return target

@@ -80,6 +80,15 @@ def _nan_to_none(value):
     return value
 
 
+def none_to_nan(value):
+    """The inverse of :func:`write_json`'s NaN -> null, for files whose nulls are all missing figures."""
+    if isinstance(value, dict):
+        return {k: none_to_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [none_to_nan(v) for v in value]
+    return float("nan") if value is None else value
+
+
 def read_json(path) -> dict:
     return json.loads(Path(path).read_text())
 
