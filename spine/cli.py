@@ -241,10 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(train)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--fold", type=int, default=0, help="the cross-validation fold tested (profiles with folds)")
-    train.add_argument("--augment", nargs="?", const="study", default="none", choices=("none", "study", "robust", "robust-half"),
+    train.add_argument("--augment", nargs="?", const="study", default="none",
+                       choices=("none", "study", "robust", "robust-half", "robust-lateral"),
                        help="--augment alone: the study's augmentation; --augment robust: contrast, resolution "
                             "and field-of-view randomisation of every image, phantom T1/T2 slices mixed in, for "
-                            "other sequences; robust-half: the same on half the images (spine/training/robust.py)")
+                            "other sequences; robust-half: the same on half the images; robust-lateral: robust-half with "
+                            "phantom slices from every sagittal position, lateral ones too (spine/training/robust.py)")
     restart = train.add_mutually_exclusive_group()
     restart.add_argument("--force", action="store_true", help="train again even if the record exists")
     restart.add_argument("--restart", action="store_true",

@@ -247,7 +247,7 @@ def test_transfer_stores_the_check_beside_the_record(trained, tmp_path, capsys):
 def test_train_names_its_augmentation(capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["train", "--model", "U-Net", "--loss", "Dice", "--augment", "strong"])
-    assert stopped.value.code == 2 and "choose from 'none', 'study', 'robust', 'robust-half'" in capsys.readouterr().err
+    assert stopped.value.code == 2 and "choose from 'none', 'study', 'robust', 'robust-half', 'robust-lateral'" in capsys.readouterr().err
 
 
 def test_installed_script_help_version_and_usage_errors():

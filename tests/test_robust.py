@@ -106,7 +106,7 @@ def test_augment_modes_keep_the_ids_of_existing_records():
     assert robust_id not in {"741c5ece049b", "7ca7e8dcebca"}
     assert [augment_mode(v) for v in ("none", "study", "robust", "robust-half", False, True)] == [
         False, True, "robust", "robust-half", False, True]
-    with pytest.raises(ConfigError, match="valid: none, study, robust, robust-half"):
+    with pytest.raises(ConfigError, match="valid: none, study, robust, robust-half, robust-lateral"):
         augment_mode("strong")
 
 

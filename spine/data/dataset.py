@@ -104,15 +104,38 @@ def concat(*sets: SliceSet) -> SliceSet:
                     skipped=[item for s in sets for item in s.skipped])
 
 
-def phantom_slices(sequence: str, patients: range, size: int = preprocess.STUDY_SIZE) -> SliceSet:
+def phantom_slices(sequence: str, patients: range, size: int = preprocess.STUDY_SIZE, *,
+                   every_slice: bool = False) -> SliceSet:
     """The central slices of phantom ``patients`` (numbers of one archive, made once and cached)
-    rendered as ``sequence``; patients and case ids are prefixed ``phantom-`` so that they never
-    meet a real patient's."""
-    dataset = load_dataset(f"phantom:{max(patients)}", sequence=sequence, size=size)
+    rendered as ``sequence``, or with ``every_slice`` all their sagittal slices, lateral ones too
+    (case ids ``<case>_x<k>``, k counted from the right; constant slices left out); patients and
+    case ids are prefixed ``phantom-`` so that they never meet a real patient's."""
+    if every_slice:
+        series = [s for s in spider.find_series(phantom_archive(max(patients), PHANTOM_SEED, sequence), sequence)
+                  if int(s.patient) in patients]
+        dataset = _prepare(_sagittal_slices(series), _read_volume_slice, size, "raise",
+                           description=f"phantom:{max(patients)} every sagittal slice")
+    else:
+        dataset = load_dataset(f"phantom:{max(patients)}", sequence=sequence, size=size)
     chosen = dataset.select(np.isin(dataset.patients.astype(int), list(patients)))
     chosen.patients = np.char.add("phantom-", chosen.patients.astype(str))
     chosen.case_ids = np.char.add("phantom-", chosen.case_ids.astype(str))
     return chosen
+
+
+def _sagittal_slices(series_list):
+    """(series, k, image, mask, spacing) for every non-constant sagittal slice of each series."""
+    for series in series_list:
+        images, masks, spacing = spider.read_series_slices(series)
+        for k, (image, mask) in enumerate(zip(images, masks)):
+            if image.max() > image.min():
+                yield series, k, image, mask, spacing
+
+
+def _read_volume_slice(item):
+    series, k, image, mask, spacing = item
+    preprocess.check_pair(image, mask, series.mask)
+    return image, labels.spider_structures(mask), mask, spacing, f"{series.case_id}_x{k}", series.patient, k, series.image
 
 
 def resolve_source(source):

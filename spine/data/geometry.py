@@ -28,10 +28,15 @@ def sagittal_view(image: sitk.Image) -> sitk.Image:
     return sitk.DICOMOrient(image, SAGITTAL_VIEW)
 
 
+def sagittal_slices(image: sitk.Image) -> tuple[np.ndarray, tuple[float, float]]:
+    """Every sagittal slice, right to left, as an array [slice, rows S -> I, columns A -> P], and the
+    slices' (row, col) spacing."""
+    oriented = sagittal_view(image)
+    spacing_x, spacing_y, spacing_z = oriented.GetSpacing()
+    return np.moveaxis(sitk.GetArrayFromImage(oriented), 2, 0), (spacing_z, spacing_y)  # [z, y, x] -> [x, z, y]
+
+
 def central_sagittal_slice(image: sitk.Image) -> tuple[np.ndarray, tuple[float, float]]:
     """The central sagittal slice as a 2D array (rows S -> I, columns A -> P) and its (row, col) spacing."""
-    oriented = sagittal_view(image)
-    array = sitk.GetArrayViewFromImage(oriented)  # [z, y, x]
-    centre = array.shape[2] // 2
-    spacing_x, spacing_y, spacing_z = oriented.GetSpacing()
-    return np.array(array[:, :, centre]), (spacing_z, spacing_y)
+    slices, spacing = sagittal_slices(image)
+    return np.array(slices[len(slices) // 2]), spacing

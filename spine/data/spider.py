@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from spine.data.geometry import central_sagittal_slice
+from spine.data.geometry import central_sagittal_slice, sagittal_slices
 from spine.data.io import VOLUME_SUFFIXES, read_volume, suffix
 from spine.errors import DataError
 
@@ -79,15 +79,22 @@ def _same_grid(image: sitk.Image, mask: sitk.Image) -> bool:
 
 def read_series(series: Series) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
     """Central sagittal slices of a series' image and mask (instance values) and their spacing."""
+    images, masks, spacing = read_series_slices(series)
+    return np.array(images[len(images) // 2]), np.array(masks[len(masks) // 2]), spacing
+
+
+def read_series_slices(series: Series) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """Every sagittal slice of a series' image and mask (instance values), right to left, and their
+    spacing."""
     image = read_volume(series.image)
     mask = read_volume(series.mask)
     if not _same_grid(image, mask):
         raise DataError(series.mask, f"mask grid {mask.GetSize()} / spacing {np.round(mask.GetSpacing(), 3)} "
                                      f"does not match the image's {image.GetSize()} / "
                                      f"{np.round(image.GetSpacing(), 3)}")
-    image_slice, spacing = central_sagittal_slice(image)
-    mask_slice, _ = central_sagittal_slice(mask)
-    return image_slice, mask_slice.astype(np.int16), spacing
+    images, spacing = sagittal_slices(image)
+    masks, _ = sagittal_slices(mask)
+    return images, masks.astype(np.int16), spacing
 
 
 # --------------------------------------------------------------------------- pixel sizes at the model's grid

@@ -29,7 +29,8 @@ LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 # A run's augmentation: False (none) and True (the study's) as records always stored them, so their
 # ids stay; a named mode beside them. The CLI's names for each.
-AUGMENT_MODES = {"none": False, "study": True, "robust": "robust", "robust-half": "robust-half"}
+AUGMENT_MODES = {"none": False, "study": True, "robust": "robust", "robust-half": "robust-half",
+                 "robust-lateral": "robust-lateral"}
 # 2: cross-validation folds, per-patient aggregation over several central slices, stored test
 # predictions, precision and learning-rate schedule in the settings.
 RECORD_VERSION = 2

@@ -121,7 +121,8 @@ def _split(config: RunConfig, split_folder: Path | None = None) -> tuple[dict, s
     if settings["max_train_images"]:
         subsets["train"] = subsets["train"].select(np.arange(min(settings["max_train_images"], len(subsets["train"]))))
     if config.augment in robust.RANDOMISED_FRACTION:
-        subsets["train"] = robust.with_phantom(subsets["train"], config.seed)
+        subsets["train"] = robust.with_phantom(subsets["train"], config.seed,
+                                               every_slice=config.augment in robust.EVERY_PHANTOM_SLICE)
     central = set()
     for name in ("val", "test"):
         central |= set(subsets[name].central(1).case_ids)

@@ -13,12 +13,16 @@ seen (the approach of domain-randomised training, e.g. SynthSeg):
   the min-max rescaling every input gets. Masks follow the geometry with nearest-neighbour
   sampling (labels stay labels) and are padded as background. ``robust`` randomises every image;
   ``robust-half`` a random half of them, the others passing as they are (the training sequence
-  stays half of what the model sees). Every draw is a stateless random op keyed by (seed, epoch,
+  stays half of what the model sees); ``robust-lateral`` as ``robust-half``, with lateral phantom
+  slices (below). Every draw is a stateless random op keyed by (seed, epoch,
   batch), so a run draws the same on any resume.
 - **Phantom T1 and T2 slices** (:func:`with_phantom`): a fraction :data:`PHANTOM_FRACTION` of the
   real training images is added as phantom central slices rendered with T1 and T2 contrast (half
   each), drawn by the run's seed from the phantom patients lent to training
   (:data:`spine.data.PHANTOM_MIX_PATIENTS`); their labels map to classes as the real ones do.
+  ``robust-lateral`` draws them from every sagittal position instead: the real training slices lie
+  near the mid-line, so only the phantom shows a model what lateral slices (pedicles, facets, soft
+  tissue, little vertebral body) look like.
 """
 
 from __future__ import annotations
@@ -31,8 +35,12 @@ import tensorflow as tf
 
 from spine.data import PHANTOM_MIX_PATIENTS, SliceSet, concat, phantom_slices
 
-# The share of images each mode randomises (both mix the phantom in).
-RANDOMISED_FRACTION = {"robust": 1.0, "robust-half": 0.5}
+# The share of images each mode randomises (all mix the phantom in).
+RANDOMISED_FRACTION = {"robust": 1.0, "robust-half": 0.5, "robust-lateral": 0.5}
+# Modes whose phantom slices come from every sagittal position, not only the central one: models
+# trained on mid-line slices alone mark soft tissue as vertebra on lateral slices (phantom and real
+# T1/T2 alike), which a volume has many of.
+EVERY_PHANTOM_SLICE = frozenset({"robust-lateral"})
 PHANTOM_FRACTION = 0.25  # phantom images added, as a fraction of the real training images
 PHANTOM_SEQUENCES = ("t1", "t2")
 # Intensity: probabilities per image, and ranges.
@@ -150,14 +158,15 @@ def _rescale(images: tf.Tensor) -> tf.Tensor:
 
 
 def with_phantom(train: SliceSet, seed: int, fraction: float = PHANTOM_FRACTION,
-                 patients: range = PHANTOM_MIX_PATIENTS) -> SliceSet:
-    """``train`` with ``fraction`` of its size in phantom T1 and T2 central slices appended (half
-    each sequence; distinct patients within a sequence, drawn by ``seed``)."""
+                 patients: range = PHANTOM_MIX_PATIENTS, *, every_slice: bool = False) -> SliceSet:
+    """``train`` with ``fraction`` of its size in phantom T1 and T2 slices appended (half each
+    sequence, drawn by ``seed``): central slices of distinct patients, or with ``every_slice``
+    slices from any sagittal position of the patients."""
     wanted = round(fraction * len(train))
     added = []
     for k, sequence in enumerate(PHANTOM_SEQUENCES):
-        share = min(wanted // len(PHANTOM_SEQUENCES) + (k < wanted % len(PHANTOM_SEQUENCES)), len(patients))
-        slices = phantom_slices(sequence, patients, train.size)
+        slices = phantom_slices(sequence, patients, train.size, every_slice=every_slice)
+        share = min(wanted // len(PHANTOM_SEQUENCES) + (k < wanted % len(PHANTOM_SEQUENCES)), len(slices))
         rows = np.random.default_rng([seed, 3, k]).choice(len(slices), share, replace=False)
         added.append(slices.select(np.sort(rows)))
     return concat(train, *added)
