@@ -412,15 +412,15 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
                         "FOLDER`)."]
     central_label = f"slices >= {CENTRAL_REFERENCE_FRACTION:.0%}"
     lines += [f"| run | task | model, loss | augmentation | epochs | validation Dice | test Dice | phantom T1 / T2 Dice | "
-              f"T1/T2 vertebra Dice (95 % CI) | recall | precision | Dice, {central_label} | "
-              f"Dice in the reference's rows, {central_label} |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              f"phantom T1 / T2 Dice, every slice | T1/T2 vertebra Dice (95 % CI) | recall | precision | "
+              f"Dice, {central_label} | Dice in the reference's rows, {central_label} |", "|---" * 14 + "|"]
     for record, check in sorted(checked, key=lambda rc: (rc[0].config.task, rc[0].path.name not in shipped)):
         real, config = check["t1t2_vertebrae"], record.config
         central = _central_slices(check)
         lines.append(f"| `{record.path.name}`{' (shipped)' if record.path.name in shipped else ''} | {config.task} | "
                      f"{config.model}, {config.loss} | {augment_name(config.augment)} | {config.settings['epochs']} | "
                      f"{export.validation_score(record):.3f} | {record.metrics['test']['per_image']['dice']:.3f} | "
-                     f"{check['phantom']['t1']['dice']:.2f} / {check['phantom']['t2']['dice']:.2f} | "
+                     f"{_phantom_pair(check, 'phantom')} | {_phantom_pair(check, export.PHANTOM_FIGURE)} | "
                      f"{real['dice']['mean']:.3f} ({_interval(real['dice']['ci95'])}) | {real['recall']['mean']:.2f} | "
                      f"{real['precision']['mean']:.2f} | {_mean_or_dash(central, 'dice')} | "
                      f"{_mean_or_dash(central, 'dice_in_reference_rows')} |")
@@ -450,6 +450,11 @@ def _central_slices(check: dict) -> pd.DataFrame:
 
     per_slice = pd.DataFrame(check["t1t2_slices"])
     return per_slice[per_slice["reference_fraction"] >= CENTRAL_REFERENCE_FRACTION]
+
+
+def _phantom_pair(check: dict, key: str) -> str:
+    """A stored check's phantom T1 / T2 Dice ("–" where the check predates the figure)."""
+    return " / ".join(f"{check[key][sequence]['dice']:.2f}" for sequence in ("t1", "t2")) if check.get(key) else "–"
 
 
 def _mean_or_dash(table: pd.DataFrame, column: str) -> str:

@@ -14,7 +14,8 @@ Two sources a T2-SPACE model never trained on:
 - **Phantom T1 and T2 cases** held out from every training set
   (:data:`spine.data.PHANTOM_CHECK_PATIENTS`), prepared as training data is; scored with the
   selection Dice (binary: foreground; 4-class: mean over vertebra, disc and canal) and the
-  vertebra Dice.
+  vertebra Dice, on the central slice (the study's protocol) and over every sagittal slice (what
+  ``spine predict`` meets in a volume; the export rule chooses on this one).
 """
 
 from __future__ import annotations
@@ -97,32 +98,41 @@ def summarize(per_slice: pd.DataFrame, min_fraction: float = MIN_REFERENCE_FRACT
     return summary
 
 
-def phantom_scores(model, sequences=PHANTOM_SEQUENCES, patients: range = PHANTOM_CHECK_PATIENTS) -> pd.DataFrame:
+def phantom_scores(model, sequences=PHANTOM_SEQUENCES, patients: range = PHANTOM_CHECK_PATIENTS, *,
+                   every_slice: bool = False) -> pd.DataFrame:
     """Per held-out phantom case and sequence: the selection Dice (binary: foreground; 4-class: mean
-    over the three structures) and, for a 4-class model, the vertebra Dice."""
+    over the three structures) and, for a 4-class model, the vertebra Dice; on the central slice,
+    or with ``every_slice`` over all the case's sagittal slices pooled (a volume Dice: lateral
+    slices, with little or no vertebral body, count as they do in a scan)."""
     model = _model(model)
     count = int(model.output_shape[-1] if not isinstance(model.output_shape, list) else model.output_shape[0][-1])
     task = "binary" if count == 2 else "multiclass"
     rows = []
     for sequence in sequences:
-        cases = phantom_slices(sequence, patients, int(model.input_shape[1]))
-        truths = cases.labels(task)
-        for case, truth, predicted in zip(cases.case_ids, truths, predict_labels(model, cases.images)):
-            per_class = overlap_from_confusion(confusion_matrix(truth, predicted, count))["dice"]
-            row = {"sequence": sequence, "case": case, "dice": float(np.mean(per_class[1:]))}
+        cases = phantom_slices(sequence, patients, int(model.input_shape[1]), every_slice=every_slice)
+        predicted = predict_labels(model, cases.images)
+        for patient in dict.fromkeys(cases.patients):
+            mine = cases.patients == patient
+            counts = confusion_matrix(cases.labels(task)[mine], predicted[mine], count)
+            per_class = overlap_from_confusion(counts)["dice"]
+            row = {"sequence": sequence, "case": f"{patient}_{sequence}", "dice": float(np.mean(per_class[1:]))}
             rows.append(row | ({"vertebra_dice": float(per_class[VERTEBRA])} if task == "multiclass" else {}))
     return pd.DataFrame(rows)
 
 
+def _by_sequence(scores: pd.DataFrame) -> dict:
+    figures = [key for key in ("dice", "vertebra_dice") if key in scores]
+    return {sequence: {"cases": len(group), **{key: float(group[key].mean()) for key in figures}}
+            for sequence, group in scores.groupby("sequence")}
+
+
 def transfer_check(model, t1t2_folder=None) -> dict:
-    """The check's summary: phantom T1 / T2 mean Dice (and vertebra Dice), and, where the folder
-    is given, the real T1/T2 slices (:func:`summarize`, and each slice's figures)."""
+    """The check's summary: phantom T1 / T2 mean Dice (and vertebra Dice) on the central slice and
+    over every slice, and, where the folder is given, the real T1/T2 slices (:func:`summarize`, and each slice's figures)."""
     model = _model(model)
-    phantom = phantom_scores(model)
-    figures = [key for key in ("dice", "vertebra_dice") if key in phantom]
     result = {"phantom_patients": [PHANTOM_CHECK_PATIENTS.start, PHANTOM_CHECK_PATIENTS.stop - 1],
-              "phantom": {sequence: {"cases": len(group), **{key: float(group[key].mean()) for key in figures}}
-                          for sequence, group in phantom.groupby("sequence")}}
+              "phantom": _by_sequence(phantom_scores(model)),
+              "phantom_every_slice": _by_sequence(phantom_scores(model, every_slice=True))}
     if t1t2_folder is not None:
         per_slice = t1t2_scores(model, t1t2_folder)
         result["t1t2_vertebrae"] = summarize(per_slice)

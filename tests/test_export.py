@@ -105,13 +105,15 @@ def test_export_writes_the_weights_without_the_optimizer_and_a_card(tmp_path, mo
 
 
 def _stored_check(record, t1_dice: float, t2_dice: float, slice_dice=(0.8, 0.6, 0.2, 0.0), rows: bool = True) -> dict:
-    """A ``transfer.json`` beside ``record``, by hand: phantom cases 20 and 10, four real slices with
+    """A ``transfer.json`` beside ``record``, by hand: phantom cases 20 and 10 (every slice: Dice 0.1
+    lower), four real slices with
     reference fractions 0.2, 0.06, 0.02 and 0.001 (and, if ``rows``, a Dice in the reference's rows
     0.1 above each)."""
     slices = [{"image": f"{k}.png", "reference_fraction": fraction, "dice": dice, "recall": dice, "precision": dice}
               | ({"dice_in_reference_rows": dice + 0.1} if rows else {})
               for k, (fraction, dice) in enumerate(zip((0.2, 0.06, 0.02, 0.001), slice_dice))]
     check = {"phantom": {"t1": {"cases": 20, "dice": t1_dice}, "t2": {"cases": 10, "dice": t2_dice}},
+             "phantom_every_slice": {"t1": {"cases": 20, "dice": t1_dice - 0.1}, "t2": {"cases": 10, "dice": t2_dice - 0.1}},
              "t1t2_vertebrae": transfer.summarize(pd.DataFrame(slices)), "t1t2_slices": slices}
     results.write_json(record.path / export.CHECK_FILE, check)
     return check
@@ -120,7 +122,8 @@ def _stored_check(record, t1_dice: float, t2_dice: float, slice_dice=(0.8, 0.6, 
 def test_a_stored_check_gives_the_phantom_score_without_the_model(tmp_path):
     record = _record_with_model(tmp_path, "ResUNet", val=0.8, test=0.7, augment="robust", saved=False)
     _stored_check(record, t1_dice=0.9, t2_dice=0.6)
-    assert export.phantom_score(record) == pytest.approx((20 * 0.9 + 10 * 0.6) / 30)  # weighted by cases
+    # the rule's figure is every slice's, weighted by cases
+    assert export.phantom_score(record) == pytest.approx((20 * 0.8 + 10 * 0.5) / 30)
     with pytest.raises(ConfigError, match="no model file to check"):
         export.check_record(record)
 
@@ -160,14 +163,16 @@ def test_the_readme_lists_the_stored_checks_with_central_and_lateral_slices(tmp_
     other = _record_with_model(tmp_path, "U-Net", val=0.8, test=0.75, saved=False)
     _record_with_model(tmp_path, "ResUNet", val=0.8, test=0.75, saved=False)  # no stored check: not listed
     _stored_check(shipped, 0.9, 0.6)
-    _stored_check(other, 0.3, 0.4, slice_dice=(0.5, 0.5, 0.5, 0.5), rows=False)  # a check of older code
+    older = _stored_check(other, 0.3, 0.4, slice_dice=(0.5, 0.5, 0.5, 0.5), rows=False)  # a check of older code:
+    del older["phantom_every_slice"]  # no every-slice phantom figures, no Dice in the reference's rows
+    results.write_json(other.path / export.CHECK_FILE, older)
     lines = report.transfer_lines(tmp_path, DATA, "smoke", {"binary": {"run_id": shipped.path.name}})
     rows = [line for line in lines if line.startswith("| `")]
     assert len(rows) == 2 and f"`{shipped.path.name}` (shipped)" in rows[0] and "robust-half" in rows[0]
     # 3 slices with >= 1 % reference: Dice mean (0.8 + 0.6 + 0.2) / 3; >= 5 %: (0.8 + 0.6) / 2
     # slices with >= 5 % reference: Dice (0.8 + 0.6) / 2, in the reference's rows (0.9 + 0.7) / 2
-    assert "| 0.90 / 0.60 | 0.533 (" in rows[0] and rows[0].endswith("| 0.700 | 0.800 |")
-    assert "| 0.30 / 0.40 | 0.500 (" in rows[1] and rows[1].endswith("| 0.500 | – |")  # no rows figure stored
+    assert "| 0.90 / 0.60 | 0.80 / 0.50 | 0.533 (" in rows[0] and rows[0].endswith("| 0.700 | 0.800 |")
+    assert "| 0.30 / 0.40 | – | 0.500 (" in rows[1] and rows[1].endswith("| 0.500 | – |")
     assert not any("shipped 4-class" in line for line in lines)  # no shipped 4-class model among them
     four = _record_with_model(tmp_path, "TransUNet", val=0.9, test=0.85, saved=False, task="multiclass")
     _stored_check(four, 0.9, 0.6)
@@ -188,9 +193,12 @@ def test_the_readme_lists_the_stored_checks_with_central_and_lateral_slices(tmp_
 
 def test_a_stored_phantom_score_is_weighted_by_cases_and_an_empty_one_ignored(tmp_path, monkeypatch):
     record = _record_with_model(tmp_path, "ResUNet", val=0.8, test=0.7, augment="robust")
-    results.write_json(record.path / export.CHECK_FILE, {"phantom": {}})
-    monkeypatch.setattr(export.transfer, "phantom_scores", lambda model: pd.DataFrame({"dice": [0.25, 0.75]}))
-    assert export.phantom_score(record) == 0.5  # from the model: the stored check has no phantom figures
+    results.write_json(record.path / export.CHECK_FILE, {"phantom": {"t1": {"cases": 1, "dice": 0.9}}})
+    monkeypatch.setattr(export.transfer, "phantom_scores",
+                        lambda model, every_slice: pd.DataFrame({"dice": [0.25, 0.75] if every_slice else [1.0]}))
+    assert export.phantom_score(record) == 0.5  # from the model: the stored check has no every-slice figures
+    record.model_path.unlink()
+    assert export.phantom_score(record) == -np.inf  # neither: it cannot be judged on the phantom
 
 
 # --------------------------------------------------------------------------- the shipped models

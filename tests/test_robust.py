@@ -127,3 +127,15 @@ def test_phantom_slices_are_mixed_in_by_seed():
     np.testing.assert_array_equal(mixed.structures[:len(train)], train.structures)
     assert set(np.unique(mixed.structures)) <= {0, 1, 2, 3}
     assert len(concat(train, train)) == 2 * len(train)
+
+
+@pytest.mark.slow
+def test_robust_lateral_mixes_in_phantom_slices_from_any_sagittal_position():
+    train = load_dataset("phantom:6", size=64)
+    mixed = robust.with_phantom(train, seed=0, fraction=4.0, patients=range(2, 6), every_slice=True)
+    added = mixed.case_ids[len(train):]
+    assert len(added) == 4 * len(train)  # more than one slice per patient and sequence
+    assert all(case.startswith("phantom-") and "_x" in case for case in added)
+    positions = mixed.slice_index[len(train):]
+    assert positions.min() <= 1 and positions.max() >= 7  # lateral slices on both sides, not only the middle
+    assert robust.EVERY_PHANTOM_SLICE <= set(robust.RANDOMISED_FRACTION)

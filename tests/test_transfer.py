@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from spine import inference, transfer
-from spine.data import PHANTOM_CHECK_PATIENTS, PHANTOM_MIX_PATIENTS
+from spine.data import PHANTOM_CHECK_PATIENTS, PHANTOM_MIX_PATIENTS, phantom_slices
 
 from conftest import SHARED_DATA, _require
 
@@ -67,10 +67,23 @@ def test_phantom_scores_cover_each_sequence_of_the_held_out_cases():
 
 def test_the_check_names_the_phantom_patients_it_used(monkeypatch):
     hand = pd.DataFrame({"sequence": ["t1", "t2", "t2"], "case": ["a", "b", "c"], "dice": [0.9, 0.5, 0.7]})
-    monkeypatch.setattr(transfer, "phantom_scores", lambda model: hand)
+    monkeypatch.setattr(transfer, "phantom_scores", lambda model, every_slice=False: hand.assign(dice=hand.dice - every_slice / 10))
     check = transfer.transfer_check(object())
     assert check["phantom_patients"] == [PHANTOM_CHECK_PATIENTS.start, PHANTOM_CHECK_PATIENTS[-1]]
     assert check["phantom"] == {"t1": {"cases": 1, "dice": 0.9}, "t2": {"cases": 2, "dice": pytest.approx(0.6)}}
+    assert check["phantom_every_slice"]["t1"] == {"cases": 1, "dice": pytest.approx(0.8)}
+
+
+def test_every_slice_pools_a_case_s_sagittal_slices_lateral_ones_too():
+    central = phantom_slices("t2", range(1, 3))
+    every = phantom_slices("t2", range(1, 3), every_slice=True)
+    assert list(dict.fromkeys(every.patients)) == list(central.patients) == ["phantom-1", "phantom-2"]
+    for patient, image in zip(central.patients, central.images):
+        mine = every.patients == patient
+        assert mine.sum() >= 9  # the phantom's series have 9 or more sagittal slices
+        assert any(np.array_equal(image, other) for other in every.images[mine])  # the central slice is one of them
+    vertebra = (every.structures == 1).mean(axis=(1, 2))
+    assert vertebra.min() < 0.5 * vertebra.max()  # lateral slices hold far less vertebral body
 
 
 def test_dice_within_the_rows_the_reference_spans(tmp_path, monkeypatch):

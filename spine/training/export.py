@@ -33,6 +33,7 @@ SELECTION_METRIC = "dice"  # mean validation Dice: foreground (binary) or over t
 # Fold 0 has 5 validation patients: a robust run this close to the best validation Dice is preferred.
 VALIDATION_TOLERANCE = 0.01
 CARD_FIGURES = ("dice", "fg_iou", "miou", "hd95", "assd")
+PHANTOM_FIGURE = "phantom_every_slice"  # the stored check's figure the rule chooses robust runs on
 CHECK_FILE = "transfer.json"  # a record's stored transfer check (check_record): it outlives the model file
 
 
@@ -52,13 +53,17 @@ def validation_score(record: results.Record) -> float:
 
 
 def phantom_score(record: results.Record) -> float:
-    """The mean Dice over the held-out phantom T1 and T2 cases (:func:`spine.transfer.phantom_scores`):
-    from the record's stored check if it has one (its model file may be gone), else from its model."""
+    """The mean Dice over every sagittal slice of the held-out phantom T1 and T2 cases
+    (:func:`spine.transfer.phantom_scores` with ``every_slice``): from the record's stored check if it
+    has it, else from its model; -inf for a record with neither (it cannot be judged on it)."""
     stored = stored_check(record.path)
-    if stored is not None and stored.get("phantom"):
-        sequences = stored["phantom"].values()
+    if stored is not None and stored.get(PHANTOM_FIGURE):
+        sequences = stored[PHANTOM_FIGURE].values()
         return float(np.average([s["dice"] for s in sequences], weights=[s["cases"] for s in sequences]))
-    return float(transfer.phantom_scores(keras.saving.load_model(record.model_path, compile=False))["dice"].mean())
+    if not record.model_path.is_file():
+        return -np.inf
+    model = keras.saving.load_model(record.model_path, compile=False)
+    return float(transfer.phantom_scores(model, every_slice=True)["dice"].mean())
 
 
 def stored_check(folder) -> dict | None:
@@ -81,8 +86,9 @@ def check_record(record: results.Record, t1t2_folder=None, model=None) -> dict:
 
 
 def best_record(store, data, profile: str, task: str) -> tuple[results.Record, int, int]:
-    """Among the seed-0, fold-0 :func:`candidates`: the best on the phantom of the robust runs within
-    :data:`VALIDATION_TOLERANCE` of the best mean validation Dice, else that best run; how many runs
+    """Among the seed-0, fold-0 :func:`candidates`: the best on the phantom (:func:`phantom_score`) of
+    the robust runs within :data:`VALIDATION_TOLERANCE` of the best mean validation Dice, else that
+    best run; how many runs
     it was chosen from, and how many robust runs were that close. The chosen run needs its model file."""
     runs = [r for r in candidates(store, data, profile, task)
             if (r.config.seed, r.config.fold) == (0, 0) and np.isfinite(validation_score(r))]
@@ -107,7 +113,7 @@ def selection(compared: int, close: int = 0) -> str:
     runs = f"{compared} finished seed-0 run(s) of fold 0"
     if not close:
         return f"mean validation {SELECTION_METRIC}, best of {runs}"
-    return (f"mean phantom T1/T2 {SELECTION_METRIC}, best of the {close} robust run(s) within "
+    return (f"mean phantom T1/T2 {SELECTION_METRIC} over every sagittal slice, best of the {close} robust run(s) within "
             f"{VALIDATION_TOLERANCE} of the best mean validation {SELECTION_METRIC} of {runs}")
 
 
