@@ -167,8 +167,9 @@ def test_ordering_on_the_coloured_levels_of_real_t1_t2_slices():
 @pytest.mark.slow
 def test_levels_from_the_shipped_model_match_the_reference_masks(t2space_slices):
     """The central slice of each of the 31 T2-SPACE patients: the levels (numbers and names) made
-    from the shipped 4-class model's output equal those made from the reference mask in 19 (the
-    robust-half TransUNet; 21 for the same run without augmentation, 23 for the ResUNet shipped before)."""
+    from the shipped 4-class model's output equal those made from the reference mask in 18 (the
+    robust-lateral TransUNet; 19 for the robust-half one, 21 for the same run without augmentation,
+    23 for the ResUNet shipped before)."""
     from spine import inference
     from spine.data import io
 
@@ -183,4 +184,4 @@ def test_levels_from_the_shipped_model_match_the_reference_masks(t2space_slices)
         reference = labels.label_values_to_classes(io.read_slice(t2space_slices / "masks" / path.name), "multiclass")
         tables = [levels.slice_levels(c, (0.47, 0.47), source=path.name)[1] for c in (reference, classes)]
         same += tables[0][["label", "level"]].equals(tables[1][["label", "level"]])
-    assert len(paths) == 31 and same >= 19
+    assert len(paths) == 31 and same >= 18
