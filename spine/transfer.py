@@ -110,10 +110,10 @@ def phantom_scores(model, sequences=PHANTOM_SEQUENCES, patients: range = PHANTOM
     rows = []
     for sequence in sequences:
         cases = phantom_slices(sequence, patients, int(model.input_shape[1]), every_slice=every_slice)
-        predicted = predict_labels(model, cases.images)
+        truths, predicted = cases.labels(task), predict_labels(model, cases.images)
         for patient in dict.fromkeys(cases.patients):
             mine = cases.patients == patient
-            counts = confusion_matrix(cases.labels(task)[mine], predicted[mine], count)
+            counts = confusion_matrix(truths[mine], predicted[mine], count)
             per_class = overlap_from_confusion(counts)["dice"]
             row = {"sequence": sequence, "case": f"{patient}_{sequence}", "dice": float(np.mean(per_class[1:]))}
             rows.append(row | ({"vertebra_dice": float(per_class[VERTEBRA])} if task == "multiclass" else {}))
@@ -128,7 +128,8 @@ def _by_sequence(scores: pd.DataFrame) -> dict:
 
 def transfer_check(model, t1t2_folder=None) -> dict:
     """The check's summary: phantom T1 / T2 mean Dice (and vertebra Dice) on the central slice and
-    over every slice, and, where the folder is given, the real T1/T2 slices (:func:`summarize`, and each slice's figures)."""
+    over every slice, and, where the folder is given, the real T1/T2 slices (:func:`summarize`, and
+    each slice's figures)."""
     model = _model(model)
     result = {"phantom_patients": [PHANTOM_CHECK_PATIENTS.start, PHANTOM_CHECK_PATIENTS.stop - 1],
               "phantom": _by_sequence(phantom_scores(model)),

@@ -88,8 +88,8 @@ def check_record(record: results.Record, t1t2_folder=None, model=None) -> dict:
 def best_record(store, data, profile: str, task: str) -> tuple[results.Record, int, int]:
     """Among the seed-0, fold-0 :func:`candidates`: the best on the phantom (:func:`phantom_score`) of
     the robust runs within :data:`VALIDATION_TOLERANCE` of the best mean validation Dice, else that
-    best run; how many runs
-    it was chosen from, and how many robust runs were that close. The chosen run needs its model file."""
+    best run; how many runs it was chosen from, and how many robust runs were that close. The
+    chosen run needs its model file."""
     runs = [r for r in candidates(store, data, profile, task)
             if (r.config.seed, r.config.fold) == (0, 0) and np.isfinite(validation_score(r))]
     if not runs:
