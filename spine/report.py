@@ -441,7 +441,33 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
                          f"{figures['dice_in_reference_rows']['mean']:.3f} "
                          f"({_interval(figures['dice_in_reference_rows']['ci95'])})")
         lines += ["", sentence + "."]
-    return lines
+    return lines + _coverage_lines(real_data)
+
+
+def _coverage_lines(real_data) -> list[str]:
+    """Why lateral slices are new to the models: how much of a patient's width the real training
+    slices cover, against the vertebrae's width in the SPIDER masks beside them (none if absent)."""
+    from pathlib import Path
+
+    from spine.transfer import lateral_coverage
+
+    masks = Path(real_data).parent / "spider-masks-3d"
+    if not masks.is_dir():
+        return []
+    coverage = lateral_coverage(real_data, masks)
+    narrowest = min(coverage["vertebra_mm"][sequence][0] for sequence in ("t1", "t2") if sequence in coverage["vertebra_mm"])
+    widest = coverage["training_mm"][2] / narrowest
+    extents = "; ".join(f"{sequence} {_mm_spread(mm)}" for sequence, mm in coverage["vertebra_mm"].items())
+    return ["", f"The real training slices of a patient span {_mm_spread(coverage['training_mm'])} of the left-right axis "
+                f"around the mid-line ({coverage['slice_spacing_mm']:.1f} mm apart, the spacing of the T2-SPACE masks in "
+                f"`{masks.name}`); the vertebrae of those SPIDER masks span, left to right: {extents}. The widest training "
+                f"span is {widest:.0%} of the narrowest T1 or T2 one: most sagittal slices of a T1 or T2 series that hold "
+                "bone lie where no labelled real slice shows the anatomy (`spine.transfer.lateral_coverage`)."]
+
+
+def _mm_spread(mm: list[float]) -> str:
+    """[smallest, median, largest] millimetres as words."""
+    return f"{mm[0]:.0f}-{mm[2]:.0f} mm (median {mm[1]:.0f})"
 
 
 def _central_slices(check: dict) -> pd.DataFrame:

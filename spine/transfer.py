@@ -24,11 +24,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import SimpleITK as sitk
 from PIL import Image
 
 from spine import stats
 from spine.data import PHANTOM_CHECK_PATIENTS, phantom_slices
+from spine.data.geometry import sagittal_axis
 from spine.data.io import read_slice
+from spine.data.labels import spider_structures
+from spine.data.slices import find_pairs
 from spine.errors import DataError
 from spine.inference import load_model, predict_labels, segment_slices
 from spine.metrics import confusion_matrix, dice, overlap_from_confusion
@@ -118,6 +122,43 @@ def phantom_scores(model, sequences=PHANTOM_SEQUENCES, patients: range = PHANTOM
             row = {"sequence": sequence, "case": f"{patient}_{sequence}", "dice": float(np.mean(per_class[1:]))}
             rows.append(row | ({"vertebra_dice": float(per_class[VERTEBRA])} if task == "multiclass" else {}))
     return pd.DataFrame(rows)
+
+
+def lateral_coverage(slice_folder, masks_folder) -> dict:
+    """How far across the patient the real training slices reach, against how far vertebrae reach.
+
+    ``slice_folder``: the T2-SPACE slice pairs (each patient's contiguous sagittal slices around the
+    mid-line, numbered in the file names); ``masks_folder``: SPIDER ``<patient>_<sequence>.mha``
+    masks, whose T2-SPACE series give the spacing between those slices and whose every series
+    gives the left-right extent of its vertebra labels (sagittal slices holding any vertebra
+    times the sagittal spacing). Returns ``{"training_mm": [...], "vertebra_mm": {sequence:
+    [...]}}``, each a [smallest, median, largest] over patients or series, in millimetres.
+    """
+    per_patient = {}
+    for pair in find_pairs(slice_folder):
+        low, high = per_patient.get(pair.patient, (pair.index, pair.index))
+        per_patient[pair.patient] = (min(low, pair.index), max(high, pair.index))
+    extents, t2space_spacings = {}, []
+    for path in sorted(Path(masks_folder).glob("*.mha")):
+        mask = sitk.ReadImage(str(path))
+        axis = sagittal_axis(mask)
+        spacing = mask.GetSpacing()[axis]
+        vertebra = spider_structures(sitk.GetArrayViewFromImage(mask)) == VERTEBRA  # array axes are z, y, x
+        holding = np.count_nonzero(vertebra.any(axis=tuple(a for a in range(3) if a != 2 - axis)))
+        sequence = path.stem.split("_", 1)[1]
+        extents.setdefault(sequence, []).append(holding * spacing)
+        if sequence.lower() == "t2_space":
+            t2space_spacings.append(spacing)
+    if not t2space_spacings:
+        raise DataError(masks_folder, "no T2-SPACE mask (*_t2_SPACE.mha) to take the slice spacing from")
+    spacing = float(np.median(t2space_spacings))
+    widths = [(high - low + 1) * spacing for low, high in per_patient.values()]
+    return {"training_mm": _spread(widths), "slice_spacing_mm": spacing,
+            "vertebra_mm": {sequence: _spread(values) for sequence, values in sorted(extents.items())}}
+
+
+def _spread(values) -> list[float]:
+    return [float(np.min(values)), float(np.median(values)), float(np.max(values))]
 
 
 def _by_sequence(scores: pd.DataFrame) -> dict:

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import SimpleITK as sitk
 from PIL import Image
 
 from spine import inference, transfer
@@ -101,3 +102,42 @@ def test_dice_within_the_rows_the_reference_spans(tmp_path, monkeypatch):
     row = transfer.t1t2_scores(object(), tmp_path).iloc[0]
     assert row["dice"] == pytest.approx(2 / 3) and row["dice_in_reference_rows"] == pytest.approx(1.0)
     assert (row["recall"], row["precision"]) == (1.0, 0.5)
+
+
+def _mask_volume(path, vertebra_slices, size=(6, 5, 4), spacing=(0.5, 0.7, 2.0)):
+    """A SPIDER-style mask whose sagittal (left-right) axis is index z: vertebra 3 on the z-slices
+    ``vertebra_slices``, the canal (100) on every slice; saved with a non-identity direction."""
+    array = np.zeros(size[::-1], np.int16)  # [z, y, x]
+    array[:, 1, 1] = 100
+    for k in vertebra_slices:
+        array[k, 2:4, 2:4] = 3
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(spacing)
+    image.SetDirection((0, 0, 1, 0, 1, 0, 1, 0, 0))  # index z runs along world x, left-right
+    sitk.WriteImage(image, str(path))
+
+
+def test_lateral_coverage_against_hand_counts(tmp_path):
+    """Training slices 3-7 of one patient and 10-11 of another, 2 mm apart (the T2-SPACE mask's
+    sagittal spacing): 10 and 4 mm wide. Vertebra on 2 of the T1 mask's 4 sagittal slices: 4 mm."""
+    for folder in ("images", "masks"):
+        (tmp_path / "slices" / folder).mkdir(parents=True)
+        for name in [f"7_t2_SPACE_slice{k}.png" for k in range(3, 8)] + ["8_t2_SPACE_slice10.png", "8_t2_SPACE_slice11.png"]:
+            Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "slices" / folder / name)
+    (tmp_path / "masks").mkdir()
+    _mask_volume(tmp_path / "masks" / "1_t2_SPACE.mha", range(4))
+    _mask_volume(tmp_path / "masks" / "1_t1.mha", [1, 2])
+    coverage = transfer.lateral_coverage(tmp_path / "slices", tmp_path / "masks")
+    assert coverage["slice_spacing_mm"] == 2.0
+    assert coverage["training_mm"] == [4.0, 7.0, 10.0]
+    assert coverage["vertebra_mm"] == {"t1": [4.0, 4.0, 4.0], "t2_SPACE": [8.0, 8.0, 8.0]}
+
+
+@pytest.mark.real
+def test_real_training_slices_reach_a_fraction_of_the_vertebrae_s_width(t2space_slices, masks_3d):
+    """The published T2-SPACE slices are 14-30 per patient around the mid-line, 0.9 mm apart; SPIDER's
+    T1 vertebrae span far wider (most T1 series are 3.3 or 4.8 mm slices, 15-32 of them)."""
+    coverage = transfer.lateral_coverage(t2space_slices, masks_3d)
+    assert coverage["slice_spacing_mm"] == pytest.approx(0.9, abs=0.01)
+    assert coverage["training_mm"] == pytest.approx([14 * 0.9, 21 * 0.9, 30 * 0.9], abs=0.01)
+    assert coverage["vertebra_mm"]["t1"][0] > 2 * coverage["training_mm"][2]
