@@ -29,7 +29,7 @@ from PIL import Image
 
 from spine import stats
 from spine.data import PHANTOM_CHECK_PATIENTS, phantom_slices
-from spine.data.geometry import sagittal_axis
+from spine.data.geometry import sagittal_view
 from spine.data.io import read_slice
 from spine.data.labels import spider_structures
 from spine.data.slices import find_pairs
@@ -140,11 +140,10 @@ def lateral_coverage(slice_folder, masks_folder) -> dict:
         per_patient[pair.patient] = (min(low, pair.index), max(high, pair.index))
     extents, t2space_spacings = {}, []
     for path in sorted(Path(masks_folder).glob("*.mha")):
-        mask = sitk.ReadImage(str(path))
-        axis = sagittal_axis(mask)
-        spacing = mask.GetSpacing()[axis]
-        vertebra = spider_structures(sitk.GetArrayViewFromImage(mask)) == VERTEBRA  # array axes are z, y, x
-        holding = np.count_nonzero(vertebra.any(axis=tuple(a for a in range(3) if a != 2 - axis)))
+        mask = sagittal_view(sitk.ReadImage(str(path)))  # index x runs left-right: array axis 2
+        spacing = mask.GetSpacing()[0]
+        vertebra = spider_structures(sitk.GetArrayViewFromImage(mask)) == VERTEBRA
+        holding = np.count_nonzero(vertebra.any(axis=(0, 1)))
         sequence = path.stem.split("_", 1)[1]
         extents.setdefault(sequence, []).append(holding * spacing)
         if sequence.lower() == "t2_space":
