@@ -99,3 +99,140 @@ def test_per_patient_means_by_hand():
     assert list(table["images"]) == [3, 1, 2]
     np.testing.assert_allclose(table["dice"], [0.8, 0.5, 0.7])  # a NaN slice is skipped, not a zero
     np.testing.assert_allclose(table["hd"], [2.0, 4.0, 5.5])
+
+
+# --------------------------------------------------------------------------- sign-flip test, Holm, family verdicts
+
+
+def brute_force_sign_flip(diff):
+    """Every one of the 2**n sign patterns, one by one: the share at least as extreme as observed."""
+    import itertools
+
+    observed = abs(np.sum(diff))
+    means = [abs(np.dot(signs, diff)) for signs in itertools.product((1, -1), repeat=len(diff))]
+    return np.mean(np.asarray(means) >= observed - 1e-12)
+
+
+@pytest.mark.parametrize("n", [2, 5, 7, 10])
+def test_sign_flip_test_equals_brute_force_and_scipy(n):
+    from scipy import stats as sps
+
+    a, b = dice_like(n, seed=n), dice_like(n, seed=100 + n)
+    exact = stats.sign_flip_test(a - b)
+    assert exact == pytest.approx(brute_force_sign_flip(a - b), abs=1e-12)
+    reference = sps.permutation_test((a, b), lambda x, y, axis: np.mean(x - y, axis=axis), vectorized=True,
+                                     permutation_type="samples", n_resamples=np.inf, alternative="two-sided")
+    assert exact == pytest.approx(reference.pvalue, abs=1e-12)
+
+
+def test_sign_flip_test_with_ties_zeros_and_its_floor():
+    diff = np.array([1.0, 1.0, 2.0, -1.0, 0.0, 3.0])  # ties and a zero: exact counts still hold
+    assert stats.sign_flip_test(diff) == pytest.approx(brute_force_sign_flip(diff))
+    assert stats.sign_flip_test(np.full(7, 0.01)) == pytest.approx(2 / 2 ** 7) == stats.smallest_p(7)
+    assert stats.smallest_p(7) == pytest.approx(0.015625) and stats.smallest_p(0) == 1.0
+    assert stats.sign_flip_test(np.zeros(4)) == 1.0 and math.isnan(stats.sign_flip_test([np.nan]))
+    assert stats.sign_flip_test([0.1, -0.1]) == 1.0  # mean exactly 0: every pattern is as extreme
+
+
+def test_sign_flip_test_at_n_31_is_exact_and_beyond_the_limit_monte_carlo():
+    """Exact at 31 pairs (the comparison's patients): SciPy's exact enumeration of 2**31 patterns is
+    too slow, so compare with the normal approximation; beyond EXACT_PAIRS the seeded Monte-Carlo
+    p agrees with the exact one within its sampling error and repeats itself."""
+    diff = dice_like(31, seed=11, mean=0.004, sd=0.02)
+    exact = stats.sign_flip_test(diff)
+    z = abs(diff.sum()) / np.sqrt((diff ** 2).sum())  # the sign-flip null: sum has variance sum d**2
+    from scipy.stats import norm
+
+    assert exact == pytest.approx(2 * norm.sf(z), abs=0.02)
+    many = dice_like(stats.EXACT_PAIRS + 2, seed=12, mean=0.004, sd=0.02)
+    monte_carlo = stats.sign_flip_test(many, n_resamples=20_000, seed=3)
+    assert monte_carlo == stats.sign_flip_test(many, n_resamples=20_000, seed=3)
+    z = abs(many.sum()) / np.sqrt((many ** 2).sum())
+    assert monte_carlo == pytest.approx(2 * norm.sf(z), abs=0.02)
+
+
+def test_holm_by_hand():
+    # m = 4: sorted 0.01, 0.02, 0.03, 0.5 -> 0.04, 0.06, 0.06 (monotone), 0.5; NaN kept, not counted
+    np.testing.assert_allclose(stats.holm([0.03, 0.01, np.nan, 0.5, 0.02]), [0.06, 0.04, np.nan, 0.5, 0.06])
+    np.testing.assert_allclose(stats.holm([0.04]), [0.04])
+    np.testing.assert_allclose(stats.holm([0.3, 0.4]), [0.6, 0.6])
+    np.testing.assert_allclose(stats.holm([0.6, 0.9]), [1.0, 1.0])  # capped at 1
+    assert stats.holm([]).size == 0
+
+
+def test_paired_test_reports_the_sign_flip_p_beside_wilcoxon():
+    a = dice_like(9, seed=13)
+    result = stats.paired_test(a, a - np.linspace(0.01, 0.05, 9))
+    assert result["sign_flip_p"] == pytest.approx(2 / 2 ** 9) and result["p_value"] == pytest.approx(2 / 2 ** 9)
+    assert result["smallest_p"] == pytest.approx(2 / 2 ** 9)
+
+
+def _units(values):
+    return pd.Series(values, index=[str(k) for k in range(1, len(values) + 1)], dtype=float)
+
+
+def test_compare_family_gives_a_verdict_only_when_every_check_agrees():
+    shift = _units([0.02, 0.03, 0.025, 0.015, 0.02, 0.03, 0.02, 0.025, 0.03, 0.02, 0.015, 0.02])
+    tied = _units([0.01, -0.01, 0.02, -0.02, 0.005, -0.005, 0.01, -0.01, 0.0, 0.003, -0.003, 0.001])
+    family = stats.compare_family({"A - B": shift, "A - C": -shift, "A - D": tied})
+    assert family.loc["A - B", "verdict"] == "ahead" and family.loc["A - C", "verdict"] == "behind"
+    assert family.loc["A - D", "verdict"] == "not distinguishable"
+    assert (family["family"] == 3).all()
+    # the 12 differences of one sign: exact p = 2 / 2**12, times 3 (and 2) by Holm
+    assert family.loc["A - B", "sign_flip_p"] == pytest.approx(2 / 2 ** 12)
+    assert family.loc["A - B", "holm_p"] == pytest.approx(3 * 2 / 2 ** 12)
+    assert family.loc["A - B", "influential"] == "" and family.loc["A - B", "without"] is None
+    # leave-one-out means by hand: (sum - d_k) / (n - 1)
+    assert family.loc["A - B", "loo_min"] == pytest.approx((shift.sum() - 0.03) / 11)
+    assert family.loc["A - B", "loo_max"] == pytest.approx((shift.sum() - 0.015) / 11)
+
+
+def test_compare_family_names_the_one_patient_an_interval_rests_on():
+    """Fourteen patients with no difference to speak of and one far behind: the interval excludes 0
+    only because of that one (the sign-flip test is not fooled), so it is named."""
+    diff = _units([-0.004, 0.003, -0.002, 0.002, -0.003, 0.001, -0.001, -0.002, 0.002, -0.003, 0.001, -0.002, 0.002,
+                   -0.001, -0.05])
+    row = stats.compare_family({"A - B": diff}).loc["A - B"]
+    assert row["ci_high"] < 0 and row["holm_p"] > 0.05
+    assert row["influential"] == "15" and row["verdict"] == "not distinguishable"
+    mean, low, high, _ = row["without"]
+    assert mean == pytest.approx(diff.drop("15").mean()) and low < 0 < high
+    assert row["loo_max"] == pytest.approx(mean)
+
+
+def test_compare_family_withholds_a_verdict_that_one_patient_overturns():
+    """Six patients, all ahead: p = 2 / 2**6 < 0.05 and the interval excludes 0, but without any one
+    of them five are left, whose smallest possible p (0.0625) is not below 0.05: every patient
+    overturns it, and the one that moves the mean most (the largest difference) is named."""
+    diff = _units([0.02, 0.03, 0.025, 0.015, 0.02, 0.06])
+    row = stats.compare_family({"A - B": diff}).loc["A - B"]
+    assert row["holm_p"] == pytest.approx(2 / 2 ** 6) and row["ci_low"] > 0
+    assert row["influential"] == "6" and row["verdict"] == "not distinguishable"
+    assert row["without"][3] == pytest.approx(2 / 2 ** 5)
+
+
+def test_compare_family_floor_says_when_no_verdict_is_possible():
+    diff = _units([0.02, 0.03, 0.025, 0.015, 0.02, 0.03])  # 6 patients, all one sign
+    family = stats.compare_family({"A - B": diff, "A - C": diff + 0.01})
+    assert family["smallest_holm_p"].tolist() == pytest.approx([2 * 2 / 2 ** 6] * 2)  # 0.0625 >= 0.05
+    assert (family["verdict"] == "not distinguishable").all()
+    assert stats.compare_family({}).empty
+
+
+# --------------------------------------------------------------------------- clusters
+
+
+def test_cluster_bootstrap_resamples_whole_clusters():
+    values = dice_like(15, seed=14)
+    # each value repeated 3 times as one cluster: the same interval as the 15 values alone
+    repeated, clusters = np.repeat(values, 3), np.repeat(np.arange(15), 3)
+    assert stats.cluster_bootstrap_ci(repeated, clusters) == pytest.approx(stats.bootstrap_ci(values, np.mean), rel=1e-9)
+    # treating the 45 values as independent makes the interval too narrow
+    _, low, high = stats.bootstrap_ci(repeated)
+    _, c_low, c_high = stats.cluster_bootstrap_ci(repeated, clusters)
+    assert (high - low) < 0.75 * (c_high - c_low)
+    # the estimate weighs every value the same: clusters of unequal size
+    assert stats.cluster_bootstrap_ci([1.0, 1.0, 0.0, np.nan], ["a", "a", "b", "b"], method="percentile")[0] == \
+        pytest.approx(2 / 3)
+    assert stats.cluster_bootstrap_ci([0.5, 0.7], ["a", "a"])[1:] == pytest.approx((math.nan, math.nan), nan_ok=True)
+    assert stats.cluster_bootstrap_ci([0.5, 0.5, 0.5], ["a", "b", "c"]) == (0.5, 0.5, 0.5)
