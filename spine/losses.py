@@ -38,6 +38,9 @@ Conventions (quoted by the book):
   scalar ``alpha = 0.5`` on two channels it equals the binary focal loss, and with ``gamma = 0``
   it is ``alpha * CCE``.
 - **BCE-Dice / CCE-Dice**: ``bce_weight * CE + dice_weight * Dice``, weights 1 and 1.
+- **Partial labels**: a pixel whose one-hot target is all zero is unknown and ignored (its
+  prediction is masked out before any formula above): the Dice sums, cross-entropy and focal terms
+  see only the known pixels (the pixel means still divide by every pixel).
 - **Dual output**: :func:`dual_output_losses` puts the same loss on the ``"mask"`` head (full
   resolution) and the ``"aux"`` head (8x8 for a 128x128 input; its targets are the masks
   downsampled to that size, one-hot or area-averaged), weighted 1 and ``aux_weight`` (default
@@ -58,8 +61,15 @@ _SPATIAL_AXES = (1, 2)  # (B, H, W, C)
 
 
 def _prepare(y_true, y_pred):
+    """Targets in the predictions' dtype, and the predictions with unknown pixels masked out.
+
+    A pixel whose target is all zero over two or more channels has no class (partial labels,
+    :data:`spine.data.labels.UNKNOWN`): its prediction is set to 0, so it adds nothing that depends
+    on the prediction to any loss below, and gets no gradient. Fully labelled targets are unchanged."""
     y_pred = ops.convert_to_tensor(y_pred)
     y_true = ops.cast(ops.convert_to_tensor(y_true), y_pred.dtype)
+    if y_true.shape[-1] is not None and y_true.shape[-1] > 1:
+        y_pred = y_pred * ops.cast(ops.sum(y_true, axis=-1, keepdims=True) > 0, y_pred.dtype)
     return y_true, y_pred
 
 

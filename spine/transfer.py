@@ -29,18 +29,20 @@ from PIL import Image
 
 from spine import stats
 from spine.data import PHANTOM_CHECK_PATIENTS, phantom_slices
+from spine.data.bodies import POSTERIOR_MARGIN_MM, anterior_column, find_exams, read_exam, sagittal_arrays
 from spine.data.geometry import sagittal_view
 from spine.data.io import read_slice
 from spine.data.labels import spider_structures
 from spine.data.slices import find_pairs
 from spine.errors import DataError
-from spine.inference import load_model, predict_labels, segment_slices
+from spine.inference import load_model, predict_labels, segment_slices, segment_volume
 from spine.metrics import confusion_matrix, dice, overlap_from_confusion
 
 MIN_REFERENCE_FRACTION = 0.01
 CENTRAL_REFERENCE_FRACTION = 0.05  # slices with this much vertebra are near the mid-line; below, lateral
 VERTEBRA = 1  # class index of vertebra in the 4-class task; the binary task's foreground is 1 too
 PHANTOM_SEQUENCES = ("t1", "t2")
+BODY_CHECK_FILE = "bodies.json"  # a record's stored body check (body_check): it outlives the model file
 
 
 def read_vertebra_mask(path) -> np.ndarray:
@@ -122,6 +124,68 @@ def phantom_scores(model, sequences=PHANTOM_SEQUENCES, patients: range = PHANTOM
             row = {"sequence": sequence, "case": f"{patient}_{sequence}", "dice": float(np.mean(per_class[1:]))}
             rows.append(row | ({"vertebra_dice": float(per_class[VERTEBRA])} if task == "multiclass" else {}))
     return pd.DataFrame(rows)
+
+
+def body_scores(model, folder, exams=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The body check on real T1, T2 and TIRM volumes (``vertebral-bodies-t1t2``, vertebral bodies
+    labelled): per exam and per sagittal slice.
+
+    Each exam goes through ``spine predict``'s own path (:func:`spine.inference.segment_volume`, the
+    volume in its native geometry). The model's vertebra class (binary: foreground) is kept inside
+    the anterior column (:func:`spine.data.bodies.anterior_column`: posterior elements, which SPIDER's
+    vertebra label includes, lie outside it and are not scored; vertebra marked inside it outside the
+    bodies, e.g. psoas, bowel or discs called bone, counts against the model) and scored against the
+    bodies, every sagittal slice pooled: ``dice``, ``recall`` (share of body voxels found) and
+    ``precision``. ``exams``: the exam names to check (``vb1_02``, ...; default all). Per slice:
+    its offset from the mid-line (the bodies' mean left-right position) in mm, its Dice, and its
+    body and false-vertebra pixel counts.
+    """
+    model = _model(model)
+    chosen = [e for e in find_exams(folder) if exams is None or e.exam in set(exams)]
+    per_exam, per_slice = [], []
+    for exam in chosen:
+        image, mask = read_exam(exam)
+        predicted, _ = sagittal_arrays(segment_volume(model, image))
+        bodies, spacing = sagittal_arrays(mask)
+        truth = bodies > 0
+        found = (predicted == VERTEBRA) & anterior_column(truth, spacing)
+        overlap = np.count_nonzero(found & truth)
+        per_exam.append({"exam": exam.exam, "patient": exam.patient, "sequence": exam.sequence,
+                         "dice": dice(found, truth), "recall": overlap / max(np.count_nonzero(truth), 1),
+                         "precision": overlap / max(np.count_nonzero(found), 1)})
+        midline = np.average(np.arange(len(truth)), weights=truth.sum(axis=(1, 2)))
+        for k in range(len(truth)):
+            per_slice.append({"exam": exam.exam, "offset_mm": round(float((k - midline) * spacing[0]), 1),
+                              "body_pixels": int(truth[k].sum()), "false_pixels": int((found[k] & ~truth[k]).sum()),
+                              "dice": dice(found[k], truth[k])})
+    if not per_exam:
+        raise DataError(folder, f"none of the exams {sorted(exams or [])} is here")
+    return pd.DataFrame(per_exam), pd.DataFrame(per_slice)
+
+
+def summarize_bodies(per_exam: pd.DataFrame) -> dict:
+    """Mean body Dice, recall and precision with 95 % BCa intervals over patients (exams of one
+    patient averaged first)."""
+    patients = per_exam.groupby("patient")[["dice", "recall", "precision"]].mean()
+    summary = {"exams": len(per_exam), "patients": len(patients)}
+    for key in patients:
+        estimate, low, high = stats.bootstrap_ci(patients[key].to_numpy())
+        summary[key] = {"mean": estimate, "ci95": [low, high]}
+    return summary
+
+
+def body_check(model, folder, split: pd.DataFrame, subsets=("val", "test")) -> dict:
+    """The body check of the exams whose patients ``split`` (``patient, subset``) puts in ``subsets``:
+    per subset its :func:`summarize_bodies`, and each exam's and each slice's figures with their
+    subset (what a record stores as :data:`BODY_CHECK_FILE`)."""
+    subset_of = dict(zip(split["patient"].astype(str), split["subset"]))
+    exams = [e.exam for e in find_exams(folder) if subset_of.get(e.patient) in subsets]
+    per_exam, per_slice = body_scores(model, folder, exams)
+    per_exam.insert(1, "subset", per_exam["patient"].map(subset_of))
+    check = {"source": Path(folder).name, "column_margin_mm": POSTERIOR_MARGIN_MM}
+    for subset, group in per_exam.groupby("subset"):
+        check[subset] = summarize_bodies(group)
+    return check | {"exams": per_exam.to_dict("records"), "slices": per_slice.to_dict("records")}
 
 
 def lateral_coverage(slice_folder, masks_folder) -> dict:

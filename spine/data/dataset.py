@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spine.data import labels, preprocess, slices, spider
+from spine.data import bodies, labels, preprocess, slices, spider
 from spine.data.io import SLICE_SUFFIXES, VOLUME_SUFFIXES, atomic_path, read_slice, suffix
 from spine.errors import DataError
 
@@ -151,16 +151,20 @@ def resolve_source(source):
 
 
 def detect_layout(source) -> str:
-    """``"phantom"``, ``"spider"`` (volumes) or ``"slices"`` (2D pairs); otherwise :class:`DataError`."""
+    """``"phantom"``, ``"spider"`` (volumes), ``"slices"`` (2D pairs) or ``"bodies"`` (volumes with
+    their vertebral bodies labelled, :mod:`spine.data.bodies`); otherwise :class:`DataError`."""
     if str(source).split(":")[0] == "phantom":
         return "phantom"
     root = Path(resolve_source(source))
     if not root.is_dir():
         raise DataError(root, "data source not found (give 'phantom', a SPIDER archive or a slice folder)")
+    if bodies.is_bodies_folder(root):
+        return "bodies"
     images = root / "images"
     if not images.is_dir() or not (root / "masks").is_dir():
         raise DataError(root, "not a dataset folder: expected images/ and masks/ sub-folders "
-                              "(a SPIDER archive of .mha volumes, or PNG slice pairs)")
+                              "(a SPIDER archive of .mha volumes, or PNG slice pairs), or <exam>.nii.gz "
+                              f"volumes with <exam>{bodies.MASK_SUFFIX} body masks")
     kinds = {suffix(p) for p in images.iterdir()}
     if kinds & set(VOLUME_SUFFIXES):
         return "spider"
@@ -187,14 +191,18 @@ def load_dataset(source="phantom", *, sequence: str = "t1", size: int = preproce
     if layout == "slices":
         inputs = slices.find_pairs(source)
         reader = functools.partial(_read_pair, spacing=slice_spacing or (np.nan, np.nan))
+    elif layout == "bodies":
+        exams = bodies.find_exams(source)
+        inputs, reader = bodies.exam_slices(exams), _read_body_slice
     else:
         inputs, reader = spider.find_series(source, sequence), _read_series
     # The phantom is named by its generator's settings (its files are deterministic from them);
     # real data by the names and sizes of its files.
-    files = [] if layout == "phantom" else inputs
+    listed = exams if layout == "bodies" else inputs  # what holds the files (image and mask) behind the inputs
+    files = [] if layout == "phantom" else listed
     identity = _content_key(layout, files, sequence, size, on_error, slice_spacing)
     data_id = f"{Path(source).name if layout == 'phantom' else layout + '-' + Path(source).name}-{identity}"
-    path = cache_dir() / f"prepared-{_cache_key(identity, source, inputs)}.npz"
+    path = cache_dir() / f"prepared-{_cache_key(identity, source, listed)}.npz"
     if use_cache and path.is_file():
         return _load_npz(path)
     dataset = _prepare(inputs, reader, size, on_error, description=f"{layout}:{Path(source).resolve()}")
@@ -238,6 +246,11 @@ def _read_pair(pair: slices.SlicePair, spacing):
     preprocess.check_pair(image, mask, pair.mask)
     structures = labels.table_to_structures(mask, labels.SLICE_VALUE_TABLE, pair.mask)
     return image, structures, structures, spacing, pair.case_id, pair.patient, pair.index, pair.image
+
+
+def _read_body_slice(item):
+    exam, k, image, structures, body_labels, spacing = item
+    return image, structures, body_labels, spacing, f"{exam.case_id}_x{k}", exam.patient, k, exam.image
 
 
 def _prepare(inputs, reader, size, on_error, description) -> SliceSet:

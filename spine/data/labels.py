@@ -18,6 +18,9 @@ import numpy as np
 from spine.errors import ConfigError, DataError
 
 BACKGROUND, VERTEBRA, DISC, CANAL = 0, 1, 2, 3
+# A pixel whose class is not known (partial labels, :mod:`spine.data.bodies`): it stays this value in
+# every task's class map, becomes an all-zero one-hot target, and the losses ignore it.
+UNKNOWN = 255
 CLASS_NAMES = {"binary": ("background", "foreground"),
                "multiclass": ("background", "vertebra", "disc", "canal")}
 TASKS = tuple(CLASS_NAMES)
@@ -61,9 +64,12 @@ def spider_to_classes(mask: np.ndarray, task: str, source="mask") -> np.ndarray:
 
 
 def structures_to_classes(structures: np.ndarray, task: str) -> np.ndarray:
-    """Structure codes (0-3) -> class indices of ``task``: identity for multiclass, > 0 for binary."""
+    """Structure codes (0-3) -> class indices of ``task``: identity for multiclass, > 0 for binary;
+    :data:`UNKNOWN` stays unknown."""
     structures = np.asarray(structures, dtype=np.uint8)
-    return (structures > 0).astype(np.uint8) if check_task(task) == "binary" else structures
+    if check_task(task) == "multiclass":
+        return structures
+    return np.where(structures == UNKNOWN, UNKNOWN, structures > 0).astype(np.uint8)
 
 
 def table_to_structures(mask: np.ndarray, table: dict[int, int], source="mask") -> np.ndarray:

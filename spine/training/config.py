@@ -25,6 +25,10 @@ PROFILE_FIELDS = {
 # What records of the first format (which lacked these fields) were trained with.
 LEGACY_SETTINGS = {"folds": 0, "lr_schedule": "constant", "warmup_epochs": 0.0, "precision": "float32",
                    "checkpoint_every": 1}
+# Settings of a run that adds a partially labelled source (RunConfig.partial), beside the profile's:
+#   partial_stride  every k-th sagittal slice of each partially labelled exam (1 mm apart) is trained on
+PARTIAL_FIELDS = {"partial_stride": int}
+PARTIAL_DEFAULTS = {"partial_stride": 2}
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 # A run's augmentation: False (none) and True (the study's) as records always stored them, so their
@@ -42,19 +46,22 @@ def profiles() -> dict[str, dict]:
         return tomllib.load(handle)
 
 
-def resolve_profile(name: str, overrides: dict | None = None) -> dict:
-    """A profile's fields with ``overrides`` applied (strings are converted to the field's type)."""
+def resolve_profile(name: str, overrides: dict | None = None, partial: bool = False) -> dict:
+    """A profile's fields with ``overrides`` applied (strings are converted to the field's type);
+    with ``partial``, the :data:`PARTIAL_FIELDS` too (only then: the other runs' ids stay as they were)."""
     table = profiles()
     if name not in table:
         raise ConfigError(f"unknown profile {name!r}; valid: {', '.join(table)}")
-    resolved = {key: table[name][key] for key in PROFILE_FIELDS}
+    fields = PROFILE_FIELDS | (PARTIAL_FIELDS if partial else {})
+    resolved = {key: table[name][key] for key in PROFILE_FIELDS} | (PARTIAL_DEFAULTS if partial else {})
     for key, value in (overrides or {}).items():
-        if key not in PROFILE_FIELDS:
-            raise ConfigError(f"unknown profile field {key!r}; valid: {', '.join(PROFILE_FIELDS)}")
+        if key not in fields:
+            extra = f" ({', '.join(PARTIAL_FIELDS)} only with a partially labelled source)" if not partial else ""
+            raise ConfigError(f"unknown profile field {key!r}; valid: {', '.join(fields)}{extra}")
         try:
-            resolved[key] = PROFILE_FIELDS[key](value)
+            resolved[key] = fields[key](value)
         except ValueError:
-            raise ConfigError(f"profile field {key}={value!r} is not a {PROFILE_FIELDS[key].__name__}") from None
+            raise ConfigError(f"profile field {key}={value!r} is not a {fields[key].__name__}") from None
     if resolved["folds"] == 1 or resolved["folds"] < 0:
         raise ConfigError(f"profile field folds={resolved['folds']}: 0 (one fixed split) or 2 and more")
     _check_choice(resolved, "lr_schedule", LR_SCHEDULES)
@@ -108,10 +115,16 @@ class RunConfig:
     augment: bool | str = False  # see AUGMENT_MODES
     fold: int = 0
     record_version: int = RECORD_VERSION
+    # A second, partially labelled training source (spine.data.bodies) and its content id, or None.
+    partial: str | None = None
+    partial_id: str | None = None
 
     @property
     def run_id(self) -> str:
-        identity = {k: v for k, v in self.to_dict().items() if k != "data"}
+        # paths never name a run; without a partial source the id is what it was before that field
+        identity = {k: v for k, v in self.to_dict().items() if k not in ("data", "partial")}
+        if self.partial_id is None:
+            del identity["partial_id"]
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
     def to_dict(self) -> dict:
@@ -123,4 +136,4 @@ class RunConfig:
         if "record_version" not in values:  # the first format
             values = {"fold": 0, "record_version": 1} | values
             values["settings"] = LEGACY_SETTINGS | values["settings"]
-        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})

@@ -40,8 +40,9 @@ import pandas as pd
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from spine import losses, metrics, stats
-from spine.data import labels, load_dataset, load_split, make_folds, make_split, save_split, subset_mask
+from spine import losses, metrics, stats, transfer
+from spine.data import (concat, detect_layout, labels, load_dataset, load_split, make_folds, make_split, save_split,
+                        subset_mask)
 from spine.data.io import atomic_path
 from spine.errors import DataError
 from spine.data.preprocess import BOTTLENECK_FACTOR
@@ -63,8 +64,13 @@ CI_KEYS = ("dice", "iou", "miou", "hd95", "assd", "hd95_mm", "assd_mm")
 
 def make_config(model: str, loss: str, task: str = "binary", data="phantom", profile: str = "cpu",
                 seed: int = 0, augment: bool | str = False, overrides: dict | None = None, fold: int = 0,
-                data_id: str | None = None) -> RunConfig:
+                data_id: str | None = None, partial=None) -> RunConfig:
     """Resolve a run request; the data source is prepared (or read from the cache) to identify it.
+
+    ``partial``: a second training source with partial labels (a ``vertebral-bodies-t1t2`` folder,
+    :mod:`spine.data.bodies`), split by patient into the same folds as ``data``; its training
+    patients' slices (every ``partial_stride``-th) join the training set, its validation and test
+    exams get the body check (:func:`spine.transfer.body_check`) stored with the record.
 
     A known ``data_id`` (or a source named ``recorded:<data_id>``, see
     :func:`spine.training.store.recorded_source`) identifies the data without loading it: the
@@ -72,7 +78,7 @@ def make_config(model: str, loss: str, task: str = "binary", data="phantom", pro
     content id, never on its path), although it cannot train."""
     from spine.models import MODEL_NAMES  # validated here, so a typo fails before any work
 
-    settings = resolve_profile(profile, overrides)
+    settings = resolve_profile(profile, overrides, partial=partial is not None)
     labels.check_task(task)
     if model not in MODEL_NAMES:
         from spine.errors import ConfigError
@@ -88,13 +94,31 @@ def make_config(model: str, loss: str, task: str = "binary", data="phantom", pro
     settings["precision"] = device.resolve_precision(settings["precision"])
     if data_id is None:
         data_id = results.recorded_data_id_of(str(data)) or _data_id(str(data), settings["size"])
+    partial_id = None if partial is None else _partial_id(str(partial), settings["size"])
     return RunConfig(model=model, loss=loss, task=task, data=str(data), data_id=data_id,
-                     profile=profile, settings=settings, seed=int(seed), augment=augment_mode(augment), fold=int(fold))
+                     profile=profile, settings=settings, seed=int(seed), augment=augment_mode(augment), fold=int(fold),
+                     partial=None if partial is None else str(partial), partial_id=partial_id)
 
 
 @functools.lru_cache(maxsize=32)
 def _data_id(data: str, size: int) -> str:
     return load_dataset(data, size=size).data_id
+
+
+def _partial_id(source: str, size: int) -> str:
+    if detect_layout(source) != "bodies":
+        raise DataError(source, "a partially labelled source is a folder of <exam>.nii.gz volumes with "
+                                "<exam>_bodies.nii.gz masks (vertebral-bodies-t1t2)")
+    return _data_id(source, size)
+
+
+def partial_split(config: RunConfig, source) -> pd.DataFrame:
+    """The partially labelled source's patients split as the run's data are (same folds, fold and
+    validation seed): ``patient, subset``."""
+    settings = config.settings
+    patients = load_dataset(source, size=settings["size"]).patients
+    return make_split(patients, seed=settings["split_seed"], val_seed=config.seed, folds=settings["folds"],
+                      fold=config.fold)
 
 
 def split_data(config: RunConfig, split_folder: Path | None = None) -> dict:
@@ -112,8 +136,6 @@ def _split(config: RunConfig, split_folder: Path | None = None) -> tuple[dict, s
     dataset = load_dataset(config.data, size=settings["size"])
     split = make_split(dataset.patients, seed=settings["split_seed"], val_seed=config.seed,
                        folds=settings["folds"], fold=config.fold)
-    if split_folder is not None:
-        save_split(split, Path(split_folder) / "split.csv")
     subsets = {name: dataset.select(subset_mask(dataset.patients, split, name)) for name in ("train", "val", "test")}
     per_train = settings["train_slices_per_patient"]
     if per_train:
@@ -123,6 +145,14 @@ def _split(config: RunConfig, split_folder: Path | None = None) -> tuple[dict, s
     if config.augment in robust.RANDOMISED_FRACTION:
         subsets["train"] = robust.with_phantom(subsets["train"], config.seed,
                                                every_slice=config.augment in robust.EVERY_PHANTOM_SLICE)
+    if config.partial is not None:
+        partial = load_dataset(config.partial, size=settings["size"])
+        own = partial_split(config, config.partial)
+        split = pd.concat([split, own], ignore_index=True)
+        strided = partial.slice_index % settings["partial_stride"] == 0
+        subsets["train"] = concat(subsets["train"], partial.select(subset_mask(partial.patients, own, "train") & strided))
+    if split_folder is not None:
+        save_split(split, Path(split_folder) / "split.csv")
     central = set()
     for name in ("val", "test"):
         central |= set(subsets[name].central(1).case_ids)
@@ -205,10 +235,12 @@ def epoch_dataset(subset, task: str, batch_size: int, seed: int, epoch: int, aug
     def targets(batch, images, masks):
         if transform is not None:
             images, masks = transform(batch, images, masks)
-        hot = tf.one_hot(tf.cast(masks[..., 0], tf.int32), count)
+        hot = tf.one_hot(tf.cast(masks[..., 0], tf.int32), count)  # labels.UNKNOWN: all zero, ignored by the losses
         wanted = {"mask": hot}
         if dual:
-            wanted["aux"] = tf.nn.avg_pool2d(hot, BOTTLENECK_FACTOR, BOTTLENECK_FACTOR, "VALID")
+            # each cell's class shares among its known pixels (exactly the area average when all are known)
+            pool = lambda x: tf.nn.avg_pool2d(x, BOTTLENECK_FACTOR, BOTTLENECK_FACTOR, "VALID")  # noqa: E731
+            wanted["aux"] = tf.math.divide_no_nan(pool(hot), pool(tf.reduce_sum(hot, axis=-1, keepdims=True)))
         return images, wanted
 
     # tf.data's autotuner is off: its background thread took CPU from the 2-core training steps,
@@ -437,6 +469,9 @@ def _finish(model, config, folder: Path, store, subsets, central: set, state: di
     save_inputs(config, store, test)
     environment = results.environment(state["seconds"] + time.perf_counter() - started)
     results.write_json(folder / "environment.json", environment | {"precision": state["precision"]})
+    if config.partial is not None:
+        checked = load_split(folder / "split.csv")
+        results.write_json(folder / transfer.BODY_CHECK_FILE, transfer.body_check(model, config.partial, checked))
     save_model(model, folder / "model.keras")
     for leftover in ("last.keras", "best.npz", "state.json"):
         (folder / leftover).unlink(missing_ok=True)
