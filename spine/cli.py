@@ -4,25 +4,34 @@ Conventions, the same for every sub-command: ``--out`` is where outputs go, ``--
 results store, ``--json`` prints the result as one JSON document, ``--quiet`` / ``--verbose``
 set how much the library logs (on stderr). Exit status: 0 success, 1 a runtime error (a bad
 file, bad data, a failed download: :class:`spine.errors.SpineError` or an OS error, printed as
-one line on stderr), 2 a usage error (argparse), 130 interrupted (Ctrl-C). Anything else is a
-bug and keeps its traceback.
+one line on stderr), 2 a usage error (one line: every value is checked where it is parsed, against
+the registries it names), 130 interrupted (Ctrl-C). Anything else is a bug: one line that says so,
+with the file holding its traceback (the traceback itself with ``--verbose``), and status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import math
 import os
+import re
 import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
 
 from spine import __version__
-from spine.errors import DataError, SpineError
+from spine.errors import ConfigError, DataError, SpineError
 
 # Not built from docstrings: under ``python -OO`` they are None.
 DESCRIPTION = "Lumbar spine segmentation in sagittal MRI: data, models, training, evaluation, inference."
 DATA_HELP = "'phantom', 'spider' (after `spine fetch spider`), a SPIDER archive or a slice folder"
 STORE_HELP = "the results store (default: results/)"
+TASKS = ("binary", "multiclass")
 log = logging.getLogger("spine")
 
 
@@ -82,19 +91,27 @@ def _cmd_models(args) -> int:
 def _cmd_metrics(args) -> int:
     from spine.evaluation import compare_files
 
-    result = compare_files(args.pred, args.true, spacing=args.spacing,
-                           classes="binary" if args.classes == "binary" else "multiclass")
-    summary = {key: value for key, value in result.items() if key != "per_image"}
-    _emit(args, result, text=_as_lines({**summary, "images": len(result["per_image"])}))
+    result = compare_files(args.pred, args.true, spacing=args.spacing, classes=args.task)
+    if "per_image" in result:  # folders: their means, and how many images they hold
+        _emit(args, result, text=_as_lines({**{k: v for k, v in result.items() if k != "per_image"},
+                                            "images": len(result["per_image"])}))
+    else:
+        _emit(args, result)
     return 0
 
 
 def _cmd_train(args) -> int:
-    from spine.training import config as run_config
+    from spine.losses import canonical_loss_name
     from spine.training.engine import make_config, train
+    from spine.training.studies import fold_numbers
 
+    overrides = _overrides(args)
+    with _usage(args, "--loss"):
+        canonical_loss_name(args.loss, args.task)
+    with _usage(args, "--fold"):
+        fold_numbers(args.profile, overrides, (args.fold,))
     config = make_config(args.model, args.loss, args.task, args.data, args.profile, args.seed, args.augment,
-                         run_config.parse_overrides(args.overrides), fold=args.fold)
+                         overrides, fold=args.fold, partial=args.partial)
     record = train(config, args.store, force=args.force, resume=not args.restart, verbose=not args.quiet)
     _emit(args, {"run": str(record.path), **_headline(record.metrics["test"])})
     return 0
@@ -115,8 +132,12 @@ def _cmd_evaluate(args) -> int:
 
 def _cmd_predict(args) -> int:
     from spine import inference
+    from spine.data.labels import num_classes
 
-    model = inference.load_model(args.model, args.task)
+    model = inference.load_model(args.model, args.task or "binary")
+    if args.model and args.task and inference.output_classes(model) != num_classes(args.task):
+        args.error(f"argument --task: {args.model} segments {inference.output_classes(model)} classes, "
+                   f"not {num_classes(args.task)} ({args.task})")
     levels_with = inference.levels_model(model) if args.levels else None
     written, failed = [], []
     for path in args.inputs:
@@ -135,12 +156,10 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from spine import inference
     from spine.training import export
 
     record, compared, close = export.best_record(args.store, args.data, args.profile, args.task)
-    path = export.export_model(record, args.out or inference.WEIGHTS, compared, close, overwrite=args.overwrite,
-                               t1t2_folder=args.check)
+    path = export.export_model(record, args.out, compared, close, overwrite=args.overwrite, t1t2_folder=args.check)
     _emit(args, {"model": str(path), **export.card(record, compared, close)["test"]})
     return 0
 
@@ -160,16 +179,18 @@ def _cmd_transfer(args) -> int:
 def _cmd_study(args) -> int:
     import pandas as pd
 
-    from spine.training import config as run_config
-    from spine.training.studies import run_plan, run_study
+    from spine.training.studies import fold_numbers, run_plan, run_study
 
+    overrides = _overrides(args)
+    with _usage(args, "--folds"):
+        fold_numbers(args.profile, overrides, args.folds)
+    settings = dict(jobs=args.jobs, shard=args.shard, overrides=overrides, verbose=not args.quiet, folds=args.folds)
     if args.name == "plan":
-        run_plan(args.data, args.profile, args.store, verbose=not args.quiet)
+        runs = run_plan(args.data, args.profile, args.store, **settings)
+        counts = runs.groupby("grid", sort=False)["recorded"].agg(runs="size", recorded="sum").reset_index()
+        _emit(args, json.loads(runs.to_json(orient="records")), text=counts.to_string(index=False))
         return 0
-    shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else None
-    folds = None if args.folds == "all" else tuple(int(k) for k in args.folds.split(","))
-    table = run_study(args.name, args.data, args.profile, args.store, jobs=args.jobs, shard=shard,
-                      overrides=run_config.parse_overrides(args.overrides), verbose=not args.quiet, folds=folds)
+    table = run_study(args.name, args.data, args.profile, args.store, **settings)
     shown = table.drop(columns=[c for c in table.columns if c.endswith("_ci")])
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 4):
         _emit(args, json.loads(table.to_json(orient="records")), text=shown.to_string(index=False))
@@ -186,6 +207,95 @@ def _cmd_book(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, status 2 (argparse's own print the whole usage first)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+@contextlib.contextmanager
+def _usage(args, flag: str):
+    """A ConfigError raised here is a bad value of ``flag`` that only the library can judge (a fold
+    of the profile, a loss of the task): a usage error, as if argparse had found it."""
+    try:
+        yield
+    except ConfigError as error:
+        args.error(f"argument {flag}: {error}")
+
+
+def _one_of(registry):
+    """An argparse type: a value of ``registry()``, read only when the flag is given."""
+
+    def check(value: str) -> str:
+        valid = tuple(registry())
+        if value not in valid:
+            raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(map(repr, valid))})")
+        return value
+
+    return check
+
+
+def _model_names():
+    _import_tensorflow()
+    from spine.models import MODEL_NAMES
+
+    return MODEL_NAMES
+
+
+def _profile_names():
+    _import_tensorflow()
+    from spine.training.config import profiles
+
+    return profiles()
+
+
+def _study_names():
+    _import_tensorflow()
+    from spine.training.studies import STUDIES
+
+    return (*STUDIES, "plan")
+
+
+def _sequences():
+    from spine.data.spider import SEQUENCES
+
+    return SEQUENCES
+
+
+def _number(kind: type, minimum: float, maximum: float = math.inf, strict: bool = False):
+    """An argparse type: a finite ``kind`` from ``minimum`` (excluded if ``strict``) to ``maximum``."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = math.nan
+        if not (-math.inf < value < math.inf and minimum <= value <= maximum and not (strict and value == minimum)):
+            bound = f"> {minimum}" if strict else f">= {minimum}" if maximum == math.inf else f"in {minimum}..{maximum}"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'} {bound}")
+        return value
+
+    return parse
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """``I/N`` -> ``(I, N)``, 1 <= I <= N."""
+    match = re.fullmatch(r"(\d+)/(\d+)", text, re.ASCII)
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N with 1 <= I <= N, e.g. 1/4")
+    return int(match[1]), int(match[2])
+
+
+def _folds(text: str) -> tuple[int, ...] | None:
+    """``all`` -> None, ``0,2`` -> ``(0, 2)`` (whether the profile has them is checked later)."""
+    if text == "all":
+        return None
+    if not re.fullmatch(r"\d+(,\d+)*", text, re.ASCII):
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'all' or a comma list of fold numbers, e.g. 0 or 0,1")
+    return tuple(dict.fromkeys(int(k) for k in text.split(",")))
+
+
 def _common() -> argparse.ArgumentParser:
     """The options every sub-command takes."""
     common = argparse.ArgumentParser(add_help=False)
@@ -198,55 +308,84 @@ def _common() -> argparse.ArgumentParser:
 
 def _settings_args(parser, profile_default="cpu") -> None:
     parser.add_argument("--data", default="phantom", help=DATA_HELP)
-    parser.add_argument("--profile", default=profile_default, help="paper, cpu, book or smoke (spine/profiles.toml)")
+    _profile_arg(parser, profile_default)
     parser.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
                         help="override a profile field, e.g. --set epochs=3 (repeatable)")
     parser.add_argument("--store", default="results", help=STORE_HELP)
 
 
+def _profile_arg(parser, default) -> None:
+    parser.add_argument("--profile", default=default, type=_one_of(_profile_names),
+                        help=f"paper, cpu, book or smoke (spine/profiles.toml; default: {default})")
+
+
+def _overrides(args) -> dict:
+    """``--set`` as a dict, every field checked against the profile's (a usage error otherwise)."""
+    from spine.training.config import parse_overrides, resolve_profile
+
+    with _usage(args, "--set"):
+        overrides = parse_overrides(args.overrides)
+        resolve_profile(args.profile, overrides, partial=getattr(args, "partial", None) is not None)
+    return overrides
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spine", description=DESCRIPTION)
+    parser = _Parser(prog="spine", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"spine {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = _common()
 
-    def command(name, func, summary, description=None):
+    def command(name, func, summary, description=None, tensorflow=True):
+        """A sub-command; ``tensorflow``: it needs TensorFlow (imported before it runs, quietly)."""
         sub = commands.add_parser(name, help=summary, description=description or summary, parents=[common])
-        sub.set_defaults(func=func)
+        sub.set_defaults(func=func, error=sub.error, tensorflow=tensorflow)
         return sub
 
-    data = command("data", _cmd_data, "prepare a data source and summarise it")
+    data = command("data", _cmd_data, "prepare a data source and summarise it", tensorflow=False)
     data.add_argument("--data", default="phantom", help=DATA_HELP)
-    data.add_argument("--sequence", default="t1", help="SPIDER sequence: t1, t2 or t2_SPACE")
-    data.add_argument("--size", type=int, default=128)
+    data.add_argument("--sequence", default="t1", type=_one_of(_sequences),
+                      help="the SPIDER sequence: t1 (default, the study's), t2 or t2_SPACE")
+    data.add_argument("--size", type=_number(int, 16, 1024), default=128,
+                      help="side in pixels of the square slices prepared (default: 128, the study's)")
 
-    fetch = command("fetch", _cmd_fetch, "download a dataset, verify its checksums and unpack it")
+    fetch = command("fetch", _cmd_fetch, "download a dataset, verify its checksums and unpack it",
+                    tensorflow=False)
     fetch.add_argument("dataset", choices=("spider",), help="SPIDER from its Zenodo record (10159290)")
     fetch.add_argument("--dest", help="unpack here instead of the cache (then give this folder as --data)")
 
     models = command("models", _cmd_models, "parameter counts of the study's models")
     models.add_argument("--table", action="store_true", help="a table beside the study's counts")
 
-    metrics = command("metrics", _cmd_metrics, "compare predicted and reference masks")
+    metrics = command("metrics", _cmd_metrics, "compare predicted and reference masks", tensorflow=False)
     metrics.add_argument("--pred", required=True, help="a mask file (PNG, .mha, .nii.gz) or a folder")
     metrics.add_argument("--true", required=True, help="the reference: a file or a folder of the same names")
-    metrics.add_argument("--spacing", type=float, nargs=2, metavar=("SY", "SX"),
+    metrics.add_argument("--spacing", type=_number(float, 0, strict=True), nargs=2, metavar=("SY", "SX"),
                          help="pixel spacing in mm (volumes carry their own)")
-    metrics.add_argument("--classes", choices=("binary", "4"), default="binary")
+    metrics.add_argument("--task", choices=TASKS, default="binary",
+                         help="binary (foreground; default) or multiclass (vertebra, disc, canal)")
+    metrics.add_argument("--classes", dest="task", choices=TASKS, type=lambda value: {"4": "multiclass"}.get(value, value),
+                         help=argparse.SUPPRESS)  # the former spelling: binary or 4
 
     train = command("train", _cmd_train, "train one run (or return its record if it exists)")
-    train.add_argument("--model", required=True, help="a model name, e.g. 'Proposed', 'U-Net + SAM'")
+    train.add_argument("--model", required=True, type=_one_of(_model_names),
+                       help="a model name, e.g. 'Proposed', 'U-Net + SAM' (`spine models` lists them)")
     train.add_argument("--loss", required=True, help="BCE, Dice, Focal, BCE-Dice (binary); CCE, Dice, Focal, CCE-Dice")
-    train.add_argument("--task", choices=("binary", "multiclass"), default="binary")
+    train.add_argument("--task", choices=TASKS, default="binary")
     _settings_args(train)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--fold", type=int, default=0, help="the cross-validation fold tested (profiles with folds)")
+    train.add_argument("--seed", type=_number(int, 0, 2**32 - 1), default=0)
+    train.add_argument("--fold", type=_number(int, 0), default=0,
+                       help="the cross-validation fold tested (profiles with folds)")
     train.add_argument("--augment", nargs="?", const="study", default="none",
                        choices=("none", "study", "robust", "robust-half", "robust-lateral"),
                        help="--augment alone: the study's augmentation; --augment robust: contrast, resolution "
                             "and field-of-view randomisation of every image, phantom T1/T2 slices mixed in, for "
                             "other sequences; robust-half: the same on half the images; robust-lateral: robust-half with "
                             "phantom slices from every sagittal position, lateral ones too (spine/training/robust.py)")
+    train.add_argument("--partial", metavar="FOLDER",
+                       help="also train on the vertebral-body volumes of FOLDER (vertebral-bodies-t1t2: every "
+                            "--set partial_stride=K-th sagittal slice, default 2, of its training patients, "
+                            "unlabelled pixels ignored unless known background); its validation and test exams "
+                            "get the body check, stored as bodies.json in the record (spine/data/bodies.py)")
     restart = train.add_mutually_exclusive_group()
     restart.add_argument("--force", action="store_true", help="train again even if the record exists")
     restart.add_argument("--restart", action="store_true",
@@ -269,8 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="PNG slices, .mha / .nii.gz volumes or folders of one DICOM series")
     predict.add_argument("--out", required=True, help="output folder (masks keep the input names)")
     predict.add_argument("--model", help="a .keras model (default: the model shipped with the package)")
-    predict.add_argument("--task", choices=("binary", "multiclass"), default="binary",
-                         help="which shipped model to use when --model is not given")
+    predict.add_argument("--task", choices=TASKS,
+                         help="the shipped model to use: binary (default) or multiclass; with --model, what "
+                              "the model must segment (checked)")
     predict.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     predict.add_argument("--keep-going", action="store_true",
                          help="segment every good input, then list the failures (exit status 1)")
@@ -282,11 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     exported = command("export", _cmd_export, "write the recorded run with the best validation Dice as a "
                                               "model file with its card (how the shipped models are made)")
-    exported.add_argument("task", choices=("binary", "multiclass"))
+    exported.add_argument("task", choices=TASKS)
     exported.add_argument("--data", required=True, help="the data source of the candidate runs")
-    exported.add_argument("--profile", default="cpu", help="the profile of the candidate runs (default: cpu)")
+    _profile_arg(exported, "cpu")
     exported.add_argument("--store", default="results", help=STORE_HELP)
-    exported.add_argument("--out", help="output folder (default: the package's spine/weights)")
+    exported.add_argument("--out", required=True,
+                          help="output folder (the shipped models: spine/weights of a source checkout)")
     exported.add_argument("--overwrite", action="store_true", help="replace an existing model file")
     exported.add_argument("--check", metavar="FOLDER",
                           help="also score the real T1/T2 vertebra slices of FOLDER (spider-t1t2-vertebrae) on the "
@@ -300,28 +441,79 @@ def build_parser() -> argparse.ArgumentParser:
                               "reported, never chosen on")
 
     study = command("study", _cmd_study, "run one of the study's grids and print its table")
-    study.add_argument("name", help="loss, ablation, attention, augmentation, comparison, stability, multiclass; "
-                                    "or plan: every grid in the real-data study's order (studies.PLAN)")
+    study.add_argument("name", type=_one_of(_study_names),
+                       help="loss, ablation, attention, augmentation, comparison, stability, multiclass; "
+                            "or plan: every grid in the real-data study's order (studies.PLAN)")
     _settings_args(study)
-    study.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
-    study.add_argument("--shard", help="I/N: run only every N-th cell starting at the I-th")
-    study.add_argument("--folds", default="all", help="'all' (default) or a comma list of folds, e.g. 0 or 0,1")
+    study.add_argument("--jobs", type=_number(int, 1), default=1, help="runs in parallel processes")
+    study.add_argument("--shard", type=_shard, help="I/N: run only every N-th run starting at the I-th")
+    study.add_argument("--folds", type=_folds, default="all",
+                       help="'all' (default) or a comma list of folds, e.g. 0 or 0,1 (in the plan: of each grid's)")
 
-    book = command("book", _cmd_book, "execute every chapter (papermill) and render the HTML book")
+    book = command("book", _cmd_book, "execute every chapter (papermill) and render the HTML book",
+                   tensorflow=False)
     book.add_argument("--root", default=".", help="the repository (where _config.yml and _toc.yml are)")
     book.add_argument("--data", default="recorded",
                       help="'recorded' (default: the store's real-data records, nothing trained), 'phantom' "
                            "(the study re-executed on the phantom), or a data folder (its records, filled)")
-    book.add_argument("--profile", help="the chapters' profile (default: book on the phantom, else cpu)")
+    book.add_argument("--profile", type=_one_of(_profile_names),
+                      help="the chapters' profile (default: book on the phantom, else cpu)")
     book.add_argument("--store", default="results",
                       help="the results store the chapters read and fill (default: the committed records)")
-    book.add_argument("--max-new-runs", type=int, default=1,
+    book.add_argument("--max-new-runs", type=_number(int, -1), default=1,
                       help="train at most this many missing runs per chapter (default 1, so a build "
                            "from committed records stays within minutes; -1: all; never with --data recorded)")
     book.add_argument("--real-data", help="a slice folder or SPIDER archive for the real-data sections")
     book.add_argument("--only", nargs="+", help="execute only chapters whose name contains one of these")
     book.add_argument("--no-html", action="store_true", help="execute the notebooks, skip the HTML build")
     return parser
+
+
+def _import_tensorflow() -> None:
+    """Import TensorFlow with the process's stderr closed while TF_CPP_MIN_LOG_LEVEL is 3 (the
+    default here): its native libraries log a start-up line (oneDNN) before that setting applies,
+    and TF_ENABLE_ONEDNN_OPTS=0, the other way to silence it, would change the numerics."""
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _bug(command: str, argv, verbose: bool) -> int:
+    """An exception that no check anticipated: one line saying it is a bug, with the file that
+    holds its traceback (under ``--verbose``, the traceback itself); status 1."""
+    error = sys.exc_info()[1]
+    text = traceback.format_exc()
+    what = f"{type(error).__name__}: {error}".splitlines()[0]
+    if verbose:
+        print(text, end="", file=sys.stderr)
+        where = "the traceback above"
+    else:
+        where = _save_traceback(f"spine {__version__}: spine {' '.join(argv)}\n\n{text}")
+    print(f"{command}: internal error, a bug in spine ({what}); please report it with {where}", file=sys.stderr)
+    return 1
+
+
+def _save_traceback(text: str) -> Path:
+    """``text`` in a new file of the cache's ``errors/`` (of the temporary folder if that cannot be written)."""
+    from spine.data import cache_dir
+
+    name = f"{time.strftime('%Y%m%d-%H%M%S')}-"
+    try:
+        (cache_dir() / "errors").mkdir(parents=True, exist_ok=True)
+        handle, path = tempfile.mkstemp(prefix=name, suffix=".txt", dir=cache_dir() / "errors")
+    except OSError:
+        handle, path = tempfile.mkstemp(prefix=f"spine-error-{name}", suffix=".txt")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(text)
+    return Path(path)
 
 
 def _configure_logging(args) -> None:
@@ -334,11 +526,14 @@ def _configure_logging(args) -> None:
 
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for users
-    command = "spine"
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command, verbose = "spine", False
     try:
         args = build_parser().parse_args(argv)  # usage errors exit here with status 2
-        command = f"spine {args.command}"
+        command, verbose = f"spine {args.command}", args.verbose
         _configure_logging(args)
+        if args.tensorflow:
+            _import_tensorflow()
         return args.func(args)
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
@@ -346,6 +541,8 @@ def main(argv=None) -> int:
     except (SpineError, OSError) as error:
         print(f"{command}: error: {error}", file=sys.stderr)
         return 1
+    except Exception:
+        return _bug(command, argv, verbose)
 
 
 if __name__ == "__main__":

@@ -115,12 +115,17 @@ def _in_sagittal_view(volume: sitk.Image, label) -> sitk.Image:
     return restored
 
 
-def levels_model(model):
-    """The model for per-level labels: ``model`` if it segments the 4 classes, else the shipped 4-class one."""
+def output_classes(model) -> int:
+    """How many classes ``model`` segments (the channels of its outputs)."""
     shapes = model.output_shape
     shapes = list(shapes.values()) if isinstance(shapes, dict) else shapes
     last = shapes[-1] if isinstance(shapes[0], (tuple, list)) else shapes
-    return model if last[-1] == num_classes("multiclass") else load_model(task="multiclass")
+    return last[-1]
+
+
+def levels_model(model):
+    """The model for per-level labels: ``model`` if it segments the 4 classes, else the shipped 4-class one."""
+    return model if output_classes(model) == num_classes("multiclass") else load_model(task="multiclass")
 
 
 def output_path(input_path, out_dir, tag: str = "", kind: str | None = None) -> Path:

@@ -102,4 +102,4 @@ def label_values_to_classes(mask: np.ndarray, task: str, source="mask") -> np.nd
 
 
 def _binary_for_multiclass(source):
-    raise DataError(source, "a 0/255 binary mask cannot be compared as a 4-class map; use --classes binary")
+    raise DataError(source, "a 0/255 binary mask cannot be compared as a 4-class map; use --task binary")

@@ -153,18 +153,27 @@ def run_studies(names, data="phantom", profile: str = "cpu", store=results.DEFAU
     return {name: study_table(name, data, profile, store) for name in names}
 
 
-def plan_runs(data, profile: str, plan=PLAN) -> pd.DataFrame:
+def plan_configs(data, profile: str, plan=PLAN, overrides: dict | None = None, folds=None) -> list[tuple[str, RunConfig]]:
     """The plan's runs in order, each once (a run that an earlier grid of the plan has is not
-    counted again): one row per run with the grid that first needs it."""
-    seen, rows = set(), []
-    for name, folds in plan:
-        for config in configs(name, data, profile, folds=folds):
+    counted again), with the grid that first needs it; ``folds`` narrows every grid's folds."""
+    seen, runs = set(), []
+    for name, grid_folds in plan:
+        chosen = folds if grid_folds is None else grid_folds if folds is None else [k for k in grid_folds if k in folds]
+        for config in configs(name, data, profile, overrides, chosen):
             if config.run_id not in seen:
                 seen.add(config.run_id)
-                rows.append({"grid": name, "fold": config.fold, "model": config.model, "loss": config.loss,
-                             "task": config.task, "seed": config.seed, "augment": config.augment,
-                             "run_id": config.run_id})
-    return pd.DataFrame(rows)
+                runs.append((name, config))
+    return runs
+
+
+def plan_runs(data, profile: str, plan=PLAN, overrides: dict | None = None, folds=None) -> pd.DataFrame:
+    """:func:`plan_configs` as a table: one row per run."""
+    return _plan_table(plan_configs(data, profile, plan, overrides, folds))
+
+
+def _plan_table(runs: list[tuple[str, RunConfig]]) -> pd.DataFrame:
+    return pd.DataFrame([{"grid": name, "fold": c.fold, "model": c.model, "loss": c.loss, "task": c.task,
+                          "seed": c.seed, "augment": c.augment, "run_id": c.run_id} for name, c in runs])
 
 
 def plan_budget(data, profile: str, store=results.DEFAULT_STORE, minutes_per_run: float | None = None,
@@ -185,10 +194,20 @@ def plan_budget(data, profile: str, store=results.DEFAULT_STORE, minutes_per_run
     return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
 
 
-def run_plan(data, profile: str, store=results.DEFAULT_STORE, *, plan=PLAN, verbose: bool = True) -> None:
-    """Train the plan's missing runs in its order (resumable: finished runs are skipped)."""
-    for name, folds in plan:
-        run_study(name, data, profile, store, folds=folds, verbose=verbose)
+def run_plan(data, profile: str, store=results.DEFAULT_STORE, *, plan=PLAN, jobs: int = 1,
+             shard: tuple[int, int] | None = None, overrides: dict | None = None, folds=None,
+             verbose: bool = True) -> pd.DataFrame:
+    """Train the plan's missing runs in its order (resumable: finished runs are skipped), only this
+    ``shard`` of them, in ``folds`` of each grid's; :func:`plan_runs` with a ``recorded`` column."""
+    results.check_writable(store)
+    runs = plan_configs(data, profile, plan, overrides, folds)
+    todo = [c for c in shard_cells([c for _, c in runs], shard) if results.find_record(store, c) is None]
+    if verbose:
+        log.info("plan: %d run(s) to train", len(todo))
+    _train_all(todo, store, jobs, verbose)
+    table = _plan_table(runs)
+    table["recorded"] = [results.is_finished(Path(store) / run) for run in table["run_id"]]
+    return table
 
 
 def _train_all(todo: list[RunConfig], store, jobs: int, verbose: bool) -> None:
