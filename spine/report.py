@@ -233,45 +233,102 @@ def not_recorded(grid: str, source: Source | None = None) -> str:
             "holds), so this section shows the study's figures only.")
 
 
+def _delta(pairs) -> str:
+    """The column of a paired table that holds the mean difference (``mean Δ<metric>``)."""
+    return next(column for column in pairs.index if column.startswith("mean Δ"))
+
+
+def _listed(names) -> str:
+    names = [str(n) for n in names]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _patients(units: list, unit: str) -> str:
+    return f"{'patient' if unit == 'patients' else 'image'}{'s' * (len(units) > 1)} {_listed(units)}"
+
+
+def verdict(pair: pd.Series, reference: str, other: str, what: str = "{}") -> str:
+    """The one way the book words a paired comparison (a row of :func:`spine.training.studies.
+    paired_comparisons`): the mean difference with its BCa interval, the sign-flip p and its Holm
+    adjustment over the grid's comparisons, Wilcoxon's p beside them, then the verdict
+    (:func:`spine.stats.compare_family`: ahead or behind only when the adjusted p < 0.05, the interval
+    excludes 0 and no single patient left out changes either), the floor of p where it rules a verdict
+    out, and the patient whose absence alone changes the outcome, with the comparison without it."""
+    unit = "patients" if "patients" in pair.index else "images"
+    n, low, high = int(pair[unit]), *pair["95% CI"]
+    text = (f"{_signed(pair[_delta(pair)])} (95 % BCa CI {_signed(low)} to {_signed(high)} over {n} {unit}; "
+            f"sign-flip p = {pair['sign-flip p']:.2g}, {pair['Holm p']:.2g} after Holm; Wilcoxon p = "
+            f"{pair['Wilcoxon p']:.2g})")
+    if pair["verdict"] != "not distinguishable":
+        return text + f": {_name(reference, what)} is {pair['verdict']} of {_name(other, what)}"
+    text += ": not distinguishable"
+    if pair["smallest Holm p"] >= ALPHA:
+        text += (f" (with {n} {unit} no p can fall below {pair['smallest Holm p']:.2g} after Holm, so no verdict is "
+                 "possible at this size)")
+    if pair["influential"]:
+        mean, low, high, holm = pair["without it (Δ, CI, Holm p)"]
+        text += (f"; leaving out {_patients([pair['influential']], unit)} alone changes the outcome: without it the "
+                 f"difference is {_signed(mean)} ({_signed(low)} to {_signed(high)}; Holm p = {holm:.2g})")
+    return text
+
+
+ALPHA = 0.05  # the level of spine.stats.compare_family's verdicts
+
+
+def verdict_rule() -> str:
+    """The rule behind every verdict, in words."""
+    return (f"ahead or behind only when the Holm-adjusted p < {ALPHA}, the 95 % interval excludes 0 and no single "
+            "patient left out changes either; otherwise not distinguishable")
+
+
+def recipe_sensitivity(table: pd.DataFrame, store, data, profile: str) -> str:
+    """The comparison without the patients the recipe was chosen on (:func:`spine.training.studies.
+    recipe_patients`), in words: a sensitivity analysis, since the recipe was not chosen again inside
+    each fold (which a nested analysis would do)."""
+    seen = studies.recipe_patients(table, store)
+    if not len(seen):
+        return "The records the recipe was chosen on are not in the store: no sensitivity analysis."
+    pairs = studies.paired_comparisons(table, store, exclude=seen["patient"])
+    folds = sorted(int(f) for f in seen["test fold"].dropna().unique())
+    shown = "; ".join(f"{a} minus {b} {verdict(pair, a, b)}"
+                      for (a, b), (_, pair) in zip(pairs["comparison"].str.split(" - "), pairs.iterrows()))
+    return (f"The `{profile}` recipe was chosen on the validation patients of fold 0 (`benchmarks/recipe.py`, the "
+            f"proposed network only), {_patients(list(seen['patient']), 'patients')}, who are test patients of fold"
+            f"{'s' * (len(folds) > 1)} {_listed(folds)}. A sensitivity analysis (not nested: the recipe was "
+            f"not chosen again inside each fold's training patients) repeats the comparison without them, on "
+            f"{int(pairs['patients'].max()) if len(pairs) else 0} patients: {shown or 'no pair left'}.")
+
+
 def pair_sentence(table: pd.DataFrame, pairs: pd.DataFrame, reference: str, other: str, *, label: str = "model",
                   grid: str = "comparison", source: Source | None = None, what: str = "{}") -> str:
     """One sentence: ``reference``'s Dice against ``other``'s, with intervals, and their paired
-    difference (from ``pairs``, :func:`spine.training.studies.paired_comparisons`) with its
-    interval, Wilcoxon p and what it means; a sentence saying what is missing otherwise. ``what``
-    names a row in the prose (e.g. ``"the {} loss"``)."""
-    def _name(name: str) -> str:  # noqa: F811 - the rows' names in this sentence
-        return globals()["_name"](name, what)
-
+    difference (from ``pairs``, :func:`spine.training.studies.paired_comparisons`) worded by
+    :func:`verdict`; a sentence saying what is missing otherwise. ``what`` names a row in the prose
+    (e.g. ``"the {} loss"``)."""
     done = table[table["trained"]].set_index(label)
     if not len(done):
         return not_recorded(grid, source)
     missing = [name for name in (reference, other) if name not in done.index]
     if missing:
-        return (f"Not recorded yet: {' and '.join(_name(m) for m in missing)} (the {grid} grid has "
+        return (f"Not recorded yet: {' and '.join(_name(m, what) for m in missing)} (the {grid} grid has "
                 f"{len(done)} of {len(table)} rows recorded), so the two cannot be compared here.")
     ours, theirs = done.loc[reference], done.loc[other]
-    text = (f"On {_scope(ours)}, {_name(reference)} reaches a Dice of {ours['dice']:.3f} (95 % CI "
+    text = (f"On {_scope(ours)}, {_name(reference, what)} reaches a Dice of {ours['dice']:.3f} (95 % CI "
             f"{_interval(ours.get('dice_ci'))}) against {theirs['dice']:.3f} ({_interval(theirs.get('dice_ci'))}) for "
-            f"{_name(other)}")
-    key = f"{reference} - {other}"
-    found = pairs[pairs["comparison"] == key] if len(pairs) else pairs
+            f"{_name(other, what)}")
+    found = pairs[pairs["comparison"] == f"{reference} - {other}"] if len(pairs) else pairs
     if not len(found):
         return text + "; no paired comparison is possible on these records."
-    pair = found.iloc[0]
-    unit = "patients" if "patients" in found else "images"
-    low, high = pair["95% CI"]
-    verdict = ("the interval contains 0, so these test " + unit + " cannot tell the two apart" if low <= 0 <= high
-               else f"{_name(reference) if low > 0 else _name(other)} is ahead on these test {unit}")
-    return (text + f". The paired difference ({reference} minus {other}, over {int(pair[unit])} {unit}) is "
-            f"{_signed(pair['mean Δdice'])} (95 % CI {_signed(low)} to {_signed(high)}; Wilcoxon p = "
-            f"{pair['Wilcoxon p']:.2g}): "
-            f"{verdict}.")
+    return (text + f". The paired difference ({reference} minus {other}, one of the grid's {len(pairs)} comparisons) "
+            f"is {verdict(found.iloc[0], reference, other, what)}.")
 
 
 def grid_finding(table: pd.DataFrame, pairs: pd.DataFrame, *, reference: str = "Proposed", label: str = "model",
                  grid: str = "comparison", source: Source | None = None) -> str:
     """The answer of a whole grid in words: how much of it is recorded, which row has the highest
-    Dice, and how many of ``reference``'s paired intervals exclude 0 (in whose favour)."""
+    Dice, and the verdicts of its paired comparisons (:func:`verdict`'s rule): which are decided, in
+    whose favour, whether the floor of p rules every verdict out, and which patients' absence alone
+    changes an outcome."""
     done = table[table["trained"]]
     if not len(done):
         return not_recorded(grid, source)
@@ -281,18 +338,21 @@ def grid_finding(table: pd.DataFrame, pairs: pd.DataFrame, *, reference: str = "
             f"{_name(best[label])}'s, {best['dice']:.3f}; the lowest {_name(worst[label])}'s, {worst['dice']:.3f}")
     if not len(pairs):
         return text + "; a paired comparison needs " + _name(reference) + " and another row recorded."
-    low = pairs["95% CI"].map(lambda ci: ci[0])
-    high = pairs["95% CI"].map(lambda ci: ci[1])
-    ahead = pairs.loc[low > 0, "comparison"].str.split(" - ").str[1].tolist()
-    behind = pairs.loc[high < 0, "comparison"].str.split(" - ").str[1].tolist()
-    text += (f". Of {len(pairs)} paired comparison{'s' if len(pairs) > 1 else ''} with {_name(reference)}, "
-             f"{len(ahead) + len(behind)} exclude{'s' if len(ahead) + len(behind) == 1 else ''} 0")
-    parts = []
-    if ahead:
-        parts.append(f"{_name(reference)} is ahead of {', '.join(ahead)}")
-    if behind:
-        parts.append(f"behind {', '.join(behind)}")
-    return text + (": " + "; ".join(parts) + "." if parts else ": the test set resolves none of the differences.")
+    decided = pairs[pairs["verdict"] != "not distinguishable"]
+    text += (f". Of {len(pairs)} paired comparison{'s' * (len(pairs) > 1)} (sign-flip tests of the mean difference, "
+             f"Holm-adjusted over the {len(pairs)}; a verdict needs adjusted p < {ALPHA}, a 95 % interval that excludes "
+             f"0, and no single patient who changes either), {len(decided) or 'none'} give{'s' * (len(decided) < 2)} "
+             "a verdict")
+    parts = [f"{a} is {v} of {b}" for (a, b), v in zip(decided["comparison"].str.split(" - "), decided["verdict"])]
+    text += (": " + "; ".join(parts) if parts else "") + "."
+    unit = "patients" if "patients" in pairs else "images"
+    if (pairs["smallest Holm p"] >= ALPHA).all():
+        text += (f" With {int(pairs[unit].min())} {unit}, no p can fall below {pairs['smallest Holm p'].min():.2g} "
+                 f"after Holm: this grid cannot reach a verdict at this size.")
+    resting = pairs[pairs["influential"] != ""]
+    for patient, rows in resting.groupby("influential", sort=False):
+        text += f" Leaving out {_patients([patient], unit)} alone changes the outcome of {_listed(rows['comparison'])}."
+    return text
 
 
 def stability_sentence(stability: pd.DataFrame, comparison: pd.DataFrame, metric: str = "fg_iou",
@@ -340,16 +400,22 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
         slices = studies.configs("comparison", real_data, profile, folds=(0,))[0].settings["eval_slices_per_patient"]
         lines += ["The comparison (binary, Dice loss), per-patient means over the recorded folds' test patients "
                   f"({slices} central slices each), 95 % BCa intervals over patients; the central slice alone is the "
-                  "study's view; the paired difference is the proposed network's Dice minus the row's:", "",
-                  "| model | folds | patients | Dice (95 % CI) | central-slice Dice | Proposed - model (95 % CI), Wilcoxon p |",
-                  "|---|---|---|---|---|---|"]
+                  "study's view; the paired difference is the proposed network's Dice minus the row's, with the "
+                  "sign-flip p of that mean difference Holm-adjusted over the four comparisons (Wilcoxon's p beside it) "
+                  f"and the verdict ({verdict_rule()}):", "",
+                  "| model | folds | patients | Dice (95 % CI) | central-slice Dice | Proposed - model (95 % CI) | "
+                  "sign-flip p, Holm (Wilcoxon p) | verdict |", "|---|---|---|---|---|---|---|---|"]
         for row in done.itertuples():
             key = f"Proposed - {row.model}"
-            paired = (f"{_signed(pairs.loc[key, 'mean Δdice'])} ({_signed(pairs.loc[key, '95% CI'][0])} to "
-                      f"{_signed(pairs.loc[key, '95% CI'][1])}), p = {pairs.loc[key, 'Wilcoxon p']:.2g}"
-                      if key in pairs.index else "–")
+            pair = pairs.loc[key] if key in pairs.index else None
+            paired = ("– | – | –" if pair is None else
+                      f"{_signed(pair['mean Δdice'])} ({_signed(pair['95% CI'][0])} to {_signed(pair['95% CI'][1])}) | "
+                      f"{pair['Holm p']:.2g} ({pair['Wilcoxon p']:.2g}) | {pair['verdict']}"
+                      + (f" (without patient {pair['influential']}: {_signed(pair['without it (Δ, CI, Holm p)'][0])}, "
+                         f"Holm p = {pair['without it (Δ, CI, Holm p)'][3]:.2g})" if pair["influential"] else ""))
             lines.append(f"| {row.model} | {len(row.run_ids)} of {row.folds} | {int(row.test_patients)} | "
                          f"{row.dice:.3f} ({row.dice_ci[0]:.3f}-{row.dice_ci[1]:.3f}) | {row.dice_central:.3f} | {paired} |")
+        lines += ["", recipe_sensitivity(comparison, store, real_data, profile)]
     else:
         lines.append("No comparison run is recorded yet.")
     lines += ["", "#### The shipped models (from their cards, `spine/weights/<task>.json`)", "",

@@ -261,6 +261,9 @@ def test_paired_comparisons_keyed_by_another_column(loss_records):
     pairs = studies.paired_comparisons(table[table["model"] == "U-Net"], store, reference="Dice", label="loss")
     assert pairs["comparison"].tolist() == ["Dice - BCE"] and pairs["images"].tolist() == [2]
     assert pairs["mean Δdice"].iloc[0] == pytest.approx(0.78 - 0.80)
+    # two images, both 0.02 behind: sign-flip p = 2 / 2**2, a family of one, no verdict possible
+    assert pairs["sign-flip p"].iloc[0] == pairs["Holm p"].iloc[0] == pytest.approx(0.5)
+    assert pairs["smallest Holm p"].iloc[0] == pytest.approx(0.5) and pairs["verdict"].iloc[0] == "not distinguishable"
     assert studies.paired_comparisons(table[table["loss"] == "Dice"], store, reference="Proposed").empty  # not trained
 
 
@@ -448,3 +451,50 @@ def test_code_summary_names_the_most_frequent_versions_and_counts_the_rest():
     codes = ["spine 0.1.0, aaaa"] * 3 + ["spine 0.1.0, bbbb"] * 2 + ["spine 0.1.0, cccc", "not recorded"]
     assert studies.code_summary(codes) == "spine 0.1.0, aaaa (3 runs); spine 0.1.0, bbbb (2 runs); 2 other commits"
     assert studies.code_summary(["spine 0.1.0, aaaa"]) == "spine 0.1.0, aaaa (1 run)"
+
+
+@pytest.fixture
+def patient_records(tmp_path):
+    """Three models in two folds of four test patients each, with per-patient tables: the proposed
+    network 0.02 behind U-Net on every patient but 0.3 behind on patient 8, level with ResUNet but for
+    patient 8; the proposed network's fold-0 record names its validation patients (the recipe's)."""
+    rows = []
+    for model, shift in (("U-Net", 0.0), ("ResUNet", -0.02), ("Proposed", -0.02)):
+        run_ids = []
+        for fold, patients in ((0, ["1", "2", "3", "4"]), (1, ["5", "6", "7", "8"])):
+            config = RunConfig(model=model, loss="Dice", task="binary", data="phantom", data_id="toy", profile="smoke",
+                               settings={"width": 4}, seed=0, fold=fold)
+            folder = _write_record(tmp_path, config, {"dice": 0.9}, {"dice": 0.9})
+            dice = [0.9 + 0.01 * int(p) + shift - (0.28 if model == "Proposed" and p == "8" else 0) for p in patients]
+            pd.DataFrame({"patient": patients, "images": 1, "dice": dice}).to_csv(folder / "per_patient.csv", index=False)
+            pd.DataFrame({"patient": patients + ["5", "6"], "subset": ["test"] * 4 + ["val"] * 2}).to_csv(
+                folder / "split.csv", index=False)
+            run_ids.append(config.run_id)
+        rows.append({"model": model, "loss": "Dice", "trained": True, "run_ids": run_ids})
+    return tmp_path, pd.DataFrame(rows)
+
+
+def test_paired_comparisons_are_one_holm_family_with_patients_left_out(patient_records):
+    store, table = patient_records
+    pairs = studies.paired_comparisons(table, store).set_index("comparison")
+    unet, resunet = pairs.loc["Proposed - U-Net"], pairs.loc["Proposed - ResUNet"]
+    assert unet["patients"] == 8 and unet["mean Δdice"] == pytest.approx(-0.02 - 0.28 / 8)
+    assert unet["sign-flip p"] == pytest.approx(2 / 2 ** 8) and unet["Holm p"] == pytest.approx(2 * 2 / 2 ** 8)
+    assert resunet["Holm p"] == pytest.approx(1.0)  # one difference (patient 8) of 0.28, the rest 0: p = 1
+    assert unet["leave-one-out Δ"] == pytest.approx((-0.06, -0.02), abs=1e-4)  # with and without patient 8
+    # every patient behind: Holm p < 0.05 with any one left out (7 of one sign: 2 * 2 / 2**7), a verdict
+    assert unet["verdict"] == "behind" and unet["influential"] == ""
+    assert resunet["verdict"] == "not distinguishable"
+    # without patients 5-8 (a sensitivity analysis), U-Net's four differences of one sign: p = 2 / 2**4
+    fewer = studies.paired_comparisons(table, store, exclude=["5", "6", "7", "8"]).set_index("comparison")
+    assert fewer.loc["Proposed - U-Net", "patients"] == 4
+    assert fewer.loc["Proposed - U-Net", "sign-flip p"] == pytest.approx(2 / 2 ** 4)
+    assert fewer.loc["Proposed - U-Net", "smallest Holm p"] == pytest.approx(2 * 2 / 2 ** 4)  # no verdict possible
+    assert fewer.loc["Proposed - U-Net", "verdict"] == "not distinguishable"
+
+
+def test_recipe_patients_are_the_fold_0_validation_patients_with_their_test_fold(patient_records):
+    store, table = patient_records
+    seen = studies.recipe_patients(table, store)
+    assert seen["patient"].tolist() == ["5", "6"] and seen["test fold"].tolist() == [1, 1]
+    assert studies.recipe_patients(table[table["model"] != "Proposed"], store).empty

@@ -89,30 +89,48 @@ def _table(trained=(True, True)):
 
 
 PAIRS = pd.DataFrame({"comparison": ["Proposed - U-Net"], "patients": [12], "mean Δdice": [0.05],
-                      "95% CI": [(0.02, 0.08)], "Wilcoxon p": [0.004]})
+                      "95% CI": [(0.02, 0.08)], "sign-flip p": [0.002], "Holm p": [0.004], "Wilcoxon p": [0.003],
+                      "leave-one-out Δ": [(0.04, 0.06)], "influential": [""], "without it (Δ, CI, Holm p)": [None],
+                      "smallest Holm p": [0.0005], "verdict": ["ahead"]})
 
 
-def test_pair_sentence_states_the_answer_with_the_computed_numbers():
+def test_pair_sentence_states_the_verdict_with_the_computed_numbers():
     text = report.pair_sentence(_table(), PAIRS, "Proposed", "U-Net")
     assert text.startswith("On 12 test patients (2 of 5 folds), the proposed network reaches a Dice of 0.850 "
                            "(95 % CI 0.810–0.880) against 0.800 (0.750–0.840) for U-Net.")
-    assert "+0.050 (95 % CI +0.020 to +0.080; Wilcoxon p = 0.004)" in text
-    assert text.endswith("the proposed network is ahead on these test patients.")
-    tied = PAIRS.assign(**{"95% CI": [(-0.01, 0.08)]})
-    assert "cannot tell the two apart" in report.pair_sentence(_table(), tied, "Proposed", "U-Net")
-    barely = PAIRS.assign(**{"95% CI": [(-0.0004, 0.08)]})  # rounds to zero: no "-0.000"
-    assert "(95 % CI +0.000 to +0.080;" in report.pair_sentence(_table(), barely, "Proposed", "U-Net")
+    assert ("+0.050 (95 % BCa CI +0.020 to +0.080 over 12 patients; sign-flip p = 0.002, 0.004 after Holm; "
+            "Wilcoxon p = 0.003)") in text
+    assert text.endswith("the proposed network is ahead of U-Net.")
+    tied = PAIRS.assign(**{"95% CI": [(-0.0004, 0.08)], "verdict": ["not distinguishable"]})
+    text = report.pair_sentence(_table(), tied, "Proposed", "U-Net")
+    assert "(95 % BCa CI +0.000 to +0.080" in text and text.endswith(": not distinguishable.")  # no "-0.000"
     assert report.pair_sentence(_table((False, False)), pd.DataFrame(), "Proposed", "U-Net").startswith(
         "Not recorded yet: the runs of the comparison grid on real data are in the plan")
     assert report.pair_sentence(_table((True, False)), pd.DataFrame(), "Proposed", "U-Net").startswith(
         "Not recorded yet: the proposed network (the comparison grid has 1 of 2 rows recorded)")
 
 
-def test_grid_finding_counts_the_intervals_that_exclude_zero():
+def test_a_verdict_names_the_patient_it_rests_on_and_the_floor_of_p():
+    resting = PAIRS.assign(influential=["141"], verdict=["not distinguishable"],
+                           **{"without it (Δ, CI, Holm p)": [(0.001, -0.004, 0.006, 0.6)]})
+    text = report.verdict(resting.iloc[0], "Proposed", "U-Net")
+    assert text.endswith(": not distinguishable; leaving out patient 141 alone changes the outcome: without it the "
+                         "difference is +0.001 (-0.004 to +0.006; Holm p = 0.6)")
+    small = PAIRS.assign(patients=[7], verdict=["not distinguishable"], **{"smallest Holm p": [0.047 * 3]})
+    assert ("not distinguishable (with 7 patients no p can fall below 0.14 after Holm, so no verdict is possible at "
+            "this size)") in report.verdict(small.iloc[0], "Proposed", "U-Net")
+    finding = report.grid_finding(_table(), resting)
+    assert finding.endswith("none gives a verdict. Leaving out patient 141 alone changes the outcome of "
+                            "Proposed - U-Net.")
+
+
+def test_grid_finding_counts_the_verdicts():
     text = report.grid_finding(_table(), PAIRS)
     assert text == ("2 of the comparison grid's 2 rows are recorded. The highest mean Dice is the proposed "
-                    "network's, 0.850; the lowest U-Net's, 0.800. Of 1 paired comparison with the proposed network, "
-                    "1 excludes 0: the proposed network is ahead of U-Net.")
+                    "network's, 0.850; the lowest U-Net's, 0.800. Of 1 paired comparison (sign-flip tests of the mean "
+                    "difference, Holm-adjusted over the 1; a verdict needs adjusted p < 0.05, a 95 % interval that "
+                    "excludes 0, and no single patient who changes either), 1 gives a verdict: Proposed is ahead of "
+                    "U-Net.")
     assert "None" not in report.grid_finding(_table((False, False)), pd.DataFrame())
 
 
