@@ -498,3 +498,28 @@ def test_recipe_patients_are_the_fold_0_validation_patients_with_their_test_fold
     seen = studies.recipe_patients(table, store)
     assert seen["patient"].tolist() == ["5", "6"] and seen["test fold"].tolist() == [1, 1]
     assert studies.recipe_patients(table[table["model"] != "Proposed"], store).empty
+
+
+def test_recorded_patient_draws_one_patients_slices_from_the_store(tmp_path):
+    """Each row's stored predictions of one patient, matched to the committed inputs by case."""
+    rows = []
+    for model, mark in (("U-Net", 1), ("Proposed", 0)):
+        config = RunConfig(model=model, loss="Dice", task="binary", data="phantom", data_id="toy", profile="smoke",
+                           settings={"width": 4, "folds": 2, "split_seed": 0, "eval_slices_per_patient": 1},
+                           seed=0, fold=0)
+        folder = _write_record(tmp_path, config, {"dice": 0.9}, {"dice": 0.9})
+        labels = np.zeros((3, 8, 8), np.uint8)
+        labels[:, 0, 0] = mark
+        np.savez(folder / "predictions.npz", labels=labels, case_ids=np.array(["c3", "c1", "c2"]))
+        rows.append({"model": model, "loss": "Dice", "trained": True, "run_ids": [config.run_id]})
+    inputs = results.inputs_path(config, tmp_path)
+    inputs.parent.mkdir(parents=True)
+    structures = np.zeros((3, 8, 8), np.uint8)
+    structures[1, 2:4, 2:4] = 1  # c2's reference
+    np.savez(inputs, images=np.zeros((3, 8, 8), np.uint8), structures=structures, case_ids=np.array(["c1", "c2", "c3"]),
+             patients=np.array(["1", "2", "2"]), slice_index=np.arange(3), spacing=np.full((3, 2), np.nan))
+    images, case_ids, maps = analysis.recorded_patient(pd.DataFrame(rows), tmp_path, "2")
+    assert case_ids == ["c3", "c2"] and images.shape == (2, 8, 8, 1)
+    assert list(maps) == ["reference", "U-Net", "Proposed"]
+    assert maps["reference"][:, 2, 2].tolist() == [0, 1] and maps["U-Net"][:, 0, 0].tolist() == [1, 1]
+    assert analysis.recorded_patient(pd.DataFrame(rows), tmp_path, "9") is None

@@ -17,8 +17,8 @@ where it needs them the records in the store, into a table the book shows:
   (the images it is explained and re-scored on);
 - **what the runs produced**: :func:`run_summaries` (single runs side by side),
   :func:`histories` (training curves), :func:`recorded_predictions` and
-  :func:`recorded_sample` (the test label maps a record keeps, with the committed inputs and
-  references: figures drawn from the store alone), :func:`predictions` (label maps of models)
+  :func:`recorded_sample` and :func:`recorded_patient` (the test label maps a record keeps, with
+  the committed inputs and references: figures drawn from the store alone), :func:`predictions` (label maps of models)
   and :func:`sample_predictions` (those of a few test images, beside the reference).
 
 Nothing here trains: grids are ``spine.training.studies``'s, and a model that a record lacks is
@@ -508,15 +508,9 @@ def recorded_sample(table: pd.DataFrame, store, count: int = 4, fold: int | None
     by row name (``"reference"`` first, then each row recorded in that fold), all from the store
     (:func:`recorded_predictions`). ``None`` when no row of the table keeps predictions.
     Returns ``(images, case_ids, rows)``."""
-    done = table[table["trained"]]
-    several = table["loss"].nunique() > 1
-    per_row = {}
-    for row in done.itertuples():
-        for run_id in getattr(row, "run_ids", None) or [row.run_id]:
-            record = results.load_record(Path(store) / run_id)
-            if fold is None or record.config.fold == fold:
-                per_row.setdefault(f"{row.model} ({row.loss})" if several else row.model, []).append(record)
-    shown = {name: min(records, key=lambda r: r.config.fold) for name, records in per_row.items()}
+    per_row = {name: [r for r in records if fold is None or r.config.fold == fold]
+               for name, records in _row_records(table, store).items()}
+    shown = {name: min(records, key=lambda r: r.config.fold) for name, records in per_row.items() if records}
     folds = [r.config.fold for r in shown.values() if (r.path / "predictions.npz").is_file()]
     if not folds:
         return None
@@ -535,3 +529,32 @@ def recorded_sample(table: pd.DataFrame, store, count: int = 4, fold: int | None
             raise ConfigError(f"{name}: its fold-{chosen} test images differ from the other rows'")
         rows[name] = maps["prediction"][pick]
     return first["images"][pick], list(first["case_ids"][pick]), rows
+
+
+def _row_records(table: pd.DataFrame, store) -> dict[str, list]:
+    """The records of every trained row of a table, by row name (the model, with the loss in
+    brackets when the table holds several losses)."""
+    several = table["loss"].nunique() > 1
+    return {f"{row.model} ({row.loss})" if several else row.model:
+            [results.load_record(Path(store) / run_id) for run_id in getattr(row, "run_ids", None) or [row.run_id]]
+            for row in table[table["trained"]].itertuples()}
+
+
+def recorded_patient(table: pd.DataFrame, store, patient) -> tuple | None:
+    """One test patient's slices with every trained row's prediction, from the store alone
+    (:func:`recorded_predictions` of the records of the fold that tests the patient): the images,
+    their case ids, and the label maps by row name, ``"reference"`` first. ``None`` when no row keeps
+    predictions of that patient."""
+    rows, images, case_ids = {}, None, None
+    for name, records in _row_records(table, store).items():
+        for record in records:
+            maps = recorded_predictions(record, store)
+            mine = np.flatnonzero(maps["patients"].astype(str) == str(patient)) if maps is not None else []
+            if len(mine):
+                if images is None:
+                    images, case_ids = maps["images"][mine], [str(c) for c in maps["case_ids"][mine]]
+                    rows["reference"] = maps["reference"][mine]
+                elif [str(c) for c in maps["case_ids"][mine]] != case_ids:
+                    raise ConfigError(f"{name}: patient {patient}'s test images differ from the other rows'")
+                rows[name] = maps["prediction"][mine]
+    return None if images is None else (images, case_ids, rows)
