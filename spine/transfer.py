@@ -93,13 +93,17 @@ def t1t2_scores(model, folder) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summarize(per_slice: pd.DataFrame, min_fraction: float = MIN_REFERENCE_FRACTION) -> dict:
-    """Mean and 95 % BCa bootstrap interval (over slices) of each figure, on the slices whose
-    reference covers at least ``min_fraction`` of the image."""
+def summarize(per_slice: pd.DataFrame, min_fraction: float = MIN_REFERENCE_FRACTION, cluster: str = "series") -> dict:
+    """Mean over slices and 95 % BCa bootstrap interval of each figure, resampling whole series (the
+    slices of one series are not independent; the ``cluster`` column, else the image name up to its
+    first "_", ``10008_12.png``: series 10008), on the slices whose reference covers at least
+    ``min_fraction`` of the image."""
     kept = per_slice[per_slice["reference_fraction"] >= min_fraction]
-    summary = {"slices": len(kept), "of": len(per_slice), "min_reference_fraction": min_fraction}
+    series = kept[cluster] if cluster in kept else kept["image"].str.split("_").str[0]
+    summary = {"slices": len(kept), "series": int(series.nunique()), "of": len(per_slice),
+               "min_reference_fraction": min_fraction}
     for key in [key for key in ("dice", "recall", "precision", "dice_in_reference_rows") if key in kept]:
-        estimate, low, high = stats.bootstrap_ci(kept[key].to_numpy())
+        estimate, low, high = stats.cluster_bootstrap_ci(kept[key].to_numpy(), series.to_numpy())
         summary[key] = {"mean": estimate, "ci95": [low, high]}
     return summary
 

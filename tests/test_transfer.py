@@ -6,7 +6,7 @@ import pytest
 import SimpleITK as sitk
 from PIL import Image
 
-from spine import inference, transfer
+from spine import inference, stats, transfer
 from spine.data import PHANTOM_CHECK_PATIENTS, PHANTOM_MIX_PATIENTS, phantom_slices
 
 from conftest import SHARED_DATA, _require
@@ -141,3 +141,15 @@ def test_real_training_slices_reach_a_fraction_of_the_vertebrae_s_width(t2space_
     assert coverage["slice_spacing_mm"] == pytest.approx(0.9, abs=0.01)
     assert coverage["training_mm"] == pytest.approx([14 * 0.9, 21 * 0.9, 30 * 0.9], abs=0.01)
     assert coverage["vertebra_mm"]["t1"][0] > 2 * coverage["training_mm"][2]
+
+
+def test_summary_resamples_whole_series():
+    """Two slices of each of five series: the interval resamples series (spine.stats.cluster_bootstrap_ci),
+    the mean stays the mean over slices."""
+    dice = [0.2, 0.3, 0.5, 0.5, 0.6, 0.7, 0.8, 0.8, 0.9, 0.95]
+    per_slice = pd.DataFrame({"image": [f"{10000 + k // 2}_{k}.png" for k in range(10)], "reference_fraction": 0.1,
+                              "dice": dice})
+    summary = transfer.summarize(per_slice)
+    assert (summary["slices"], summary["series"]) == (10, 5)
+    assert summary["dice"]["mean"] == pytest.approx(np.mean(dice))
+    assert summary["dice"]["ci95"] == pytest.approx(list(stats.cluster_bootstrap_ci(dice, per_slice["image"].str[:5])[1:]))
