@@ -139,11 +139,11 @@ glue("augmentation_headline", Markdown(report.pair_sentence(augmentation, augmen
 # With and without augmentation: {glue:md}`augmentation_headline`
 #
 # In each table: F1 (= Dice) and the foreground IoU, ours beside the study's, the difference
-# (ours minus the study's) and our 95 % bootstrap interval over the test images; "–" marks a
-# row not trained in this build. Below each table, ours and the study's as bars (the black line
-# is our interval), and paired comparisons on the same test images: the mean difference in Dice
-# with its 95 % interval and the Wilcoxon p-value. An interval that contains 0 means this test
-# set cannot tell the two apart.
+# (ours minus the study's) and our 95 % BCa bootstrap interval over the test patients; "–" marks
+# a row not trained in this build. Below each table, ours and the study's as bars (the black line
+# is our interval), and paired comparisons on the same test patients, each grid's comparisons one
+# Holm family (the ablation in every fold; the skip-attention and augmentation grids in fold 0,
+# whose few patients may allow no verdict at all).
 #
 # ### The two changes, one at a time (Table 3)
 

@@ -136,7 +136,7 @@ glue("stability_finding", Markdown(report.stability_sentence(table, comparison, 
 # {glue:md}`stability_finding`
 #
 # Run by run, ours beside the study's run of the same number, with the difference and our 95 %
-# interval over the test images (test figures are per-image means; `fg_iou` is the foreground
+# interval over the test patients (test figures are per-patient means; `fg_iou` is the foreground
 # IoU, the quantity the study's "mIoU" matches, see chapter 5; "–" marks a run not trained yet).
 # Our seeds and the study's are different random streams: only the spread of the two columns can
 # be compared, not the rows one by one.
@@ -148,7 +148,7 @@ report.table_or_note(analysis.beside_study(table[table["trained"]], keys=("seed"
 # %% [markdown]
 # Over the seeds, one column per metric: our mean, SD and range, then the study's (`study_`
 # rows). `mean 95% CI` is a bootstrap interval of our mean over the seeds; `one run's CI half-width` is the half-width of a single
-# run's 95 % interval over its test images, averaged over the runs: the uncertainty a small test
+# run's 95 % interval over its test patients, averaged over the runs: the uncertainty a small test
 # set puts on one run, to set beside the SD that the seed alone produces.
 
 # %% tags=["remove-input"]

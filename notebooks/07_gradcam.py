@@ -69,8 +69,7 @@ report.Banner(f"Data: {'the synthetic phantom' if images_from == 'phantom' else 
 # answers:
 #
 # 1. Where in the image does the model find the evidence for its foreground?
-# 2. How does the map at the coarse bottleneck (the layer the dual output supervises) differ from
-#    one at a finer decoder layer?
+# 2. How does the map at the coarse bottleneck differ from one at a finer decoder layer?
 # 3. Do the maps pass two sanity checks: are they different from the maps of the same network
 #    with random weights, and is their mass on the spine larger than the spine's share of the
 #    image?
@@ -90,7 +89,9 @@ report.Banner(f"Data: {'the synthetic phantom' if images_from == 'phantom' else 
 # study gives no number for them, and does not say which layer the maps come from, which score
 # is differentiated (a class probability or its logit), over which pixels, nor whether the maps
 # were checked against a network with random weights. The model they explain is this row of its
-# Table 6 (the study's figures):
+# Table 6 (the study's figures). The model explained here is the shipped one, whose architecture
+# its card names (below): the same method applied to another network where the card names
+# another, not a re-drawing of the study's Fig. 6 model.
 
 # %% tags=["remove-input"]
 plots.format_table(paper.table("comparison").query("model == 'Proposed'"))
@@ -138,9 +139,10 @@ display(Markdown(
 # the weighted sum is clipped at zero, upsampled to the image and scaled to [0, 1]. Two target
 # layers:
 #
-# - the **bottleneck** (1/16 of the input side), the layer whose features the study's auxiliary
-#   8 x 8 head is trained on, so its map shows what that deep supervision makes the network
-#   attend to; it is coarse by construction;
+# - the **bottleneck** (1/16 of the input side), the deepest layer; in the study's proposed
+#   network it is the layer whose features the auxiliary 8 x 8 head is trained on, while the other
+#   architectures (TransUNet among them) have no auxiliary head, so there it is only the deepest
+#   features; its map is coarse by construction;
 # - a **decoder layer** at 1/4 of the input side, after the skip connections have brought back
 #   the encoder's detail.
 #

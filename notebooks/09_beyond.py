@@ -317,15 +317,16 @@ display(report.table_or_note(selection[selection["trained"] > 0], report.not_rec
 # %% [markdown]
 # ### Are the differences significant?
 # The study's models differ in the third decimal (Table 6) on about 39 test images. Each model
-# against the proposed one on the same test images (ours, comparison grid of this build): the
-# mean paired difference in Dice, its 95 % bootstrap interval and the Wilcoxon signed-rank
-# p-value. An interval containing 0 means this test set cannot tell the two apart; its width is
-# the smallest difference the test set can resolve.
+# against the proposed one on the same test patients (ours, comparison grid of this build), the
+# comparisons one Holm family; the interval's width is the smallest difference the test set can
+# resolve.
 
 # %% tags=["remove-input"]
 paired = studies.paired_comparisons(comparison_all, store)
-display(plots.format_counts(paired, 4) if len(paired) else
-        Markdown("*No paired comparison yet: it needs the proposed model and at least one other in the store.*"))
+display(report.pairs_table(paired, "No paired comparison yet: it needs the proposed model and at least one other in "
+                                   "the store."))
+if len(paired) and source.kind != "phantom":
+    display(Markdown(report.recipe_sensitivity(comparison_all, store, source.data, source.profile)))
 
 # %% [markdown]
 # The same question for seeds: the gap between the best two models of a comparison, measured in

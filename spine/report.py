@@ -69,8 +69,48 @@ def grid_section(table: pd.DataFrame, store, reference: str = "Proposed", *, fam
     figure.tight_layout()
     plt.show()
     pairs = studies.paired_comparisons(table, store, reference=reference, families=families)
-    display(table_or_note(pairs, NO_PAIRS, plots.format_counts, 4))
+    display(pairs_table(pairs))
     return {"table": beside, "figure": figure, "pairs": pairs}
+
+
+def pairs_legend() -> str:
+    """What the columns of a paired table (:func:`spine.training.studies.paired_comparisons`) mean."""
+    return ("Each row: the mean paired difference in Dice (the reference row minus this one) over the same test "
+            "patients, with its 95 % BCa interval; the two-sided sign-flip permutation test of that mean (exact), "
+            "Holm-adjusted over the grid's comparisons, with Wilcoxon's signed-rank p beside it; the mean difference "
+            "with each patient left out in turn (its range); the patient whose absence alone changes the outcome "
+            "(whether the interval excludes 0 or the adjusted p is below 0.05), with the comparison without it; the "
+            "smallest adjusted p this many patients allow (the grid's size times 2 / 2^n; at 0.05 or above no verdict "
+            f"is possible); and the verdict: {verdict_rule()}.")
+
+
+def pairs_table(pairs: pd.DataFrame, absent: str = NO_PAIRS):
+    """A grid's paired comparisons as the chapters show them: :func:`pairs_legend` above the table, or
+    the sentence ``absent`` when there is none."""
+    if not len(pairs):
+        return note(absent)
+    display(Markdown(pairs_legend()))
+    return plots.format_counts(pairs, 4)
+
+
+def influential_patient(pairs: pd.DataFrame):
+    """The patient whose absence alone changes the outcome of the grid's closest comparison (the
+    smallest adjusted p among those that have such a patient), with that comparison; ``None`` if
+    no comparison has one."""
+    resting = pairs[pairs["influential"] != ""] if len(pairs) else pairs
+    if not len(resting):
+        return None
+    closest = resting.loc[resting["Holm p"].idxmin()]
+    return closest["influential"], closest["comparison"]
+
+
+def patient_sentence(table: pd.DataFrame, store, patient, comparison: str) -> str:
+    """Every trained row's Dice on one test patient, and which comparison that patient's absence changes."""
+    scores = {row.model: studies.unit_values(store, row.run_ids, "dice").rename(index=str).get(str(patient))
+              for row in table[table["trained"]].itertuples()}
+    listed = ", ".join(f"{_name(model)} {score:.3f}" for model, score in scores.items() if score is not None)
+    return (f"Patient {patient}, whose absence alone changes the outcome of {comparison}: its Dice over its central "
+            f"slices is {listed}. Its slices, the reference and every model's prediction (the stored test predictions):")
 
 
 def plan_order(plan=studies.PLAN) -> str:
@@ -401,7 +441,7 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
         lines += ["The comparison (binary, Dice loss), per-patient means over the recorded folds' test patients "
                   f"({slices} central slices each), 95 % BCa intervals over patients; the central slice alone is the "
                   "study's view; the paired difference is the proposed network's Dice minus the row's, with the "
-                  "sign-flip p of that mean difference Holm-adjusted over the four comparisons (Wilcoxon's p beside it) "
+                  f"sign-flip p of that mean difference Holm-adjusted over the {len(pairs)} comparisons (Wilcoxon's p beside it) "
                   f"and the verdict ({verdict_rule()}):", "",
                   "| model | folds | patients | Dice (95 % CI) | central-slice Dice | Proposed - model (95 % CI) | "
                   "sign-flip p, Holm (Wilcoxon p) | verdict |", "|---|---|---|---|---|---|---|---|"]
@@ -478,10 +518,11 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
                         "FOLDER`)."]
     central_label = f"slices >= {CENTRAL_REFERENCE_FRACTION:.0%}"
     lines += [f"| run | task | model, loss | augmentation | epochs | validation Dice | test Dice | phantom T1 / T2 Dice | "
-              f"phantom T1 / T2 Dice, every slice | T1/T2 vertebra Dice (95 % CI) | recall | precision | "
+              f"phantom T1 / T2 Dice, every slice | T1/T2 vertebra Dice (95 % CI over series) | recall | precision | "
               f"Dice, {central_label} | Dice in the reference's rows, {central_label} |", "|---" * 14 + "|"]
     for record, check in sorted(checked, key=lambda rc: (rc[0].config.task, rc[0].path.name not in shipped)):
-        real, config = check["t1t2_vertebrae"], record.config
+        real = summarize(pd.DataFrame(check["t1t2_slices"]), check["t1t2_vertebrae"]["min_reference_fraction"])
+        config = record.config
         central = _central_slices(check)
         lines.append(f"| `{record.path.name}`{' (shipped)' if record.path.name in shipped else ''} | {config.task} | "
                      f"{config.model}, {config.loss} | {augment_name(config.augment)} | {config.settings['epochs']} | "

@@ -38,7 +38,7 @@ from spine.errors import ConfigError
 from spine.training import store as results
 from spine.training.studies import STUDY_COLUMNS, pooled_per_patient
 
-# Our metric -> the per-run 95 % interval (over test images) that the record keeps for it.
+# Our metric -> a table row's 95 % interval (over test patients; test images for first-format records).
 CI_OF = {"f1": "dice_ci", "fg_iou": "iou_ci", "miou": "miou_ci", "hd95": "hd95_ci", "assd": "assd_ci"}
 STRUCTURES = ("vertebra", "disc", "canal")
 
@@ -200,7 +200,7 @@ def stability_summary(table: pd.DataFrame, metrics=("fg_iou", "f1", "precision",
 
     Per metric: the number of trained seeds; our mean, SD (ddof=1), min and max; a 95 %
     bootstrap interval of the mean over seeds; the mean half-width of one run's own 95 %
-    interval over its test images (where the record keeps one: how much a single run's figure
+    interval over its test patients (where the record keeps one: how much a single run's figure
     is uncertain because of the small test set, to set beside the seed-to-seed SD); and the
     study's mean, SD, min and max over its ten runs.
     """
