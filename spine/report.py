@@ -6,9 +6,13 @@ same three ways, so the way lives here, once:
 1. the table of ours beside the study's (:func:`spine.training.analysis.beside_study`);
 2. bars of our F1 (with its 95 % interval) beside the study's;
 3. paired comparisons on the same test patients (images, for records without per-patient tables)
-   (:func:`spine.training.studies.paired_comparisons`), or a note when too few rows are trained.
+   (:func:`spine.training.studies.paired_comparisons`, shown by :func:`pairs_table`), or a note
+   when too few rows are trained.
 
 :func:`table_or_note` shows any other table the same way: its rows, or one sentence when it has none.
+Every sentence that compares models is worded by :func:`verdict` (through :func:`pair_sentence`,
+:func:`grid_finding`, :func:`recipe_sensitivity` and the README's table), from the one rule of
+:func:`spine.stats.compare_family`.
 
 :func:`grid_section` displays the three in a notebook and returns them, so that a test (or a
 reader's own script) can inspect what a chapter showed. :func:`budget_note` is the sentence a

@@ -7,8 +7,9 @@ per-patient values of every recorded fold pooled (each patient is tested in exac
 ``shard`` so that several machines can share it and merge through the store);
 :func:`study_record` finds (or trains) a single cell; :func:`study_table` reads the records,
 without training, into a table with the study's figures alongside (columns ``study_<metric>``).
-:func:`provenance` says how a table's runs were made, and :func:`paired_comparisons` tests one
-row against the others image by image. The chapters' analyses of these tables are in
+:func:`provenance` says how a table's runs were made, :func:`paired_comparisons` tests one
+row against the others patient by patient (one Holm family, each patient left out in turn), and
+:func:`recipe_patients` names the patients the ``cpu`` recipe was chosen on. The chapters' analyses of these tables are in
 ``spine.training.analysis``.
 """
 
