@@ -18,7 +18,7 @@ Conventions (quoted by the book):
   ``EXACT_PAIRS`` pairs); and, beside it, the two-sided Wilcoxon signed-rank test
   (``scipy.stats.wilcoxon``, zero differences dropped: ``zero_method="wilcox"``; when every
   difference is zero there is no evidence of a difference and ``p = 1.0``, where SciPy gives NaN).
-  Neither p can fall below :func:`smallest_p` (2 / 2**n with n pairs: 0.016 at n = 7).
+  Neither p can fall below :func:`smallest_p` (``2 / 2 ** n`` with n pairs: 0.016 at n = 7).
 - :func:`compare_family`: a family of paired comparisons (a chapter's), their sign-flip p-values
   Holm-adjusted (:func:`holm`), every patient left out in turn, and one verdict per comparison:
   ``"ahead"`` or ``"behind"`` only when the Holm-adjusted p < ``alpha``, the interval excludes 0
@@ -134,12 +134,12 @@ def cluster_bootstrap_ci(values, clusters, n_resamples: int = 2000, confidence: 
 
 def smallest_p(n: int) -> float:
     """The smallest two-sided p-value an exact sign-flip or Wilcoxon signed-rank test can give with
-    ``n`` non-zero paired differences: 2 / 2**n (every difference of one sign), e.g. 0.016 at n = 7."""
+    ``n`` non-zero paired differences: ``2 / 2 ** n`` (every difference of one sign), e.g. 0.016 at n = 7."""
     return min(1.0, 2.0 / 2.0 ** n)
 
 
 def _sign_sums(values: np.ndarray) -> np.ndarray:
-    """The sum of ``values`` under each of the 2**len(values) sign patterns."""
+    """The sum of ``values`` under each of the ``2 ** len(values)`` sign patterns."""
     sums = np.zeros(1)
     for value in values:
         sums = np.concatenate([sums + value, sums - value])
@@ -150,7 +150,7 @@ def sign_flip_test(diff, n_resamples: int = MONTE_CARLO_RESAMPLES, seed: int = 0
     """Two-sided p-value of the paired sign-flip permutation test of the mean difference.
 
     Under the null hypothesis that the two models are exchangeable on each unit, each difference is
-    as likely to have either sign; p is the share of the 2**n sign patterns whose mean is at least
+    as likely to have either sign; p is the share of the ``2 ** n`` sign patterns whose mean is at least
     as far from 0 as the observed one (the observed pattern included). Exact up to ``EXACT_PAIRS``
     differences (the sums of two halves' patterns, matched by sorting), else from ``n_resamples``
     random patterns drawn with ``seed``, as ``(1 + hits) / (1 + n_resamples)``. NaNs are dropped;
