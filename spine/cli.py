@@ -165,6 +165,7 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_transfer(args) -> int:
+    from spine import transfer
     from spine.training import export, load_record
 
     written = []
@@ -172,6 +173,9 @@ def _cmd_transfer(args) -> int:
         record = load_record(run)
         export.check_record(record, args.check)
         written.append(str(record.path / export.CHECK_FILE))
+        if args.bodies:
+            export.check_bodies(record, args.bodies)
+            written.append(str(record.path / transfer.BODY_CHECK_FILE))
     _emit(args, {"written": written}, text="\n".join(written))
     return 0
 
@@ -439,6 +443,10 @@ def build_parser() -> argparse.ArgumentParser:
     checked.add_argument("--check", metavar="FOLDER",
                          help="also score the real T1/T2 vertebra slices of FOLDER (spider-t1t2-vertebrae): "
                               "reported, never chosen on")
+    checked.add_argument("--bodies", metavar="FOLDER",
+                         help="also run the body check on the vertebral-body volumes of FOLDER "
+                              "(vertebral-bodies-t1t2), stored as bodies.json with each exam's subset in the "
+                              "run's fold (the export rule chooses on its validation exams)")
 
     study = command("study", _cmd_study, "run one of the study's grids and print its table")
     study.add_argument("name", type=_one_of(_study_names),

@@ -146,25 +146,32 @@ def body_scores(model, folder, exams=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """
     model = _model(model)
     chosen = [e for e in find_exams(folder) if exams is None or e.exam in set(exams)]
+    if not chosen:
+        raise DataError(folder, f"none of the exams {sorted(exams or [])} is here")
     per_exam, per_slice = [], []
     for exam in chosen:
         image, mask = read_exam(exam)
         predicted, _ = sagittal_arrays(segment_volume(model, image))
         bodies, spacing = sagittal_arrays(mask)
-        truth = bodies > 0
-        found = (predicted == VERTEBRA) & anterior_column(truth, spacing)
-        overlap = np.count_nonzero(found & truth)
-        per_exam.append({"exam": exam.exam, "patient": exam.patient, "sequence": exam.sequence,
-                         "dice": dice(found, truth), "recall": overlap / max(np.count_nonzero(truth), 1),
-                         "precision": overlap / max(np.count_nonzero(found), 1)})
-        midline = np.average(np.arange(len(truth)), weights=truth.sum(axis=(1, 2)))
-        for k in range(len(truth)):
-            per_slice.append({"exam": exam.exam, "offset_mm": round(float((k - midline) * spacing[0]), 1),
-                              "body_pixels": int(truth[k].sum()), "false_pixels": int((found[k] & ~truth[k]).sum()),
-                              "dice": dice(found[k], truth[k])})
-    if not per_exam:
-        raise DataError(folder, f"none of the exams {sorted(exams or [])} is here")
+        scores, slices = score_bodies(predicted == VERTEBRA, bodies > 0, spacing)
+        per_exam.append({"exam": exam.exam, "patient": exam.patient, "sequence": exam.sequence} | scores)
+        per_slice += [{"exam": exam.exam} | row for row in slices]
     return pd.DataFrame(per_exam), pd.DataFrame(per_slice)
+
+
+def score_bodies(vertebra: np.ndarray, bodies: np.ndarray, spacing) -> tuple[dict, list[dict]]:
+    """:func:`body_scores` of one exam from boolean ``[slice, row, column]`` arrays in the sagittal
+    view (the predicted vertebra class, the bodies) and the (slice, row, column) spacing: the pooled
+    figures and one row per slice."""
+    found = vertebra & anterior_column(bodies, spacing)
+    overlap = np.count_nonzero(found & bodies)
+    scores = {"dice": dice(found, bodies), "recall": overlap / max(np.count_nonzero(bodies), 1),
+              "precision": overlap / max(np.count_nonzero(found), 1)}
+    midline = np.average(np.arange(len(bodies)), weights=bodies.sum(axis=(1, 2)))
+    slices = [{"offset_mm": round(float((k - midline) * spacing[0]), 1), "body_pixels": int(bodies[k].sum()),
+               "false_pixels": int((found[k] & ~bodies[k]).sum()), "dice": dice(found[k], bodies[k])}
+              for k in range(len(bodies))]
+    return scores, slices
 
 
 def summarize_bodies(per_exam: pd.DataFrame) -> dict:

@@ -85,20 +85,52 @@ def check_record(record: results.Record, t1t2_folder=None, model=None) -> dict:
     return check
 
 
+def body_score(record: results.Record) -> float:
+    """The mean body Dice of the validation exams in the record's stored body check
+    (:func:`check_bodies`, or the one a partial-label run stores); -inf without one."""
+    path = record.path / transfer.BODY_CHECK_FILE
+    value = results.read_json(path).get("val", {}).get("dice", {}).get("mean") if path.is_file() else None
+    return float(value) if value is not None and np.isfinite(value) else -np.inf
+
+
+def check_bodies(record: results.Record, folder, model=None) -> dict:
+    """Run the body check (:func:`spine.transfer.body_check`) of the record's model (``model`` if
+    already loaded) on every exam of ``folder``, each with its subset in the partial-label split of
+    the record's fold and seed (the validation exams a partial-label run of that fold and seed has),
+    and store it beside the record (``bodies.json``)."""
+    from spine.training.engine import partial_split
+
+    if model is None:
+        if not record.model_path.is_file():
+            raise ConfigError(f"{record.path.name}: no model file to check (records are committed without them)")
+        model = keras.saving.load_model(record.model_path, compile=False)
+    check = transfer.body_check(model, folder, partial_split(record.config, folder), ("train", "val", "test"))
+    results.write_json(record.path / transfer.BODY_CHECK_FILE, check)
+    return check
+
+
+def _transfers(record: results.Record) -> bool:
+    """Whether the run was trained for other sequences: a robust augmentation or real T1/T2 exams."""
+    return record.config.augment in robust.RANDOMISED_FRACTION or record.config.partial is not None
+
+
 def best_record(store, data, profile: str, task: str) -> tuple[results.Record, int, int]:
-    """Among the seed-0, fold-0 :func:`candidates`: the best on the phantom (:func:`phantom_score`) of
-    the robust runs within :data:`VALIDATION_TOLERANCE` of the best mean validation Dice, else that
-    best run; how many runs it was chosen from, and how many robust runs were that close. The
-    chosen run needs its model file."""
+    """Among the seed-0, fold-0 :func:`candidates`, the runs trained for other sequences (robust
+    augmentation or partial labels) within :data:`VALIDATION_TOLERANCE` of the best mean validation
+    Dice: the best of them on the body check of the validation exams (:func:`body_score`) where any
+    has one, else the best on the phantom (:func:`phantom_score`); without such runs, that best run.
+    Also returns how many runs it was chosen from, and how many were that close. The chosen run
+    needs its model file."""
     runs = [r for r in candidates(store, data, profile, task)
             if (r.config.seed, r.config.fold) == (0, 0) and np.isfinite(validation_score(r))]
     if not runs:
         raise ConfigError(f"no finished seed-0, fold-0 {task} run with a validation Dice "
                           f"for {data} at profile {profile!r} in {store}")
     best = max(map(validation_score, runs))
-    close = [r for r in runs if r.config.augment in robust.RANDOMISED_FRACTION
-             and validation_score(r) >= best - VALIDATION_TOLERANCE]
-    if len(close) > 1:
+    close = [r for r in runs if _transfers(r) and validation_score(r) >= best - VALIDATION_TOLERANCE]
+    if any(np.isfinite(body_score(r)) for r in close):
+        chosen = max(close, key=body_score)
+    elif len(close) > 1:
         chosen = max(close, key=phantom_score)
     else:
         chosen = close[0] if close else max(runs, key=validation_score)
@@ -108,12 +140,14 @@ def best_record(store, data, profile: str, task: str) -> tuple[results.Record, i
     return chosen, len(runs), len(close)
 
 
-def selection(compared: int, close: int = 0) -> str:
+def selection(compared: int, close: int = 0, on_bodies: bool = False) -> str:
     """How the shipped run was chosen, in words (the card's ``selected_on``)."""
     runs = f"{compared} finished seed-0 run(s) of fold 0"
     if not close:
         return f"mean validation {SELECTION_METRIC}, best of {runs}"
-    return (f"mean phantom T1/T2 {SELECTION_METRIC} over every sagittal slice, best of the {close} robust run(s) within "
+    figure = ("mean body Dice in the anterior column of the validation exams (real T1/T2/TIRM volumes)" if on_bodies
+              else f"mean phantom T1/T2 {SELECTION_METRIC} over every sagittal slice")
+    return (f"{figure}, best of the {close} run(s) trained for other sequences within "
             f"{VALIDATION_TOLERANCE} of the best mean validation {SELECTION_METRIC} of {runs}")
 
 
@@ -126,10 +160,12 @@ def card(record: results.Record, compared: int, close: int = 0, check: dict | No
     if "test_patients" in record.metrics:  # records of format 2: per-patient means too
         patients = record.metrics["test_patients"]
         figures |= {"patients": patients["n"], "patient_mean_dice": patients["means"]["dice"]}
+    bodies = results.read_json(record.path / transfer.BODY_CHECK_FILE) if np.isfinite(body_score(record)) else None
     return {"run_id": record.path.name, "config": recorded, "augment": augment_name(record.config.augment),
-            "selected_on": selection(compared, close),
+            "selected_on": selection(compared, close, np.isfinite(body_score(record))),
             "validation": {SELECTION_METRIC: validation_score(record)}, "test": figures,
-            "selected_epoch": record.metrics["selected_epoch"]} | ({"transfer": check} if check else {})
+            "selected_epoch": record.metrics["selected_epoch"]} | ({"transfer": check} if check else {}) | (
+        {"bodies": {key: bodies[key] for key in ("source", "val", "test") if key in bodies}} if bodies else {})
 
 
 def export_model(record: results.Record, folder, compared: int = 1, close: int = 0, *, overwrite: bool = False,

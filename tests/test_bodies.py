@@ -1,0 +1,156 @@
+"""Vertebral-body volumes (spine.data.bodies): reader, partial labels, the body check, the partial-label
+losses and the split. Hand cases with known answers; the real exams where they are present."""
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import tensorflow as tf
+
+from spine import losses, transfer
+from spine.data import bodies, load_dataset, make_split
+from spine.data.labels import BACKGROUND, UNKNOWN, VERTEBRA, structures_to_classes
+from spine.errors import DataError
+
+from conftest import SHARED_DATA, _require
+
+BODIES = SHARED_DATA / "vertebral-bodies-t1t2"
+SPACING = (1.0, 1.0, 1.0)  # (slice, row, column) mm
+
+
+def _write_exam(folder, name="vb9_01_t2-tse", shape=(9, 40, 30), mask_spacing=(1.0, 1.0, 1.0)):
+    """An image and a body mask in the folder's geometry: array axes (left-right, S-I, A-P), direction
+    x posterior, y inferior, z left."""
+    rng = np.random.default_rng(0)
+    image = sitk.GetImageFromArray(rng.integers(0, 255, shape).astype(np.uint8))
+    labels = np.zeros(shape, np.uint8)
+    labels[2:7, 10:18, 5:15] = 1
+    mask = sitk.GetImageFromArray(labels)
+    for volume, spacing in ((image, (1.0, 1.0, 1.0)), (mask, mask_spacing)):
+        volume.SetSpacing(spacing)
+        volume.SetDirection((0, 0, 1, 1, 0, 0, 0, -1, 0))
+    sitk.WriteImage(image, str(folder / f"{name}.nii.gz"))
+    sitk.WriteImage(mask, str(folder / f"{name}_bodies.nii.gz"))
+
+
+def test_reader_finds_the_exams_and_their_sagittal_slices(tmp_path):
+    _write_exam(tmp_path)
+    [exam] = bodies.find_exams(tmp_path)
+    assert (exam.exam, exam.sequence, exam.patient) == ("vb9_01", "t2-tse", "vb9_01")
+    image, mask = bodies.read_exam(exam)
+    slices, spacing = bodies.sagittal_arrays(mask)
+    assert slices.shape == (9, 40, 30) and spacing == SPACING  # every left-right position is a slice
+    assert np.count_nonzero(slices) == 5 * 8 * 10
+
+
+def test_image_and_mask_that_disagree_name_both_files(tmp_path):
+    _write_exam(tmp_path, mask_spacing=(1.0, 1.0, 2.0))
+    with pytest.raises(DataError, match=r"vb9_01_t2-tse_bodies\.nii\.gz: does not match its image vb9_01_t2-tse"
+                                         r"\.nii\.gz: spacing"):
+        bodies.read_exam(bodies.find_exams(tmp_path)[0])
+
+
+def test_an_image_without_its_mask_is_an_error(tmp_path):
+    _write_exam(tmp_path)
+    (tmp_path / "vb9_01_t2-tse_bodies.nii.gz").rename(tmp_path / "vb9_02_t1-fse_bodies.nii.gz")
+    with pytest.raises(DataError, match="without its image"):
+        bodies.find_exams(tmp_path)
+
+
+def _column_case():
+    """Three slices (left-right) of 30 rows x 20 columns: two bodies in the middle slice (rows 5-9 and
+    15-19, columns 5-9), one smaller body in slice 1's upper level."""
+    truth = np.zeros((7, 30, 20), bool)
+    truth[3, 5:10, 5:10] = truth[3, 15:20, 5:10] = True
+    truth[2, 5:10, 6:9] = True
+    return truth
+
+
+def test_partial_structures_know_bodies_anterior_and_lateral_background_only():
+    truth = _column_case()  # bodies up to the volume's front and near its sides: nothing else is known
+    known = bodies.partial_structures(truth, SPACING)
+    assert (known[truth] == VERTEBRA).all() and (known[~truth] == UNKNOWN).all()
+    wide = np.zeros((15, 50, 30), bool)
+    wide[7, 20:30, 15:25] = True
+    known = bodies.partial_structures(wide, SPACING)
+    assert (known[7, 22, :10] == BACKGROUND).all() and known[7, 22, 10] == UNKNOWN  # > 5 mm anterior of column 15
+    assert (known[0, 22, :22] == BACKGROUND).all()  # slice 0 is 7 mm lateral: the column up to 3 mm short of edge 24
+    assert (known[0, 22, 22:] == UNKNOWN).all()  # posterior elements may lie there
+    assert (known[3, 22, 10:] == UNKNOWN).all()  # 4 mm lateral: a body may still be near
+    assert (known[0, 9] == UNKNOWN).all()  # 11 rows above the bodies: no edge, nothing known
+    assert (known[0, 10, :22] == BACKGROUND).all()  # 10 rows above: the nearest edge
+
+
+def test_binary_classes_keep_unknown_pixels_unknown():
+    structures = np.array([[0, 1, 2, 3, UNKNOWN]], np.uint8)
+    assert structures_to_classes(structures, "binary").tolist() == [[0, 1, 1, 1, UNKNOWN]]
+    assert structures_to_classes(structures, "multiclass").tolist() == structures.tolist()
+
+
+def test_the_check_scores_the_anterior_column_only():
+    truth = _column_case()
+    posterior = np.zeros_like(truth)
+    posterior[3, 5:10, 14:19] = True  # posterior elements, 5-9 mm behind the edge (column 9): not scored
+    assert transfer.score_bodies(truth | posterior, truth, SPACING)[0]["dice"] == 1.0
+    lateral = np.zeros_like(truth)
+    lateral[0, 15:20, 5:10] = True  # a false body on a lateral slice, inside the column: counted
+    scores, slices = transfer.score_bodies(truth | lateral, truth, SPACING)
+    assert scores["recall"] == 1.0 and scores["precision"] == pytest.approx(truth.sum() / (truth.sum() + 25))
+    assert scores["dice"] == pytest.approx(2 * truth.sum() / (2 * truth.sum() + 25))
+    row = slices[0]
+    assert row["false_pixels"] == 25 and row["dice"] == 0.0 and row["offset_mm"] == -2.8
+    edge = np.zeros_like(truth)
+    edge[3, 5:10, 12] = True  # exactly 3 mm behind the edge: inside the column, counted
+    edge[3, 5:10, 13] = True  # 4 mm: outside
+    assert transfer.score_bodies(truth | edge, truth, SPACING)[0]["precision"] == pytest.approx(
+        truth.sum() / (truth.sum() + 5))
+
+
+@pytest.mark.parametrize("name, task", [("Dice", "multiclass"), ("CCE", "multiclass"), ("CCE-Dice", "multiclass"),
+                                        ("Focal", "multiclass"), ("BCE", "binary"), ("Dice", "binary"),
+                                        ("Focal", "binary")])
+def test_unknown_pixels_change_neither_the_loss_nor_its_gradient(name, task):
+    count = 4 if task == "multiclass" else 2
+    rng = np.random.default_rng(1)
+    classes = rng.integers(0, count, (2, 6, 6))
+    unknown = np.zeros((2, 6, 6), bool)
+    unknown[:, :3] = True
+    target = tf.one_hot(np.where(unknown, 255, classes), count)  # index 255: an all-zero target
+    logits = tf.Variable(rng.normal(size=(2, 6, 6, count)).astype(np.float32))
+    loss = losses.get_loss(name, task)
+    with tf.GradientTape() as tape:
+        value = loss(target, tf.nn.softmax(logits))
+    gradient = tape.gradient(value, logits).numpy()
+    assert np.abs(gradient[unknown]).max() == 0.0
+    assert np.abs(gradient[~unknown]).max() > 0.0
+    other = logits.numpy()
+    other[unknown] = rng.normal(size=(unknown.sum(), count)) * 5
+    assert float(loss(target, tf.nn.softmax(other))) == pytest.approx(float(value), abs=1e-6)
+
+
+def test_fully_labelled_targets_give_the_loss_they_gave_before():
+    target = tf.one_hot(np.array([[[0, 1], [2, 3]]]), 4)
+    prediction = tf.nn.softmax(tf.constant(np.arange(16, dtype=np.float32).reshape(1, 2, 2, 4) / 7))
+    per_class = [1 - (2 * float(tf.reduce_sum(target[..., c] * prediction[..., c])) + 1)
+                 / (float(tf.reduce_sum(target[..., c]) + tf.reduce_sum(prediction[..., c])) + 1) for c in range(4)]
+    assert float(losses.get_loss("Dice", "multiclass")(target, prediction)) == pytest.approx(np.mean(per_class))
+
+
+def test_exams_of_one_patient_stay_together_in_every_split():
+    patients = [bodies.Exam(None, None, exam, "t2").patient for exam in ("vb1_02", "vb1_03", "vb1_12", "vb2_06",
+                                                                         "vb2_07", "vb2_09", "vb2_12")]
+    assert patients[0] == patients[1] == "vb1_02"
+    for fold in range(3):
+        split = make_split(patients, seed=0, folds=3, fold=fold)
+        assert split["patient"].tolist().count("vb1_02") == 1  # one row: one subset for both exams
+
+
+@pytest.mark.real
+def test_the_shared_exams_read_as_a_source():
+    folder = _require(BODIES)
+    exams = bodies.find_exams(folder)
+    assert len(exams) == 15 and len({e.patient for e in exams}) == 14
+    dataset = load_dataset(folder, size=64)
+    assert set(np.unique(dataset.structures)) == {BACKGROUND, VERTEBRA, UNKNOWN}
+    assert set(dataset.patients) == {e.patient for e in exams}
+    # every slice of the exams that is not blank: lateral ones included
+    assert len(dataset) > 1000 and (dataset.structures == VERTEBRA).any(axis=(1, 2)).mean() < 0.95
