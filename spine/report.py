@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from spine import plots
+from spine import plots, stats
 from spine.training import analysis, studies
 from spine.training import store as results
 from spine.training.config import augment_name
@@ -300,15 +300,17 @@ def verdict(pair: pd.Series, reference: str, other: str, what: str = "{}") -> st
     out, and the patient whose absence alone changes the outcome, with the comparison without it."""
     unit = "patients" if "patients" in pair.index else "images"
     n, low, high = int(pair[unit]), *pair["95% CI"]
+    floor = stats.smallest_p(n)
+    at_floor = f" (all on one side: the smallest p {n} {unit} allow)" if np.isclose(pair["sign-flip p"], floor) else ""
     text = (f"{_signed(pair[_delta(pair)])} (95 % BCa CI {_signed(low)} to {_signed(high)} over {n} {unit}; "
-            f"sign-flip p = {pair['sign-flip p']:.2g}, {pair['Holm p']:.2g} after Holm; Wilcoxon p = "
+            f"sign-flip p = {pair['sign-flip p']:.2g}{at_floor}, {pair['Holm p']:.2g} after Holm; Wilcoxon p = "
             f"{pair['Wilcoxon p']:.2g})")
     if pair["verdict"] != "not distinguishable":
         return text + f": {_name(reference, what)} is {pair['verdict']} of {_name(other, what)}"
     text += ": not distinguishable"
     if pair["smallest Holm p"] >= ALPHA:
-        text += (f" (with {n} {unit} no p can fall below {pair['smallest Holm p']:.2g} after Holm, so no verdict is "
-                 "possible at this size)")
+        text += (f" (with {n} {unit} no sign-flip or Wilcoxon p can fall below {floor:.2g}, "
+                 f"{pair['smallest Holm p']:.2g} after Holm, so no verdict is possible at this size)")
     if pair["influential"]:
         mean, low, high, holm = pair["without it (Δ, CI, Holm p)"]
         text += (f"; leaving out {_patients([pair['influential']], unit)} alone changes the outcome: without it the "
@@ -363,7 +365,8 @@ def pair_sentence(table: pd.DataFrame, pairs: pd.DataFrame, reference: str, othe
     found = pairs[pairs["comparison"] == f"{reference} - {other}"] if len(pairs) else pairs
     if not len(found):
         return text + "; no paired comparison is possible on these records."
-    return (text + f". The paired difference ({reference} minus {other}, one of the grid's {len(pairs)} comparisons) "
+    among = f"one of the grid's {len(pairs)} comparisons" if len(pairs) > 1 else "the grid's only comparison"
+    return (text + f". The paired difference ({reference} minus {other}, {among}) "
             f"is {verdict(found.iloc[0], reference, other, what)}.")
 
 
@@ -391,8 +394,9 @@ def grid_finding(table: pd.DataFrame, pairs: pd.DataFrame, *, reference: str = "
     text += (": " + "; ".join(parts) if parts else "") + "."
     unit = "patients" if "patients" in pairs else "images"
     if (pairs["smallest Holm p"] >= ALPHA).all():
-        text += (f" With {int(pairs[unit].min())} {unit}, no p can fall below {pairs['smallest Holm p'].min():.2g} "
-                 f"after Holm: this grid cannot reach a verdict at this size.")
+        n = int(pairs[unit].min())
+        text += (f" With {n} {unit}, no sign-flip or Wilcoxon p can fall below {stats.smallest_p(n):.2g}, "
+                 f"{pairs['smallest Holm p'].min():.2g} after Holm: this grid cannot reach a verdict at this size.")
     resting = pairs[pairs["influential"] != ""]
     for patient, rows in resting.groupby("influential", sort=False):
         text += f" Leaving out {_patients([patient], unit)} alone changes the outcome of {_listed(rows['comparison'])}."

@@ -100,7 +100,7 @@ def test_pair_sentence_states_the_verdict_with_the_computed_numbers():
                            "(95 % CI 0.810–0.880) against 0.800 (0.750–0.840) for U-Net.")
     assert ("+0.050 (95 % BCa CI +0.020 to +0.080 over 12 patients; sign-flip p = 0.002, 0.004 after Holm; "
             "Wilcoxon p = 0.003)") in text
-    assert text.endswith("the proposed network is ahead of U-Net.")
+    assert text.endswith("the proposed network is ahead of U-Net.") and "the grid's only comparison" in text
     tied = PAIRS.assign(**{"95% CI": [(-0.0004, 0.08)], "verdict": ["not distinguishable"]})
     text = report.pair_sentence(_table(), tied, "Proposed", "U-Net")
     assert "(95 % BCa CI +0.000 to +0.080" in text and text.endswith(": not distinguishable.")  # no "-0.000"
@@ -117,8 +117,13 @@ def test_a_verdict_names_the_patient_it_rests_on_and_the_floor_of_p():
     assert text.endswith(": not distinguishable; leaving out patient 141 alone changes the outcome: without it the "
                          "difference is +0.001 (-0.004 to +0.006; Holm p = 0.6)")
     small = PAIRS.assign(patients=[7], verdict=["not distinguishable"], **{"smallest Holm p": [0.047 * 3]})
-    assert ("not distinguishable (with 7 patients no p can fall below 0.14 after Holm, so no verdict is possible at "
-            "this size)") in report.verdict(small.iloc[0], "Proposed", "U-Net")
+    assert ("not distinguishable (with 7 patients no sign-flip or Wilcoxon p can fall below 0.016, 0.14 after Holm, so "
+            "no verdict is possible at this size)") in report.verdict(small.iloc[0], "Proposed", "U-Net")
+    floor = PAIRS.assign(patients=[7], **{"sign-flip p": [2 / 2 ** 7]})
+    assert "sign-flip p = 0.016 (all on one side: the smallest p 7 patients allow)," in report.verdict(
+        floor.iloc[0], "Proposed", "U-Net")
+    assert ("With 7 patients, no sign-flip or Wilcoxon p can fall below 0.016, 0.14 after Holm: this grid cannot "
+            "reach a verdict at this size.") in report.grid_finding(_table(), small)
     finding = report.grid_finding(_table(), resting)
     assert finding.endswith("none gives a verdict. Leaving out patient 141 alone changes the outcome of "
                             "Proposed - U-Net.")
