@@ -3,7 +3,7 @@
 Every import in ``spine/`` (module level or inside a function) is read with ``ast`` and must go
 to a module of the same layer or a lower one:
 errors, paper, stats < data < models < losses, metrics < inference, levels, explain, evaluation, transfer <
-training < plots, report, performance, book, colab, cli.
+training < plots, body_figures, report, performance, book, colab, cli.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ LAYERS = (
     ("spine.losses", "spine.metrics"),
     ("spine.inference", "spine.levels", "spine.explain", "spine.evaluation", "spine.transfer"),
     ("spine.training",),
-    ("spine.plots", "spine.report", "spine.performance", "spine.book", "spine.colab", "spine.cli"),
+    ("spine.plots", "spine.body_figures", "spine.report", "spine.performance", "spine.book", "spine.colab", "spine.cli"),
 )
 
 

@@ -1,0 +1,141 @@
+"""The real T1/T2 study's tables and figures: recorded runs checked on the vertebral-body volumes.
+
+Every figure here comes from the records alone: a record's body check (``bodies.json``, written by a
+partial-label run or by ``spine transfer --bodies``) holds per-exam and per-slice scores, never
+images, so the tables draw without the volumes (the figures: :mod:`spine.body_figures`).
+
+Runs compare on the exams of one fold's validation and test patients (the split of the body
+volumes is fixed by fold and seed, :func:`spine.training.engine.partial_split`): a partial-label run
+trained on the others, and a model trained without them saw none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from spine import transfer
+from spine.training import store as results
+from spine.training.config import augment_name
+
+SUBSETS = ("val", "test")
+POSITION_BINS_MM = (0, 5, 10, 15, 20, 25, 30, 40, 60)  # |offset from the mid-line| bands of the slice plot
+
+
+def checked_records(store, task: str | None = None) -> list[tuple[results.Record, dict]]:
+    """Every finished record of ``store`` with a stored body check (and of ``task`` if given)."""
+    found = []
+    for record in results.records(store):
+        path = record.path / transfer.BODY_CHECK_FILE
+        if path.is_file() and task in (None, record.config.task):
+            found.append((record, results.none_to_nan(results.read_json(path))))
+    return found
+
+
+def describe(record: results.Record) -> str:
+    """A run in a few words: model, augmentation, the partial-label slices and epochs."""
+    config = record.config
+    settings = config.settings
+    trained = f"T2-SPACE + bodies every {settings['partial_stride']} mm" if config.partial else "T2-SPACE only"
+    return f"{config.model}, {augment_name(config.augment)}, {trained}, {settings['epochs']} epochs"
+
+
+def cost(record: results.Record) -> dict:
+    """What training the run took: image-steps (training images x epochs) and wall minutes."""
+    images = record.metrics["subsets"]["train"]["images"]
+    environment = results.read_json(record.path / "environment.json")
+    return {"train_images": images, "image_steps": images * record.config.settings["epochs"],
+            "wall_min": environment["wall_seconds"] / 60}
+
+
+def runs_table(store, task: str) -> pd.DataFrame:
+    """One row per checked run of ``task``: T2-SPACE validation and test Dice (per-patient means), the
+    body Dice (95 % interval over patients) and recall of the validation and test exams, and its cost."""
+    rows = []
+    for record, check in checked_records(store, task):
+        row = {"run": record.path.name, "trained": describe(record),
+               "t2space_val_dice": record.metrics["val"]["per_image"]["dice"],
+               "t2space_test_dice": record.metrics["test_patients"]["means"]["dice"]}
+        for subset in SUBSETS:
+            figures = check.get(subset, {})
+            row |= {f"body_dice_{subset}": figures.get("dice", {}).get("mean", np.nan),
+                    f"body_dice_{subset}_ci95": figures.get("dice", {}).get("ci95", [np.nan, np.nan]),
+                    f"recall_{subset}": figures.get("recall", {}).get("mean", np.nan)}
+        rows.append(row | cost(record))
+    return pd.DataFrame(rows)
+
+
+def exams_table(store, runs: list[str]) -> pd.DataFrame:
+    """Per validation and test exam (rows), each run's body Dice (columns, by run id)."""
+    columns = {}
+    for record, check in checked_records(store):
+        if record.path.name in runs:
+            exams = pd.DataFrame(check["exams"])
+            exams = exams[exams["subset"].isin(SUBSETS)].set_index(["exam", "sequence", "subset"])
+            columns[record.path.name] = exams["dice"]
+    return pd.DataFrame(columns)[[r for r in runs if r in columns]].reset_index()
+
+
+def by_position(store, runs: list[str]) -> pd.DataFrame:
+    """Body Dice and false-vertebra pixels per slice, by distance from the mid-line (bands of
+    :data:`POSITION_BINS_MM`), over the validation and test exams, per run: ``run, band, dice,
+    false_pixels, slices``. A slice with neither bodies nor false vertebra scores Dice 1."""
+    frames = []
+    for record, check in checked_records(store):
+        if record.path.name not in runs:
+            continue
+        exams = {row["exam"] for row in check["exams"] if row["subset"] in SUBSETS}
+        slices = pd.DataFrame(check["slices"])
+        slices = slices[slices["exam"].isin(exams)]
+        band = pd.cut(slices["offset_mm"].abs(), POSITION_BINS_MM, right=False)
+        grouped = slices.groupby(band, observed=True).agg(dice=("dice", "mean"), false_pixels=("false_pixels", "mean"),
+                                                          slices=("dice", "size"))
+        frames.append(grouped.reset_index(names="band").assign(run=record.path.name))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def shipped_run_ids(weights: Path) -> dict[str, str]:
+    """The run id each shipped model comes from, by task (from the cards)."""
+    return {path.stem: results.read_json(path)["run_id"] for path in sorted(Path(weights).glob("*.json"))}
+
+
+def run_model(store, run_id: str):
+    """A recorded run's model: its record's file, else the shipped file whose card names the run, else
+    None (records are committed without their model files)."""
+    from spine import inference
+
+    path = Path(store) / run_id / "model.keras"
+    if path.is_file():
+        return inference.load_model(path)
+    for task, shipped in shipped_run_ids(inference.WEIGHTS).items():
+        if shipped == run_id:
+            return inference.load_model(task=task)
+    return None
+
+
+def runs_view(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`runs_table` as a page shows it: by run, each body Dice with its interval in words."""
+    view = table.copy()
+    for subset in SUBSETS:
+        view[f"body_dice_{subset}"] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, (lo, hi)
+                                       in zip(view[f"body_dice_{subset}"], view.pop(f"body_dice_{subset}_ci95"))]
+    return view.set_index("run")
+
+
+def finding(table: pd.DataFrame, previous: str, task: str) -> str:
+    """The sentence on one task's :func:`runs_table`: the ``previous`` shipped run against the
+    partial-label run with the best validation-exam body Dice."""
+    table = table.set_index("run") if len(table) else table
+    partial = table[table["trained"].str.contains("bodies")] if len(table) else table
+    if previous not in table.index or partial.empty:
+        return f"*No {task} partial-label run is recorded yet: nothing to compare.*"
+    before, after = table.loc[previous], partial.loc[partial["body_dice_val"].idxmax()]
+    return (f"On the validation exams, the body Dice went from **{before['body_dice_val']:.3f}** ({previous}, shipped "
+            f"before) to **{after['body_dice_val']:.3f}** ({after.name}), and on the test exams from "
+            f"{before['body_dice_test']:.3f} to {after['body_dice_test']:.3f}; T2-SPACE validation Dice "
+            f"{before['t2space_val_dice']:.3f} against {after['t2space_val_dice']:.3f}, test (per-patient mean) "
+            f"{before['t2space_test_dice']:.3f} against {after['t2space_test_dice']:.3f}. Training took "
+            f"{after['image_steps']:,.0f} image-steps and {after['wall_min']:.0f} min against "
+            f"{before['image_steps']:,.0f} and {before['wall_min']:.0f} min (each on the machine that made it).")

@@ -1,0 +1,51 @@
+"""The real T1/T2 chapter's tables (spine.training.bodies_study), from a store written here with known
+body checks: what the records say is what the tables show."""
+
+import json
+
+import pytest
+
+from spine.training import bodies_study
+from spine.transfer import BODY_CHECK_FILE
+
+from conftest import ROOT
+
+SHIPPED_BEFORE = "2b6e94e75bb9"  # a committed record with a stored body check
+
+
+def test_the_committed_check_of_the_model_shipped_before_reads_back_as_stored():
+    stored = json.loads((ROOT / "results" / SHIPPED_BEFORE / BODY_CHECK_FILE).read_text())
+    table = bodies_study.runs_table(ROOT / "results", "multiclass").set_index("run")
+    row = table.loc[SHIPPED_BEFORE]
+    assert row["body_dice_val"] == stored["val"]["dice"]["mean"]
+    assert list(row["body_dice_test_ci95"]) == stored["test"]["dice"]["ci95"]
+    assert row["trained"].endswith("T2-SPACE only, 24 epochs")
+    assert row["image_steps"] == row["train_images"] * 24
+
+
+def test_slices_are_grouped_by_distance_from_the_mid_line(monkeypatch):
+    check = {"exams": [{"exam": "a", "subset": "val"}, {"exam": "b", "subset": "train"}],
+             "slices": [{"exam": "a", "offset_mm": -3.0, "dice": 0.8, "false_pixels": 2},
+                        {"exam": "a", "offset_mm": 4.9, "dice": 0.6, "false_pixels": 4},
+                        {"exam": "a", "offset_mm": -22.0, "dice": 0.0, "false_pixels": 9},
+                        {"exam": "b", "offset_mm": 0.0, "dice": 0.0, "false_pixels": 100}]}  # a training exam: left out
+
+    record = type("Record", (), {"path": type("Path", (), {"name": "run"})()})
+    monkeypatch.setattr(bodies_study, "checked_records", lambda store, task=None: [(record, check)])
+    table = bodies_study.by_position("store", ["run"]).set_index("band")
+    first = table.iloc[0]
+    assert (first["dice"], first["false_pixels"], first["slices"]) == (pytest.approx(0.7), 3, 2)
+    assert table.loc[table.index[table.index.map(lambda b: b.left == 20)][0], "false_pixels"] == 9
+    assert len(table) == 2
+
+
+def test_the_finding_names_both_runs_and_says_when_nothing_compares():
+    table = bodies_study.runs_table(ROOT / "results", "multiclass")
+    partial = table[table["trained"].str.contains("bodies")]
+    sentence = bodies_study.finding(table, SHIPPED_BEFORE, "multiclass")
+    if partial.empty:
+        assert sentence.startswith("*No multiclass partial-label run")
+    else:
+        best = partial.loc[partial["body_dice_val"].idxmax()]
+        assert SHIPPED_BEFORE in sentence and best["run"] in sentence and f"{best['body_dice_val']:.3f}" in sentence
+    assert bodies_study.finding(table.iloc[0:0], SHIPPED_BEFORE, "binary").startswith("*No binary")
