@@ -234,11 +234,11 @@ def test_shipped_models_score_their_recorded_test_figure_on_the_real_slices(task
 
 
 #: Dice floors of the shipped models on phantom case 2025 (a patient no model has seen). Measured
-#: with these files: binary 0.111 on the central sagittal slice and 0.101 on the volume; 4-class
-#: (mean over vertebra, disc, canal) 0.095 and 0.071. The models learnt real T2-SPACE slices and
-#: the phantom looks unlike them, so the figures are low; the floors, about half of each, catch a
-#: path that loses the anatomy (all background, a slice transposed or the volume mis-oriented).
-PHANTOM_DICE_FLOOR = {"binary": (0.05, 0.05), "multiclass": (0.03, 0.03)}  # (slice, volume)
+#: with the files shipped now (robust training): binary 0.650 on the central sagittal slice and
+#: 0.659 on the volume; 4-class (mean over vertebra, disc and canal) 0.600 and 0.761. The floors
+#: sit 0.05 below, so a path that loses part of the anatomy (an axis flipped, a slice transposed,
+#: the volume mis-oriented) fails; a model shipped anew must be measured again.
+PHANTOM_DICE_FLOOR = {"binary": (0.60, 0.60), "multiclass": (0.55, 0.71)}  # (slice, volume)
 
 
 @pytest.mark.slow

@@ -86,7 +86,11 @@ def test_class_balance_plot_bars_per_dataset():
     maps[0, :5] = 1
     maps[1, :1] = 3
     ax = plots.class_balance_plot(class_balance({"a": maps, "b": maps[:1]}))
-    assert len(ax.patches) == 2 * 4  # foreground + 3 structures, per dataset
+    bars = sorted(ax.patches, key=lambda bar: bar.get_y())  # per structure: a's bar above b's
+    shares = {"a": [30, 25, 0, 5], "b": [50, 50, 0, 0]}  # foreground, vertebra, disc, canal (% of pixels)
+    assert [bar.get_width() for bar in bars] == pytest.approx([v for pair in zip(*shares.values()) for v in pair])
+    colours = [matplotlib.colors.to_hex(bar.get_facecolor()) for bar in bars]
+    assert colours == [plots.CLASS_COLOURS[s].lower() for s in ("foreground", "vertebra", "disc", "canal") for _ in "ab"]
 
 
 def test_sample_figure_one_pair_of_rows_per_dataset():
@@ -217,7 +221,12 @@ def test_structure_bars():
                            **{f"dice_{s}": [0.8, np.nan] for s in STRUCTURES},
                            **{f"dice_{s}_ci": [(0.7, 0.9), (np.nan, np.nan)] for s in STRUCTURES}})
     ax = plots.structure_bars(scores)
-    assert len(ax.patches) == 3 and [t.get_text() for t in ax.get_xticklabels()] == ["U-Net"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["U-Net"]  # the untrained row is left out
+    assert [bar.get_height() for bar in ax.patches] == pytest.approx([0.8] * 3)
+    assert [matplotlib.colors.to_hex(bar.get_facecolor()) for bar in ax.patches] == \
+        [plots.CLASS_COLOURS[s].lower() for s in STRUCTURES]
+    whiskers = [segment[:, 1] for bars in ax.collections for segment in bars.get_segments()]
+    assert np.allclose(whiskers, [0.7, 0.9])  # each bar's interval
     plt.close(ax.figure)
     empty = plots.structure_bars(scores.assign(trained=False))
     assert empty.texts
