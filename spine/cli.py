@@ -111,7 +111,7 @@ def _cmd_train(args) -> int:
     with _usage(args, "--fold"):
         fold_numbers(args.profile, overrides, (args.fold,))
     config = make_config(args.model, args.loss, args.task, args.data, args.profile, args.seed, args.augment,
-                         overrides, fold=args.fold, partial=args.partial)
+                         overrides, fold=args.fold, partial=args.partial, init=args.init)
     record = train(config, args.store, force=args.force, resume=not args.restart, verbose=not args.quiet)
     _emit(args, {"run": str(record.path), **_headline(record.metrics["test"])})
     return 0
@@ -390,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "--set partial_stride=K-th sagittal slice, default 2, of its training patients, "
                             "unlabelled pixels ignored unless known background); its validation and test exams "
                             "get the body check, stored as bodies.json in the record (spine/data/bodies.py)")
+    train.add_argument("--init", metavar="RUN_ID",
+                       help="start from the selected weights of this finished run of the store (the same model, "
+                            "task and width; its record's model file, or the shipped file made from it): a fine-tuning")
     restart = train.add_mutually_exclusive_group()
     restart.add_argument("--force", action="store_true", help="train again even if the record exists")
     restart.add_argument("--restart", action="store_true",

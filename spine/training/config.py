@@ -118,13 +118,16 @@ class RunConfig:
     # A second, partially labelled training source (spine.data.bodies) and its content id, or None.
     partial: str | None = None
     partial_id: str | None = None
+    # The run (its id, in the same store) whose selected weights start this one: a fine-tuning, or None.
+    init: str | None = None
 
     @property
     def run_id(self) -> str:
-        # paths never name a run; without a partial source the id is what it was before that field
+        # paths never name a run; without the later optional fields the id is what it was before them
         identity = {k: v for k, v in self.to_dict().items() if k not in ("data", "partial")}
-        if self.partial_id is None:
-            del identity["partial_id"]
+        for optional in ("partial_id", "init"):
+            if identity[optional] is None:
+                del identity[optional]
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
     def to_dict(self) -> dict:

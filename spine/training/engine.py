@@ -59,18 +59,20 @@ tf.get_logger().setLevel("ERROR")
 tf.autograph.set_verbosity(0)
 
 log = logging.getLogger(__name__)
-CI_KEYS = ("dice", "iou", "miou", "hd95", "assd", "hd95_mm", "assd_mm")
 
 
 def make_config(model: str, loss: str, task: str = "binary", data="phantom", profile: str = "cpu",
                 seed: int = 0, augment: bool | str = False, overrides: dict | None = None, fold: int = 0,
-                data_id: str | None = None, partial=None) -> RunConfig:
+                data_id: str | None = None, partial=None, init: str | None = None) -> RunConfig:
     """Resolve a run request; the data source is prepared (or read from the cache) to identify it.
 
     ``partial``: a second training source with partial labels (a ``vertebral-bodies-t1t2`` folder,
     :mod:`spine.data.bodies`), split by patient into the same folds as ``data``; its training
     patients' slices (every ``partial_stride``-th) join the training set, its validation and test
     exams get the body check (:func:`spine.transfer.body_check`) stored with the record.
+
+    ``init``: the id of a finished run of the same network, task and width whose selected weights
+    start this run (a fine-tuning; :func:`init_model_path` finds its model file).
 
     A known ``data_id`` (or a source named ``recorded:<data_id>``, see
     :func:`spine.training.store.recorded_source`) identifies the data without loading it: the
@@ -93,11 +95,16 @@ def make_config(model: str, loss: str, task: str = "binary", data="phantom", pro
     # the precision this machine trains in, not "auto": a float16 GPU run and a float32 CPU run are different runs
     settings["precision"] = device.resolve_precision(settings["precision"])
     if data_id is None:
-        data_id = results.recorded_data_id_of(str(data)) or _data_id(str(data), settings["size"])
+        data_id = source_data_id(data, settings["size"])
     partial_id = None if partial is None else _partial_id(str(partial), settings["size"])
     return RunConfig(model=model, loss=loss, task=task, data=str(data), data_id=data_id,
                      profile=profile, settings=settings, seed=int(seed), augment=augment_mode(augment), fold=int(fold),
-                     partial=None if partial is None else str(partial), partial_id=partial_id)
+                     partial=None if partial is None else str(partial), partial_id=partial_id, init=init)
+
+
+def source_data_id(data, size: int) -> str:
+    """The content id of a data source prepared at ``size`` (a ``recorded:<data_id>`` source names it)."""
+    return results.recorded_data_id_of(str(data)) or _data_id(str(data), size)
 
 
 @functools.lru_cache(maxsize=32)
@@ -110,6 +117,29 @@ def _partial_id(source: str, size: int) -> str:
         raise DataError(source, "a partially labelled source is a folder of <exam>.nii.gz volumes with "
                                 "<exam>_bodies.nii.gz masks (vertebral-bodies-t1t2)")
     return _data_id(source, size)
+
+
+def init_model_path(store, run_id: str) -> Path:
+    """The model file of a finished run: its record's, else the shipped file whose card names the run
+    (records are committed without their model files; the shipped ones are those runs' models)."""
+    from spine.inference import WEIGHTS
+
+    path = Path(store) / run_id / "model.keras"
+    if path.is_file():
+        return path
+    for card in sorted(WEIGHTS.glob("*.json")):
+        if results.read_json(card).get("run_id") == run_id:
+            return card.with_suffix(".keras")
+    raise DataError(path, f"no model file of run {run_id} (in its record or shipped) to start from")
+
+
+def _start_from(model: keras.Model, config: RunConfig, store) -> None:
+    """Set the weights of ``config.init``'s model (the same architecture, else a clear error)."""
+    path = init_model_path(store, config.init)
+    weights = keras.saving.load_model(path, compile=False).get_weights()
+    if [w.shape for w in weights] != [w.shape for w in model.get_weights()]:
+        raise DataError(path, f"run {config.init} is not a {config.model} of this task and width: cannot start from it")
+    model.set_weights(weights)
 
 
 def partial_split(config: RunConfig, source) -> pd.DataFrame:
@@ -174,12 +204,9 @@ def save_folds(config: RunConfig, store) -> Path | None:
     return path
 
 
-inputs_path = results.inputs_path  # where the store keeps a fold's test inputs
-
-
 def save_inputs(config: RunConfig, store, test) -> Path:
     """The fold's test images (8-bit), references and patients, written once (compressed)."""
-    path = inputs_path(config, store)
+    path = results.inputs_path(config, store)
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -303,7 +330,7 @@ def validation_dice(model: keras.Model, subset, task: str) -> float:
     count = labels.num_classes(task)
     per_image = [np.mean(metrics.overlap_from_confusion(metrics.confusion_matrix(t, p, count))["dice"][1:])
                  for t, p in zip(subset.labels(task), predictions)]
-    return float(pd.Series(per_image).groupby(subset.patients).mean().mean())
+    return float(stats.per_patient_means(pd.DataFrame({"patient": subset.patients, "dice": per_image}))["dice"].mean())
 
 
 class _Progress(keras.callbacks.Callback):
@@ -431,6 +458,8 @@ def train(config: RunConfig, store=results.DEFAULT_STORE, *, force: bool = False
         state = {"epochs_done": 0, "best_val_dice": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0,
                  "precision": precision}
         model = compile_model(config, steps, precision)
+        if config.init is not None:
+            _start_from(model, config, store)
     best = _train_epochs(model, config, subsets, folder, state, verbose)
     model.set_weights(best)
     return _finish(model, config, folder, store, subsets, central, state)
@@ -444,7 +473,7 @@ def _finish(model, config, folder: Path, store, subsets, central: set, state: di
     per_image.insert(2, "central", per_image["image"].isin(central))
     per_patient = stats.per_patient_means(per_image)
     intervals = {key: stats.bootstrap_ci(per_patient[key].to_numpy(), seed=config.seed)
-                 for key in CI_KEYS if key in per_patient}
+                 for key in stats.INTERVAL_KEYS if key in per_patient}
     _, val_summary = score(model, subsets["val"], config.task)
     payload = {
         "selected_epoch": state["best_epoch"],
@@ -482,9 +511,6 @@ def _finish(model, config, folder: Path, store, subsets, central: set, state: di
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
-
-
-code_version = results.code_version  # the code that made a record (in every environment.json)
 
 
 def evaluate_run(path, data=None) -> tuple[pd.DataFrame, dict]:
