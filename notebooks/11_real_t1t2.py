@@ -44,8 +44,7 @@ from IPython.display import Markdown, display
 from spine import body_figures, inference, plots, report
 from spine.training import bodies_study
 
-# The runs shipped before the body volumes were used (spine/weights at commit 5457670): the baseline.
-PREVIOUS = {"multiclass": "2b6e94e75bb9", "binary": "b984cbabcf0a"}
+PREVIOUS = bodies_study.SHIPPED_BEFORE  # the runs shipped before the body volumes were used: the baseline
 OVERLAY_EXAM = "vb1_17"  # a test exam of fold 0 (a clinical T2 SE with pathologies)
 volumes = Path(bodies_data or Path(os.environ.get("SPINE_SHARED_DATA", "../../shared/data")) / "vertebral-bodies-t1t2")
 shipped = bodies_study.shipped_run_ids(inference.WEIGHTS)

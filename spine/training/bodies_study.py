@@ -21,6 +21,8 @@ from spine.training import store as results
 from spine.training.config import augment_name
 
 SUBSETS = ("val", "test")
+# The runs shipped before the body volumes were used (spine/weights at commit 5457670): the baseline.
+SHIPPED_BEFORE = {"multiclass": "2b6e94e75bb9", "binary": "b984cbabcf0a"}
 POSITION_BINS_MM = (0, 5, 10, 15, 20, 25, 30, 40, 60)  # |offset from the mid-line| bands of the slice plot
 
 
@@ -35,24 +37,33 @@ def checked_records(store, task: str | None = None) -> list[tuple[results.Record
 
 
 def describe(record: results.Record) -> str:
-    """A run in a few words: model, augmentation, the partial-label slices and epochs."""
+    """A run in a few words: model, augmentation, the partial-label slices, epochs and the run it
+    was fine-tuned from."""
     config = record.config
     settings = config.settings
     trained = f"T2-SPACE + bodies every {settings['partial_stride']} mm" if config.partial else "T2-SPACE only"
-    return f"{config.model}, {augment_name(config.augment)}, {trained}, {settings['epochs']} epochs"
+    tuned = f", fine-tuning {config.init}" if config.init else ""
+    return f"{config.model}, {augment_name(config.augment)}, {trained}, {settings['epochs']} epochs{tuned}"
 
 
 def cost(record: results.Record) -> dict:
-    """What training the run took: image-steps (training images x epochs) and wall minutes."""
+    """What training the run took, the run it was fine-tuned from included (where its record is in the
+    same store): its own training images, and image-steps (training images x epochs) and wall minutes."""
     images = record.metrics["subsets"]["train"]["images"]
     environment = results.read_json(record.path / "environment.json")
-    return {"train_images": images, "image_steps": images * record.config.settings["epochs"],
-            "wall_min": environment["wall_seconds"] / 60}
+    total = {"train_images": images, "image_steps": images * record.config.settings["epochs"],
+             "wall_min": environment["wall_seconds"] / 60}
+    start = record.path.parent / str(record.config.init)
+    if record.config.init and results.is_finished(start):
+        before = cost(results.load_record(start))
+        total |= {key: total[key] + before[key] for key in ("image_steps", "wall_min")}
+    return total
 
 
 def runs_table(store, task: str) -> pd.DataFrame:
     """One row per checked run of ``task``: T2-SPACE validation and test Dice (per-patient means), the
-    body Dice (95 % interval over patients) and recall of the validation and test exams, and its cost."""
+    body Dice (95 % interval over patients, and their number) and recall of the validation and test
+    exams, and its :func:`cost`."""
     rows = []
     for record, check in checked_records(store, task):
         row = {"run": record.path.name, "trained": describe(record),
@@ -62,7 +73,8 @@ def runs_table(store, task: str) -> pd.DataFrame:
             figures = check.get(subset, {})
             row |= {f"body_dice_{subset}": figures.get("dice", {}).get("mean", np.nan),
                     f"body_dice_{subset}_ci95": figures.get("dice", {}).get("ci95", [np.nan, np.nan]),
-                    f"recall_{subset}": figures.get("recall", {}).get("mean", np.nan)}
+                    f"recall_{subset}": figures.get("recall", {}).get("mean", np.nan),
+                    f"patients_{subset}": figures.get("patients", 0)}
         rows.append(row | cost(record))
     return pd.DataFrame(rows)
 
@@ -139,3 +151,25 @@ def finding(table: pd.DataFrame, previous: str, task: str) -> str:
             f"{before['t2space_test_dice']:.3f} against {after['t2space_test_dice']:.3f}. Training took "
             f"{after['image_steps']:,.0f} image-steps and {after['wall_min']:.0f} min against "
             f"{before['image_steps']:,.0f} and {before['wall_min']:.0f} min (each on the machine that made it).")
+
+
+def readme_lines(store, previous: dict[str, str] = SHIPPED_BEFORE) -> list[str]:
+    """The README's section on the body check: every checked run of both tasks, then each task's
+    :func:`finding` against the run it ``previous`` names."""
+    header = ("| run | task | trained | T2-SPACE validation Dice | T2-SPACE test Dice | body Dice, validation exams "
+              "(95 % CI) | body Dice, test exams (95 % CI) | image-steps | minutes |")
+    lines = ["#### Real T1/T2/TIRM volumes: the body check (generated from `results/*/bodies.json`)", "",
+             "Body Dice in the anterior column (`spine.transfer.body_scores`, every sagittal slice of each "
+             "exam pooled, intervals over patients) on the fold-0 validation and test exams of "
+             "`vertebral-bodies-t1t2` (Zukić et al. 2014; Chu et al. 2015); see chapter 11.", "",
+             header, "|" + "---|" * (header.count("|") - 1)]
+    for task in ("binary", "multiclass"):
+        for _, row in runs_table(store, task).iterrows():
+            intervals = [f"{row[f'body_dice_{s}']:.3f} ({row[f'body_dice_{s}_ci95'][0]:.3f}–"
+                         f"{row[f'body_dice_{s}_ci95'][1]:.3f}; {row[f'patients_{s}']} patients)" for s in SUBSETS]
+            lines.append(f"| `{row['run']}` | {task} | {row['trained']} | {row['t2space_val_dice']:.3f} | "
+                         f"{row['t2space_test_dice']:.3f} | {' | '.join(intervals)} | {row['image_steps']:,} | "
+                         f"{row['wall_min']:.0f} |")
+    for task in ("multiclass", "binary"):
+        lines += ["", finding(runs_table(store, task), previous[task], task)]
+    return lines
