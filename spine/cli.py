@@ -367,8 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="pixel spacing in mm (volumes carry their own)")
     metrics.add_argument("--task", choices=TASKS, default="binary",
                          help="binary (foreground; default) or multiclass (vertebra, disc, canal)")
-    metrics.add_argument("--classes", dest="task", choices=TASKS, type=lambda value: {"4": "multiclass"}.get(value, value),
-                         help=argparse.SUPPRESS)  # the former spelling: binary or 4
+    metrics.add_argument("--classes", dest="task", choices=TASKS, help=argparse.SUPPRESS,  # the former spelling
+                         type=lambda value: {"4": "multiclass"}.get(value, value))
 
     train = command("train", _cmd_train, "train one run (or return its record if it exists)")
     train.add_argument("--model", required=True, type=_one_of(_model_names),

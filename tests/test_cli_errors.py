@@ -31,6 +31,7 @@ from spine.data.io import write_volume
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = "phantom:2"
+EXAMPLES = 100  # generated invocations per sub-command
 
 
 def invoke(*argv) -> tuple[int, str, str]:
@@ -96,7 +97,10 @@ def inputs(tmp_path_factory) -> Path:
     (folder / "broken.keras").write_bytes(b"PK\x03\x04 not really a zip")
     (folder / "bad_run").mkdir()  # a run folder with broken records
     (folder / "bad_run" / "config.json").write_text("{")
-    (folder / "bad_run" / "metrics.json").write_text("[]")
+    (folder / "bad_run" / "metrics.json").write_text("{}")
+    (folder / "odd_run").mkdir()  # one whose records are JSON of the wrong shape
+    (folder / "odd_run" / "config.json").write_text("{}")
+    (folder / "odd_run" / "metrics.json").write_text("[]")
     (folder / "a_file").write_text("")
     return folder
 
@@ -230,3 +234,164 @@ def test_quiet_prints_nothing_of_tensorflow_on_an_error(tmp_path):
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
     assert done.returncode == 1 and done.stderr.strip().splitlines() == [
         f"spine evaluate: error: {tmp_path}: not a finished run (no metrics.json)"]
+
+
+# -- generated invocations ----------------------------------------------------------------------
+# A part of a command line is a pair of strategies: its valid forms (values a user may give, files
+# good or broken among them: those are runtime errors) and its invalid ones (usage errors). An
+# invocation gets at most one part in an invalid form, none half the time. Values are strings;
+# "@name" is a path: "@out" and "@store" a new folder for each invocation, "@missing" nothing, any
+# other name a file or folder of the ``inputs`` fixture.
+
+one = st.sampled_from
+NOTHING = st.just([])
+
+
+def option(flag, good=None, bad=None):
+    """Absent or given a valid value (the flag alone if it takes none); else an invalid value."""
+    given = st.just([flag]) if good is None else good.map(lambda v: [flag, *(v if isinstance(v, tuple) else [v])])
+    return st.one_of(NOTHING, given), None if bad is None else bad.map(lambda v: [flag, *(v if isinstance(v, tuple) else [v])])
+
+
+def always(flag, good, bad=None, required=True):
+    """Given, with a valid value; else with an invalid one, or left out if ``required``."""
+    forms = ([NOTHING] if required else []) + ([bad.map(lambda v: [flag, v])] if bad is not None else [])
+    return good.map(lambda v: [flag, v]), st.one_of(*forms) if forms else None
+
+
+def positional(good, bad=None):
+    return good.map(lambda v: [v]), NOTHING if bad is None else st.one_of(NOTHING, bad.map(lambda v: [v]))
+
+
+def choice(good, bad):
+    """Whole argument lists, valid or not."""
+    return one(good), one(bad)
+
+
+COMMON = (option("--json"), choice([[], ["--quiet"], ["--verbose"]], [["--quiet", "--verbose"], ["--bogus"]]))
+
+
+@st.composite
+def invocation(draw, name, *parts):
+    """``(argv, wrong)``: the command line, and whether a part was given in an invalid form."""
+    parts = (*parts, *COMMON)
+    breakable = [i for i, (_, bad) in enumerate(parts) if bad is not None]
+    wrong = draw(one([None] * len(breakable) + breakable))
+    argv = [name] + [arg for i, (good, bad) in enumerate(parts) for arg in draw(bad if i == wrong else good)]
+    return argv, wrong is not None
+
+
+SOURCES = one([DATA] * 6 + ["phantom:3", "phantom:0", "phantom:x", "@empty_dir", "@slices", "@missing", "@a_file",
+                            "@scan.png", "spider", "recorded"])
+PROFILES = one(["smoke"] * 4 + ["cpu", "paper"]), one(["fast", ""])
+SETTINGS = (st.lists(one(["epochs=1", "width=8", "folds=2", "lr_schedule=cosine", "precision=auto", "size=32",
+                          "learning_rate=nan"]), max_size=2),
+            one(["epochs=x", "speed=1", "folds=1", "lr_schedule=fast", "epochs", "=3", "partial_stride=2"]).map(lambda v: [v]))
+SETTINGS = tuple(values.map(lambda pairs: [a for p in pairs for a in ("--set", p)]) for values in SETTINGS)
+OUTS = one(["@out"] * 4 + ["@a_file", "@a_file/out"])
+STORES = one(["@store"] * 4 + ["@a_file", "@a_file/store", "@empty_dir"])
+RUNS = one(["@bad_run", "@odd_run", "@empty_dir", "@missing", "@a_file", "@scan.png"])
+IMAGES = one(["@scan.png"] * 3 + ["@scan.mha", "@mask.png", "@nan.mha", "@four_d.nii.gz", "@truncated.png",
+                                   "@empty.png", "@text.png", "@notes.txt", "@missing.png", "@empty_dir", "@small_mask.png"])
+MASKS = one(["@mask.png"] * 3 + ["@small_mask.png", "@scan.png", "@mask.mha", "@spaced_mask.mha", "@nan.mha",
+                                  "@reference", "@prediction", "@empty_dir", "@truncated.png", "@empty.png", "@missing",
+                                  "@text.png"])
+TASKS = one(["binary", "multiclass"]), one(["4", ""])
+SHIPPED_4 = str(inference.WEIGHTS / "multiclass.keras")
+CHECK = option("--check", one(["@missing", "@empty_dir"]))
+
+# --data is always given: its default, the full phantom, takes a minute to make
+COMMANDS = {
+    "data": (always("--data", SOURCES, required=False),
+             option("--sequence", one(["t1", "t2", "t2_SPACE"]), one(["T1", "t3"])),
+             option("--size", one(["16", "64", "128"]), one(["0", "x", "2000", "1e2"]))),
+    "fetch": (positional(one(["spider"]), one(["other"])), option("--dest", OUTS)),
+    "models": (option("--table"),),
+    "metrics": (always("--pred", MASKS), always("--true", MASKS), option("--task", *TASKS),
+                option("--classes", one(["4", "binary"]), one(["5"])),
+                option("--spacing", one([("0.5", "0.5"), ("1", "2")]), one([("0", "1"), ("nan", "1"), ("1",), ("x", "y")]))),
+    "train": (always("--model", one(["U-Net", "Proposed", "U-Net + SAM"]), one(["V-Net", ""])),
+              always("--loss", one(["Dice", "dice"]), one(["Hinge", "CCE"])), option("--task", *TASKS),
+              always("--data", SOURCES, required=False), option("--profile", *PROFILES), SETTINGS, option("--store", STORES),
+              option("--seed", one(["0", "7"]), one(["-1", "x", "99999999999999999999"])),
+              option("--fold", one(["0"]), one(["1", "x", "-1"])),
+              option("--augment", one([(), ("study",), ("robust",)]), one(["strong"])),
+              choice([[], ["--force"], ["--restart"]], [["--force", "--restart"]]),
+              option("--partial", one(["@missing", "@empty_dir"]))),
+    "evaluate": (positional(RUNS), option("--data", SOURCES)),
+    "predict": ((st.lists(IMAGES, min_size=1, max_size=3), NOTHING),
+                always("--out", OUTS),
+                choice([[], ["--task", "binary"], ["--task", "multiclass"], ["--model", "@missing.keras"],
+                        ["--model", "@broken.keras"], ["--model", "@mask.png"], ["--model", SHIPPED_4],
+                        ["--model", SHIPPED_4, "--task", "multiclass"]],
+                       [["--model", SHIPPED_4, "--task", "binary"], ["--task", "4"]]),
+                option("--overwrite"), option("--keep-going"), option("--series", one(["1.2.3"])), option("--levels")),
+    "export": (positional(*TASKS), always("--data", SOURCES), option("--profile", *PROFILES), option("--store", STORES),
+               always("--out", OUTS), option("--overwrite"), CHECK),
+    "transfer": ((st.lists(RUNS, min_size=1, max_size=2), NOTHING), CHECK),
+    "study": (positional(one(["comparison", "augmentation", "plan"]), one(["grid"])),
+              always("--data", SOURCES, required=False),
+              option("--profile", *PROFILES), SETTINGS, option("--store", STORES),
+              option("--jobs", one(["1", "2"]), one(["0", "x"])),
+              option("--shard", one(["1/2", "2/2"]), one(["a/b", "1", "0/3", "4/3"])),
+              option("--folds", one(["all", "0"]), one(["1", "x", "0,x", ""]))),
+    # --root is always a wrong folder: the book's own would execute every chapter
+    "book": ((one([["--root", "@empty_dir"], ["--root", "@missing"], ["--root", "@a_file"]]), None),
+             option("--data", one(["recorded", "phantom", "@missing"])), option("--profile", *PROFILES),
+             option("--max-new-runs", one(["-1", "0", "3"]), one(["-2", "x"])), option("--only", one(["01"])),
+             option("--no-html")),
+}
+
+
+def resolve(argv, inputs, case) -> list[str]:
+    def path(arg):
+        if not arg.startswith("@"):
+            return arg
+        name = arg[1:]
+        return str(case / name if name in ("out", "store") else inputs / name)
+
+    return [path(arg) for arg in argv]
+
+
+def complete(folder: Path) -> None:
+    """Nothing half-written: no temporary file left, every output file readable whole."""
+    for path in folder.rglob("*") if folder.is_dir() else []:
+        assert not path.name.startswith("."), path
+        if path.suffix == ".png":
+            Image.open(path).load()
+        elif path.name.endswith((".mha", ".nii.gz")):
+            sitk.ReadImage(str(path))
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_generated_invocations(name, inputs, quick, tmp_path_factory):
+    """Never a traceback, a status of 0, 1 or 2 (2 only for an invalid form), one line naming the
+    problem (the last), JSON with --json, and nothing half-written."""
+    cases = tmp_path_factory.mktemp(name)
+
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+    @given(drawn=invocation(name, *COMMANDS[name]))
+    def check(drawn):
+        argv, wrong = drawn
+        case = cases / str(len(list(cases.iterdir())))
+        case.mkdir()
+        code, out, err = invoke(*resolve(argv, inputs, case))
+        assert code in ((0, 1, 2) if wrong else (0, 1)), (code, err)
+        assert "Traceback" not in err and "internal error" not in err, err
+        problems = [line for line in err.splitlines() if line.startswith("spine") and ": error: " in line]
+        if code:
+            assert len(problems) == 1 and problems[0] == err.strip().splitlines()[-1 - _listed(err)], err
+            if "--quiet" in argv:
+                assert len(err.strip().splitlines()) == 1 + _listed(err), err
+        else:
+            assert not problems, err
+            if "--json" in argv:
+                json.loads(out)
+        complete(case)
+
+    check()
+
+
+def _listed(err: str) -> int:
+    """The failed inputs that ``predict --keep-going`` lists below its one line."""
+    return sum(line.startswith("  ") for line in err.splitlines())

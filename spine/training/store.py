@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from spine.data.io import atomic_path
-from spine.errors import ConfigError
+from spine.errors import ConfigError, DataError
 from spine.training.config import RECORD_VERSION, RunConfig
 
 DEFAULT_STORE = Path("results")
@@ -90,7 +90,10 @@ def none_to_nan(value):
 
 
 def read_json(path) -> dict:
-    return json.loads(Path(path).read_text())
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(path, f"damaged: not JSON ({error})") from None
 
 
 def is_finished(path) -> bool:
@@ -101,8 +104,14 @@ def load_record(path) -> Record:
     path = Path(path)
     if not is_finished(path):
         raise ConfigError(f"{path}: not a finished run (no metrics.json)")
-    config = RunConfig.from_dict(read_json(path / "config.json"))
-    return Record(path, _locate_data(config, path.parent), read_json(path / "metrics.json"))
+    config, metrics = read_json(path / "config.json"), read_json(path / "metrics.json")
+    try:
+        config = RunConfig.from_dict(config)
+    except (KeyError, TypeError) as error:
+        raise DataError(path / "config.json", f"damaged: not a run's configuration ({error!r} missing or wrong)") from None
+    if not isinstance(metrics, dict) or "test" not in metrics:
+        raise DataError(path / "metrics.json", "damaged: no test figures")
+    return Record(path, _locate_data(config, path.parent), metrics)
 
 
 def _locate_data(config: RunConfig, store: Path) -> RunConfig:
