@@ -7,7 +7,7 @@ clone first on ``PYTHONPATH`` (nothing is installed). The commits run one after 
 the order given, on the same machine; the wall time of each is written to
 ``benchmarks/results/book_speed.csv`` with the machine (CPU model, count and vector flags, as
 ``spine.training.device`` reads them). The README's generated figures state the ratio from that
-file (``spine.report.readme_block``).
+file (``spine.readme.readme_block``).
 
     python benchmarks/book_speed.py                      # 6c3cc35 (before issue 12) against HEAD
     python benchmarks/book_speed.py --old A --new B      # any two commits

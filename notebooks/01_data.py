@@ -272,11 +272,8 @@ if real_data:
     display(plots.format_counts(analysis.split_overview(real_config), 1))
     print(f"data {real_config.data_id}, profile {profile}; "
           f"patients in more than one subset: {len(overview.shared_patients(real_subsets))}")
-elif source.recorded and sorted((Path(store) / "folds").glob(f"{source.data_id}-k*.csv")):
-    manifest = pd.read_csv(sorted((Path(store) / "folds").glob(f"{source.data_id}-k*.csv"))[0], dtype={"patient": str})
-    display(plots.format_counts(manifest.groupby("fold").agg(
-        patients=("patient", "size"), ids=("patient", lambda p: ", ".join(sorted(p, key=lambda x: (len(x), x)))))
-        .reset_index()))
+elif source.recorded and (folds := analysis.fold_patients(store, source.data_id)) is not None:
+    display(plots.format_counts(folds))
 else:
     display(report.note("Left out: this build has neither real-data records nor a real slice folder."))
 

@@ -43,7 +43,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from spine import evaluation, inference, paper, plots, report
-from spine.data import io, overview, phantom, spider
+from spine.data import overview, spider
 from spine.training import analysis, engine, studies
 from spine.training import store as results
 
@@ -128,10 +128,7 @@ plots.format_table(paper.table("comparison"))
 
 # %% tags=["remove-input"]
 if real_data:
-    folds = studies.fold_numbers(REAL_PROFILE)
-    display(plots.format_counts(pd.concat(
-        [analysis.split_overview(engine.make_config("Proposed", "Dice", "binary", real_data, REAL_PROFILE, fold=k))
-         .assign(fold=k) for k in folds], ignore_index=True), 1))
+    display(plots.format_counts(analysis.fold_overview(real_data, REAL_PROFILE), 1))
 else:
     display(report.note("That table needs the slice folder itself (real_data); the records keep the fold manifest "
                         "(`results/folds/`, its patients per fold in chapter 1) and each fold's test inputs."))
@@ -262,13 +259,11 @@ else:  # the shipped binary model: nothing is trained
     described = (f"the shipped binary model (`spine/weights/binary.keras`: {card['config']['model']}, run "
                  f"`{card['run_id']}`, trained on `{card['config']['data_id']}`)")
 if volume_model is not None:
-    folder = Path(tempfile.mkdtemp(prefix="spine-volume-"))
-    image, mask = phantom.make_case(VOLUME_CASE, permuted=True)
-    volume_file = io.write_volume(image, folder / f"phantom_{VOLUME_CASE}_t1.mha")
-    output = inference.predict_file(volume_file, folder / "out", volume_model)
-    volume, segmentation = io.read_volume(volume_file), io.read_volume(output)
+    check = evaluation.phantom_volume_check(volume_model, VOLUME_CASE, tempfile.mkdtemp(prefix="spine-volume-"))
+    volume, segmentation, scores = check["volume"], check["segmentation"], check["scores"]
     display(Markdown(f"Model: {described}. The input file and the file written:"))
-    display(plots.format_table(overview.geometry_table({volume_file.name: volume, f"out/{output.name}": segmentation})))
+    display(plots.format_table(overview.geometry_table({check["source"].name: volume,
+                                                        f"out/{check['output'].name}": segmentation})))
 else:
     display(Markdown("*The proposed model is not in the store and this build may not train it.*"))
 
@@ -279,9 +274,8 @@ else:
 
 # %% tags=["remove-input"]
 if volume_model is not None:
-    plots.volume_slices(volume, segmentation, mask, "binary", count=3)
+    plots.volume_slices(volume, segmentation, check["reference"], "binary", count=3)
     plt.show()
-    scores = evaluation.volume_scores(segmentation, mask, "binary")
     keys = ["dice", "iou", "precision", "recall", "hd_mm", "hd95_mm", "assd_mm"]
     display(plots.format_table(pd.DataFrame([{k: scores[k] for k in keys}]), 3))
     display(Markdown(f"{scores['voxels_predicted']:,} voxels predicted as foreground, "

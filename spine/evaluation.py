@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from spine.data.io import is_slice, is_volume, read_label_array
+from spine.data import phantom
+from spine.data.io import is_slice, is_volume, read_label_array, read_volume, write_volume
 from spine.data.labels import check_task, label_values_to_classes, num_classes
 from spine.errors import ConfigError, DataError
+from spine.inference import predict_file
 from spine.metrics import evaluate, image_metrics, normalize_spacing
 
 
@@ -129,3 +131,16 @@ def volume_scores(prediction, reference, task: str = "binary") -> dict:
     out = image_metrics(true, pred, num_classes(task), spacing=spacing)
     out.update(voxels_predicted=int((pred > 0).sum()), voxels_reference=int((true > 0).sum()))
     return out
+
+
+def phantom_volume_check(model, case: int, folder) -> dict:
+    """Segment phantom ``case`` as a user's volume is: written to an ``.mha`` file in ``folder``,
+    segmented by :func:`spine.inference.predict_file`, read back and scored against the phantom's
+    reference (binary). The files (``source``, ``output``), the volumes (``volume``,
+    ``segmentation``, ``reference``) and the :func:`volume_scores` (``scores``)."""
+    image, reference = phantom.make_case(case, permuted=True)
+    source = write_volume(image, Path(folder) / f"phantom_{case}_t1.mha")
+    output = predict_file(source, Path(folder) / "out", model)
+    segmentation = read_volume(output)
+    return {"source": source, "output": output, "volume": read_volume(source), "segmentation": segmentation,
+            "reference": reference, "scores": volume_scores(segmentation, reference, "binary")}

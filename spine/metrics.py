@@ -393,6 +393,3 @@ def evaluate(trues, preds, num_classes, spacings=None, names=None, empty_score: 
         "empty": empty_counts(confusions, labels),
     }
     return frame, summary
-
-
-evaluate_batch = evaluate

@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
-from spine.data.labels import CLASS_NAMES
+from spine.data.labels import CLASS_NAMES, foreground_classes
 
 # The book's one class palette: every figure that colours classes takes its colours from here
 # (colour-blind-safe Okabe-Ito hues). The background is transparent over the MRI.
@@ -25,18 +25,13 @@ CLASS_COLOURS = {"background": "none", "foreground": "#009E73", "vertebra": "#E6
 OURS, STUDY = "#0072B2", "#999999"
 
 
-def class_names(task: str) -> tuple[str, ...]:
-    """The classes of ``task`` without the background: what a figure's legend names."""
-    return CLASS_NAMES[task][1:]
-
-
 def label_cmap(task: str) -> ListedColormap:
     """One colour per class index of ``task``, from :data:`CLASS_COLOURS` (background transparent)."""
     return ListedColormap([CLASS_COLOURS[name] for name in CLASS_NAMES[task]])
 
 
 def legend_handles(task: str) -> list[Patch]:
-    return [Patch(color=CLASS_COLOURS[n], label=n) for n in class_names(task)]
+    return [Patch(color=CLASS_COLOURS[n], label=n) for n in foreground_classes(task)]
 
 
 def show_overlay(ax, image: np.ndarray, labels: np.ndarray | None = None, task: str = "multiclass",
@@ -242,7 +237,7 @@ def target_panels(structures, task: str = "binary", panel: float = 2.2):
 def class_balance_plot(balance: pd.DataFrame, ax=None):
     """Horizontal bars of each structure's share of the pixels, grouped by dataset, in the structures'
     colours (background left out: it is the rest)."""
-    shown = [s for s in ("foreground", *class_names("multiclass")) if s in set(balance["structure"])]
+    shown = [s for s in ("foreground", *foreground_classes("multiclass")) if s in set(balance["structure"])]
     datasets = list(dict.fromkeys(balance["data"]))
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.5 * len(shown) * len(datasets) + 1.2))
@@ -488,7 +483,7 @@ def gradcam_grid(images, rows: dict, contours=None, titles=None, size: float = 2
 def structure_bars(scores: pd.DataFrame, metric: str = "dice", ax=None, title: str | None = None):
     """Grouped bars: one group per trained row of ``spine.training.analysis.structure_scores``, one
     bar per structure in its colour, with the 95 % interval where the table has one."""
-    names = class_names("multiclass")
+    names = foreground_classes("multiclass")
     done = scores[scores["trained"]] if "trained" in scores else scores
     labels = [f"{m} ({l})" if scores["loss"].nunique() > 1 else m for m, l in zip(done["model"], done["loss"])]
     if ax is None:

@@ -22,17 +22,19 @@ chapter writes under a study's cost.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
 
 from spine import plots, stats
 from spine.training import analysis, studies
 from spine.training import store as results
-from spine.training.config import augment_name
+
+if TYPE_CHECKING:
+    from IPython.display import Markdown
 
 # What a section says, in one sentence, when its data are absent.
 NO_PAIRS = "Not enough recorded runs for a paired comparison."
@@ -43,6 +45,8 @@ NO_FIGURE = "No run of this grid is recorded: no segmentations to draw."
 
 def note(sentence: str) -> Markdown:
     """A sentence that stands in for absent data, set apart in italics."""
+    from IPython.display import Markdown
+
     return Markdown(f"*{sentence}*")
 
 
@@ -62,6 +66,8 @@ def grid_section(table: pd.DataFrame, store, reference: str = "Proposed", *, fam
     ``absent`` is the sentence shown instead of all three when no row is recorded.
     Returns ``{"table", "figure", "pairs"}``: what was shown (no figure when no row is trained).
     """
+    from IPython.display import display
+
     beside = analysis.beside_study(table, keys=keys)
     if not table["trained"].any():
         display(note(absent or NO_RUNS))  # the study's figures are on the page already
@@ -91,6 +97,8 @@ def pairs_legend() -> str:
 def pairs_table(pairs: pd.DataFrame, absent: str = NO_PAIRS):
     """A grid's paired comparisons as the chapters show them: :func:`pairs_legend` above the table, or
     the sentence ``absent`` when there is none."""
+    from IPython.display import Markdown, display
+
     if not len(pairs):
         return note(absent)
     display(Markdown(pairs_legend()))
@@ -193,8 +201,8 @@ def patients_recorded(source: Source) -> int | None:
     """How many patients the records' data hold (from the store's fold manifest), if known."""
     if source.data_id is None:
         return None
-    manifests = sorted((Path(source.store) / "folds").glob(f"{source.data_id}-k*.csv"))
-    return len(pd.read_csv(manifests[0])) if manifests else None
+    folds = analysis.fold_patients(source.store, source.data_id)
+    return None if folds is None else int(folds["patients"].sum())
 
 
 class Banner:
@@ -252,12 +260,12 @@ def _name(label: str, what: str = "{}") -> str:
     return "the proposed network" if label == "Proposed" else what.format(label)
 
 
-def _signed(value: float) -> str:
+def signed(value: float) -> str:
     """A difference with its sign and 3 decimals; one that rounds to zero is +0.000, never -0.000."""
     return f"{round(float(value), 3) + 0.0:+.3f}"
 
 
-def _interval(ci) -> str:
+def interval_text(ci) -> str:
     return f"{ci[0]:.3f}–{ci[1]:.3f}" if isinstance(ci, (tuple, list)) and np.all(np.isfinite(ci)) else "no interval"
 
 
@@ -302,7 +310,7 @@ def verdict(pair: pd.Series, reference: str, other: str, what: str = "{}") -> st
     n, low, high = int(pair[unit]), *pair["95% CI"]
     floor = stats.smallest_p(n)
     at_floor = f" (all on one side: the smallest p {n} {unit} allow)" if np.isclose(pair["sign-flip p"], floor) else ""
-    text = (f"{_signed(pair[_delta(pair)])} (95 % BCa CI {_signed(low)} to {_signed(high)} over {n} {unit}; "
+    text = (f"{signed(pair[_delta(pair)])} (95 % BCa CI {signed(low)} to {signed(high)} over {n} {unit}; "
             f"sign-flip p = {pair['sign-flip p']:.2g}{at_floor}, {pair['Holm p']:.2g} after Holm; Wilcoxon p = "
             f"{pair['Wilcoxon p']:.2g})")
     if pair["verdict"] != "not distinguishable":
@@ -314,7 +322,7 @@ def verdict(pair: pd.Series, reference: str, other: str, what: str = "{}") -> st
     if pair["influential"]:
         mean, low, high, holm = pair["without it (Δ, CI, Holm p)"]
         text += (f"; leaving out {_patients([pair['influential']], unit)} alone changes the outcome: without it the "
-                 f"difference is {_signed(mean)} ({_signed(low)} to {_signed(high)}; Holm p = {holm:.2g})")
+                 f"difference is {signed(mean)} ({signed(low)} to {signed(high)}; Holm p = {holm:.2g})")
     return text
 
 
@@ -360,7 +368,7 @@ def pair_sentence(table: pd.DataFrame, pairs: pd.DataFrame, reference: str, othe
                 f"{len(done)} of {len(table)} rows recorded), so the two cannot be compared here.")
     ours, theirs = done.loc[reference], done.loc[other]
     text = (f"On {_scope(ours)}, {_name(reference, what)} reaches a Dice of {ours['dice']:.3f} (95 % CI "
-            f"{_interval(ours.get('dice_ci'))}) against {theirs['dice']:.3f} ({_interval(theirs.get('dice_ci'))}) for "
+            f"{interval_text(ours.get('dice_ci'))}) against {theirs['dice']:.3f} ({interval_text(theirs.get('dice_ci'))}) for "
             f"{_name(other, what)}")
     found = pairs[pairs["comparison"] == f"{reference} - {other}"] if len(pairs) else pairs
     if not len(found):
@@ -420,206 +428,3 @@ def stability_sentence(stability: pd.DataFrame, comparison: pd.DataFrame, metric
     place = analysis.position_among(float(ours.iloc[0][metric]), values)
     return (text + f"; the single comparison run (seed 0) scores {place['value']:.3f}, {place['z']:+.1f} seed SDs "
             f"from that mean, with {place['runs_below']} seed(s) below it and {place['runs_above']} above.")
-
-
-# --------------------------------------------------------------------------- the README's figures
-
-README_BEGIN = "<!-- generated by spine.report.update_readme: do not edit by hand -->"
-README_END = "<!-- end of generated figures -->"
-
-
-def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
-    """The README's figures, as Markdown, computed from the records in ``store`` (the real-data
-    study on ``real_data`` at ``profile``), the shipped models' cards and the benchmark tables in
-    ``measurements``: nothing in it is typed by hand."""
-    from spine import performance
-
-    lines = ["#### The real-data study (generated from `results/`)", ""]
-    plan = studies.plan_budget(real_data, profile, store)
-    total = plan.set_index("grid").loc["all"]
-    lines.append(f"Runs recorded: {int(total['recorded'])} of the plan's {int(total['runs'])} "
-                 f"({', '.join(f'{r.grid} {int(r.recorded)}/{int(r.runs)}' for r in plan.itertuples() if r.grid != 'all')}).")
-    lines.append("")
-    comparison = studies.study_table("comparison", real_data, profile, store)
-    done = comparison[comparison["trained"]]
-    if len(done):
-        pairs = studies.paired_comparisons(done, store)  # empty until the proposed network and another are in
-        pairs = pairs.set_index("comparison") if len(pairs) else pd.DataFrame()
-        slices = studies.configs("comparison", real_data, profile, folds=(0,))[0].settings["eval_slices_per_patient"]
-        lines += ["The comparison (binary, Dice loss), per-patient means over the recorded folds' test patients "
-                  f"({slices} central slices each), 95 % BCa intervals over patients; the central slice alone is the "
-                  "study's view; the paired difference is the proposed network's Dice minus the row's, with the "
-                  f"sign-flip p of that mean difference Holm-adjusted over the {len(pairs)} comparisons (Wilcoxon's p beside it) "
-                  f"and the verdict ({verdict_rule()}):", "",
-                  "| model | folds | patients | Dice (95 % CI) | central-slice Dice | Proposed - model (95 % CI) | "
-                  "sign-flip p, Holm (Wilcoxon p) | verdict |", "|---|---|---|---|---|---|---|---|"]
-        for row in done.itertuples():
-            key = f"Proposed - {row.model}"
-            pair = pairs.loc[key] if key in pairs.index else None
-            paired = ("– | – | –" if pair is None else
-                      f"{_signed(pair['mean Δdice'])} ({_signed(pair['95% CI'][0])} to {_signed(pair['95% CI'][1])}) | "
-                      f"{pair['Holm p']:.2g} ({pair['Wilcoxon p']:.2g}) | {pair['verdict']}"
-                      + (f" (without patient {pair['influential']}: {_signed(pair['without it (Δ, CI, Holm p)'][0])}, "
-                         f"Holm p = {pair['without it (Δ, CI, Holm p)'][3]:.2g})" if pair["influential"] else ""))
-            lines.append(f"| {row.model} | {len(row.run_ids)} of {row.folds} | {int(row.test_patients)} | "
-                         f"{row.dice:.3f} ({row.dice_ci[0]:.3f}-{row.dice_ci[1]:.3f}) | {row.dice_central:.3f} | {paired} |")
-        lines += ["", recipe_sensitivity(comparison, store, real_data, profile)]
-    else:
-        lines.append("No comparison run is recorded yet.")
-    lines += ["", "#### The shipped models (from their cards, `spine/weights/<task>.json`)", "",
-              "| file | run | chosen on | validation Dice | test Dice | test images |", "|---|---|---|---|---|---|"]
-    cards, _ = analysis.shipped_runs(store)
-    for task, card in cards.items():
-        lines.append(f"| `{task}.keras` | `{card['run_id']}` ({card['config']['model']}, {card['config']['loss']}) | "
-                     f"{card['selected_on']} | {card['validation']['dice']:.3f} | {card['test']['dice']:.3f} | "
-                     f"{card['test']['images']} |")
-    lines += ["", *transfer_lines(store, real_data, profile, cards)]
-    tables = performance.read_tables(measurements)
-    lines += ["", "#### Performance (generated from `benchmarks/results/`)", ""]
-    performance_lines: list[str] = []
-    if "recipe_machine" in tables:
-        machine = tables["recipe_machine"].iloc[0]
-        performance_lines.append(f"Recipes measured on {machine['cpu_model']} x{machine['cpu_count']} (float32 matmul "
-                     f"{machine['matmul_float32_gflop_per_s']:.0f} GFLOP/s, bfloat16 "
-                     f"{machine['matmul_bfloat16_gflop_per_s']:.0f}), on fold 0's validation patients: "
-                     + recipe_summary_line(tables["recipe"]))
-    if "epoch_stalls_before" in tables and "epoch_stalls" in tables:
-        before, after = (performance.stall_summary(tables[name]) for name in ("epoch_stalls_before", "epoch_stalls"))
-        performance_lines.append(f"Epochs that waited: with tf.data's autotuner on, {before['slow_epochs']} of {before['epochs']} "
-                     f"epochs took {before['slow_wall_s']:.1f} s against {before['fast_wall_s']:.1f} s, idle after their "
-                     f"last step; with it off (the engine now), {after['slow_epochs']} of {after['epochs']}, "
-                     f"mean epoch {after['fast_wall_s']:.1f} s (`benchmarks/epoch_stalls.py`).")
-    if "inference" in tables:
-        rates = "; ".join(f"{r.task} ({r.params:,} parameters) {r.slices_per_s_b1:.0f} slices/s one per call, "
-                          f"{r.slices_per_s_b16:.0f} batched by 16" for r in tables["inference"].itertuples())
-        performance_lines.append(f"Inference with the shipped models (`benchmarks/performance.py`): {rates}.")
-    if "engine" in tables:
-        ratios = ", ".join(f"{r.engine_vs_plain:.2f} at width {r.width}" for r in tables["engine"].itertuples())
-        performance_lines.append(f"An engine epoch (fit and its validation) against a plain `model.fit` epoch: {ratios} "
-                     "(plain time over engine time; 1 is no overhead).")
-    if "training" in tables:
-        training = tables["training"]
-        proposed = training[training["model"] == "Proposed"]
-        share = ", ".join(f"{r.fraction_of_matmul_peak:.0%} at width {r.width} ({r.precision})" for r in proposed.itertuples())
-        performance_lines.append(f"A training step of the proposed network uses {share} of the matmul peak measured in the same "
-                     f"run; the other models {training['fraction_of_matmul_peak'].min():.0%} to "
-                     f"{training['fraction_of_matmul_peak'].max():.0%}.")
-    performance_lines.append(performance.book_speed_line(tables.get("book_speed")))
-    lines.append("\n\n".join(performance_lines))
-    return "\n".join(lines) + "\n"
-
-
-def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
-    """The transfer checks stored beside the fold-0 records (``transfer.json``, :func:`spine.training.
-    export.check_record`) that cover the real T1/T2 slices: a table, and the shipped 4-class model's
-    figures on central and lateral slices."""
-    from spine.transfer import CENTRAL_REFERENCE_FRACTION, summarize
-    from spine.training import export
-
-    lines = ["#### Other sequences: the transfer check (generated from `results/*/transfer.json`)", ""]
-    shipped = {card["run_id"] for card in cards.values()}
-    checked = [(r, export.stored_check(r.path)) for task in ("binary", "multiclass")
-               for r in export.candidates(store, real_data, profile, task) if r.config.fold == 0]
-    checked = [(r, check) for r, check in checked if check and check.get("t1t2_slices")]
-    if not checked:
-        return lines + ["No record has a stored check of the real T1/T2 slices yet (`spine transfer RUN --check "
-                        "FOLDER`)."]
-    central_label = f"slices >= {CENTRAL_REFERENCE_FRACTION:.0%}"
-    lines += [f"| run | task | model, loss | augmentation | epochs | validation Dice | test Dice | phantom T1 / T2 Dice | "
-              f"phantom T1 / T2 Dice, every slice | T1/T2 vertebra Dice (95 % CI over series) | recall | precision | "
-              f"Dice, {central_label} | Dice in the reference's rows, {central_label} |", "|---" * 14 + "|"]
-    for record, check in sorted(checked, key=lambda rc: (rc[0].config.task, rc[0].path.name not in shipped)):
-        real = summarize(pd.DataFrame(check["t1t2_slices"]), check["t1t2_vertebrae"]["min_reference_fraction"])
-        config = record.config
-        central = _central_slices(check)
-        lines.append(f"| `{record.path.name}`{' (shipped)' if record.path.name in shipped else ''} | {config.task} | "
-                     f"{config.model}, {config.loss} | {augment_name(config.augment)} | {config.settings['epochs']} | "
-                     f"{export.validation_score(record):.3f} | {record.metrics['test']['per_image']['dice']:.3f} | "
-                     f"{_phantom_pair(check, 'phantom')} | {_phantom_pair(check, export.PHANTOM_FIGURE)} | "
-                     f"{real['dice']['mean']:.3f} ({_interval(real['dice']['ci95'])}) | {real['recall']['mean']:.2f} | "
-                     f"{real['precision']['mean']:.2f} | {_mean_or_dash(central, 'dice')} | "
-                     f"{_mean_or_dash(central, 'dice_in_reference_rows')} |")
-    multiclass = next((check for r, check in checked if r.path.name in shipped and r.config.task == "multiclass"), None)
-    per_slice = pd.DataFrame(multiclass["t1t2_slices"]) if multiclass else pd.DataFrame()
-    figures = summarize(per_slice, CENTRAL_REFERENCE_FRACTION) if len(per_slice) else {"slices": 0}
-    if figures["slices"]:
-        least = multiclass["t1t2_vertebrae"]["min_reference_fraction"]
-        lateral = per_slice[per_slice["reference_fraction"].between(least, CENTRAL_REFERENCE_FRACTION, inclusive="left")]
-        sentence = (f"The shipped 4-class model scores {figures['dice']['mean']:.3f} ({_interval(figures['dice']['ci95'])}) "
-                    f"on the {figures['slices']} slices whose reference covers at least {CENTRAL_REFERENCE_FRACTION:.0%} of "
-                    f"the image")
-        if len(lateral):
-            sentence += (f", and {lateral['dice'].min():.2f} to {lateral['dice'].max():.2f} on the {len(lateral)} "
-                         f"lateral slices with {least:.0%} to {CENTRAL_REFERENCE_FRACTION:.0%}")
-        if "dice_in_reference_rows" in figures:
-            sentence += (f". Within the rows the reference spans, its Dice on those {figures['slices']} slices is "
-                         f"{figures['dice_in_reference_rows']['mean']:.3f} "
-                         f"({_interval(figures['dice_in_reference_rows']['ci95'])})")
-        lines += ["", sentence + "."]
-    return lines + _coverage_lines(real_data)
-
-
-def _coverage_lines(real_data) -> list[str]:
-    """Why lateral slices are new to the models: how much of a patient's width the real training
-    slices cover, against the vertebrae's width in the SPIDER masks beside them (none if absent)."""
-    from pathlib import Path
-
-    from spine.transfer import lateral_coverage
-
-    masks = Path(real_data).parent / "spider-masks-3d"
-    if not masks.is_dir():
-        return []
-    coverage = lateral_coverage(real_data, masks)
-    narrowest = min(coverage["vertebra_mm"][sequence][0] for sequence in ("t1", "t2") if sequence in coverage["vertebra_mm"])
-    widest = coverage["training_mm"][2] / narrowest
-    extents = "; ".join(f"{sequence} {_mm_spread(mm)}" for sequence, mm in coverage["vertebra_mm"].items())
-    return ["", f"The real training slices of a patient span {_mm_spread(coverage['training_mm'])} of the left-right axis "
-                f"around the mid-line ({coverage['slice_spacing_mm']:.1f} mm apart, the spacing of the T2-SPACE masks in "
-                f"`{masks.name}`); the vertebrae of those SPIDER masks span, left to right: {extents}. The widest training "
-                f"span is {widest:.0%} of the narrowest T1 or T2 one: most sagittal slices of a T1 or T2 series that hold "
-                "bone lie where no labelled real slice shows the anatomy (`spine.transfer.lateral_coverage`)."]
-
-
-def _mm_spread(mm: list[float]) -> str:
-    """[smallest, median, largest] millimetres as words."""
-    return f"{mm[0]:.0f}-{mm[2]:.0f} mm (median {mm[1]:.0f})"
-
-
-def _central_slices(check: dict) -> pd.DataFrame:
-    """The slices of a stored check whose reference covers at least CENTRAL_REFERENCE_FRACTION."""
-    from spine.transfer import CENTRAL_REFERENCE_FRACTION
-
-    per_slice = pd.DataFrame(check["t1t2_slices"])
-    return per_slice[per_slice["reference_fraction"] >= CENTRAL_REFERENCE_FRACTION]
-
-
-def _phantom_pair(check: dict, key: str) -> str:
-    """A stored check's phantom T1 / T2 Dice ("–" where the check predates the figure)."""
-    return " / ".join(f"{check[key][sequence]['dice']:.2f}" for sequence in ("t1", "t2")) if check.get(key) else "–"
-
-
-def _mean_or_dash(table: pd.DataFrame, column: str) -> str:
-    return f"{table[column].mean():.3f}" if column in table and len(table) else "–"
-
-
-def recipe_summary_line(recipe: pd.DataFrame) -> str:
-    """The time to validation Dice 0.90 of each recipe, then :func:`spine.performance.recipe_summary`."""
-    from spine import performance
-
-    at = recipe[recipe["target_val_dice"] == 0.90].set_index("recipe")
-    reached = "; ".join(f"`{name}` {'never (best ' + format(row.best_val_dice, '.3f') + ')' if pd.isna(row.seconds_to_target) else format(row.seconds_to_target, '.0f') + ' s'}"
-                        for name, row in at.iterrows())
-    return f"time to validation Dice 0.90: {reached}. " + performance.recipe_summary(recipe)
-
-
-def update_readme(path, store, real_data, measurements, profile: str = "cpu") -> bool:
-    """Rewrite the generated part of the README at ``path``; True if it changed."""
-    from pathlib import Path
-
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    start, end = text.index(README_BEGIN) + len(README_BEGIN), text.index(README_END)
-    new = text[:start] + "\n" + readme_block(store, real_data, measurements, profile) + text[end:]
-    if new != text:
-        path.write_text(new, encoding="utf-8")
-    return new != text

@@ -41,6 +41,8 @@ BOOTSTRAP_METHODS = ("BCa", "percentile", "basic")
 EXACT_PAIRS = 40  # sign-flip tests enumerate all 2**n sign patterns up to this many pairs
 MONTE_CARLO_RESAMPLES = 100_000  # random sign patterns (seeded) beyond it
 VERDICTS = ("ahead", "behind", "not distinguishable")
+# The metrics given a bootstrap interval over patients, in a record and in a grid's table.
+INTERVAL_KEYS = ("dice", "iou", "miou", "hd95", "assd", "hd95_mm", "assd_mm")
 
 
 def per_patient_means(per_image: pd.DataFrame, patient: str = "patient") -> pd.DataFrame:

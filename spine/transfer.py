@@ -35,7 +35,7 @@ from spine.data.io import read_slice
 from spine.data.labels import spider_structures
 from spine.data.slices import find_pairs
 from spine.errors import DataError
-from spine.inference import load_model, predict_labels, segment_slices, segment_volume
+from spine.inference import load_model, output_classes, predict_labels, segment_slices, segment_volume
 from spine.metrics import confusion_matrix, dice, overlap_from_confusion
 
 MIN_REFERENCE_FRACTION = 0.01
@@ -115,8 +115,7 @@ def phantom_scores(model, sequences=PHANTOM_SEQUENCES, patients: range = PHANTOM
     or with ``every_slice`` over all the case's sagittal slices pooled (a volume Dice: lateral
     slices, with little or no vertebral body, count as they do in a scan)."""
     model = _model(model)
-    count = int(model.output_shape[-1] if not isinstance(model.output_shape, list) else model.output_shape[0][-1])
-    task = "binary" if count == 2 else "multiclass"
+    task = "binary" if output_classes(model) == 2 else "multiclass"
     rows = []
     for sequence in sequences:
         cases = phantom_slices(sequence, patients, int(model.input_shape[1]), every_slice=every_slice)

@@ -523,3 +523,12 @@ def test_recorded_patient_draws_one_patients_slices_from_the_store(tmp_path):
     assert list(maps) == ["reference", "U-Net", "Proposed"]
     assert maps["reference"][:, 2, 2].tolist() == [0, 1] and maps["U-Net"][:, 0, 0].tolist() == [1, 1]
     assert analysis.recorded_patient(pd.DataFrame(rows), tmp_path, "9") is None
+
+
+def test_fold_patients_reads_the_manifest_in_natural_order(tmp_path):
+    (tmp_path / "folds").mkdir()
+    pd.DataFrame({"patient": ["10", "9", "2", "11"], "fold": [0, 0, 1, 1]}).to_csv(
+        tmp_path / "folds" / "data-k2-seed0.csv", index=False)
+    table = analysis.fold_patients(tmp_path, "data")
+    assert table.to_dict("list") == {"fold": [0, 1], "patients": [2, 2], "ids": ["9, 10", "2, 11"]}
+    assert analysis.fold_patients(tmp_path, "other") is None

@@ -202,7 +202,7 @@ def test_stored_predictions_rescore_to_the_recorded_metrics(folded):
     config, store, record = folded
     from spine.data import SliceSet
 
-    stored = np.load(engine.inputs_path(config, store))
+    stored = np.load(results.inputs_path(config, store))
     predictions = record.predictions()
     np.testing.assert_array_equal(predictions["case_ids"], stored["case_ids"])
     test = SliceSet(images=stored["images"][..., None] / 255.0, structures=stored["structures"],

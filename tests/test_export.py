@@ -157,7 +157,7 @@ def test_export_keeps_a_stored_real_slice_check_when_given_no_slices(tmp_path, m
 
 
 def test_the_readme_lists_the_stored_checks_with_central_and_lateral_slices(tmp_path):
-    from spine import report
+    from spine import readme
 
     shipped = _record_with_model(tmp_path, "TransUNet", val=0.9, test=0.85, augment="robust-half", saved=False)
     other = _record_with_model(tmp_path, "U-Net", val=0.8, test=0.75, saved=False)
@@ -166,7 +166,7 @@ def test_the_readme_lists_the_stored_checks_with_central_and_lateral_slices(tmp_
     older = _stored_check(other, 0.3, 0.4, slice_dice=(0.5, 0.5, 0.5, 0.5), rows=False)  # a check of older code:
     del older["phantom_every_slice"]  # no every-slice phantom figures, no Dice in the reference's rows
     results.write_json(other.path / export.CHECK_FILE, older)
-    lines = report.transfer_lines(tmp_path, DATA, "smoke", {"binary": {"run_id": shipped.path.name}})
+    lines = readme.transfer_lines(tmp_path, DATA, "smoke", {"binary": {"run_id": shipped.path.name}})
     rows = [line for line in lines if line.startswith("| `")]
     assert len(rows) == 2 and f"`{shipped.path.name}` (shipped)" in rows[0] and "robust-half" in rows[0]
     # 3 slices with >= 1 % reference: Dice mean (0.8 + 0.6 + 0.2) / 3; >= 5 %: (0.8 + 0.6) / 2
@@ -176,7 +176,7 @@ def test_the_readme_lists_the_stored_checks_with_central_and_lateral_slices(tmp_
     assert not any("shipped 4-class" in line for line in lines)  # no shipped 4-class model among them
     four = _record_with_model(tmp_path, "TransUNet", val=0.9, test=0.85, saved=False, task="multiclass")
     _stored_check(four, 0.9, 0.6)
-    lines = report.transfer_lines(tmp_path, DATA, "smoke", {"multiclass": {"run_id": four.path.name}})
+    lines = readme.transfer_lines(tmp_path, DATA, "smoke", {"multiclass": {"run_id": four.path.name}})
     assert lines[-1].startswith("The shipped 4-class model scores 0.700 (") and "on the 2 slices whose reference " \
         "covers at least 5% of the image, and 0.20 to 0.20 on the 1 lateral slices with 1% to 5%. Within the rows " \
         "the reference spans, its Dice on those 2 slices is 0.800 (" in lines[-1]
@@ -186,9 +186,9 @@ def test_the_readme_lists_the_stored_checks_with_central_and_lateral_slices(tmp_
     check = export.stored_check(only_central.path)
     check["t1t2_slices"] = check["t1t2_slices"][:2]  # no lateral slice
     results.write_json(only_central.path / export.CHECK_FILE, check)
-    lines = report.transfer_lines(tmp_path / "central", DATA, "smoke", {"multiclass": {"run_id": only_central.path.name}})
+    lines = readme.transfer_lines(tmp_path / "central", DATA, "smoke", {"multiclass": {"run_id": only_central.path.name}})
     assert lines[-1].endswith("on the 2 slices whose reference covers at least 5% of the image.")
-    assert report.transfer_lines(tmp_path / "empty", DATA, "smoke", {})[-1].startswith("No record has")
+    assert readme.transfer_lines(tmp_path / "empty", DATA, "smoke", {})[-1].startswith("No record has")
 
 
 def test_a_stored_phantom_score_is_weighted_by_cases_and_an_empty_one_ignored(tmp_path, monkeypatch):

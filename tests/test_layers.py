@@ -3,7 +3,7 @@
 Every import in ``spine/`` (module level or inside a function) is read with ``ast`` and must go
 to a module of the same layer or a lower one:
 errors, paper, stats < data < models < losses, metrics < inference, levels, explain, evaluation, transfer <
-training < plots, body_figures, report, performance, book, colab, cli.
+training < plots, body_figures, report, readme, performance, book, colab, cli.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ LAYERS = (
     ("spine.losses", "spine.metrics"),
     ("spine.inference", "spine.levels", "spine.explain", "spine.evaluation", "spine.transfer"),
     ("spine.training",),
-    ("spine.plots", "spine.body_figures", "spine.report", "spine.performance", "spine.book", "spine.colab", "spine.cli"),
+    ("spine.plots", "spine.body_figures", "spine.report", "spine.readme", "spine.performance", "spine.book", "spine.colab",
+     "spine.cli"),
 )
 
 
@@ -83,6 +84,11 @@ def test_the_layer_check_sees_an_upward_import():
     assert upward_imports("spine.metrics", spine_imports("import spine.cli")) == ["spine.cli"]
     assert upward_imports("spine.models.unet", spine_imports("from spine import losses")) == ["spine.losses"]  # one layer up
     assert upward_imports("spine.cli", spine_imports(source)) == []
+
+
+def test_no_two_modules_import_each_other():
+    mutual = sorted({tuple(sorted((a, b))) for a, targets in GRAPH.items() for b in targets if a != b and a in GRAPH.get(b, ())})
+    assert not mutual, f"import circles: {mutual}"
 
 
 def closure(module: str) -> set[str]:

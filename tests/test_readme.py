@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from spine import report
+from spine import readme
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.real
 def test_the_readme_figures_are_current(t2space_slices):
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    start = text.index(report.README_BEGIN) + len(report.README_BEGIN)
-    written = text[start:text.index(report.README_END)]
-    expected = "\n" + report.readme_block(ROOT / "results", t2space_slices, ROOT / "benchmarks" / "results")
-    assert written == expected, "README figures are stale: run spine.report.update_readme (see the README)"
+    start = text.index(readme.README_BEGIN) + len(readme.README_BEGIN)
+    written = text[start:text.index(readme.README_END)]
+    expected = "\n" + readme.readme_block(ROOT / "results", t2space_slices, ROOT / "benchmarks" / "results")
+    assert written == expected, "README figures are stale: run spine.readme.update_readme (see the README)"

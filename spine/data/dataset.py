@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from spine.data import bodies, labels, preprocess, slices, spider
-from spine.data.io import SLICE_SUFFIXES, VOLUME_SUFFIXES, atomic_path, read_slice, suffix
+from spine.data.io import SLICE_SUFFIXES, VOLUME_SUFFIXES, atomic_path, cache_dir, read_slice, suffix
 from spine.errors import DataError
 
 DATA_VERSION = 1  # bump when preparation changes, so stale caches are not reused
@@ -35,11 +35,6 @@ PHANTOM_SEED = 0
 # real-data training set.
 PHANTOM_CHECK_PATIENTS = range(1, 21)
 PHANTOM_MIX_PATIENTS = range(21, 101)
-
-
-def cache_dir() -> Path:
-    """``$SPINE_CACHE`` if set, else ``~/.cache/spine``."""
-    return Path(os.environ.get("SPINE_CACHE", Path.home() / ".cache" / "spine"))
 
 
 @dataclass
@@ -142,7 +137,7 @@ def resolve_source(source):
     """``"spider"``: the folder ``spine fetch spider`` unpacked; any other source unchanged."""
     if str(source) != "spider":
         return source
-    from spine.data.fetch import COMPLETE, spider_dir  # fetch builds on this module
+    from spine.data.fetch import COMPLETE, spider_dir  # pooch and requests, only where a download is looked for
 
     folder = spider_dir()
     if not (folder / COMPLETE).is_file():

@@ -26,7 +26,7 @@ import pooch
 import requests
 from tqdm.auto import tqdm
 
-from spine.data.dataset import cache_dir
+from spine.data.io import cache_dir
 from spine.errors import DataError
 
 RECORD = "10159290"

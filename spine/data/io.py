@@ -43,6 +43,11 @@ def _umask() -> int:
     return mask
 
 
+def cache_dir() -> Path:
+    """``$SPINE_CACHE`` if set, else ``~/.cache/spine``: prepared arrays, downloads, models rebuilt."""
+    return Path(os.environ.get("SPINE_CACHE", Path.home() / ".cache" / "spine"))
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""

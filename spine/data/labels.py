@@ -32,6 +32,11 @@ def num_classes(task: str) -> int:
     return len(CLASS_NAMES[check_task(task)])
 
 
+def foreground_classes(task: str) -> tuple[str, ...]:
+    """The classes of ``task`` without the background (``metrics.class_names`` names them all)."""
+    return CLASS_NAMES[check_task(task)][1:]
+
+
 def check_task(task: str) -> str:
     if task not in CLASS_NAMES:
         raise ConfigError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")

@@ -24,8 +24,13 @@ from spine.errors import DataError
 SUBSETS = ("train", "val", "test")
 
 
+def patient_key(patient: str) -> tuple[int, str]:
+    """Sort key of patient ids in natural order ("9" before "10")."""
+    return len(patient), patient
+
+
 def _unique_patients(patients) -> list[str]:
-    return sorted(set(map(str, patients)), key=lambda p: (len(p), p))
+    return sorted(set(map(str, patients)), key=patient_key)
 
 
 def make_folds(patients, folds: int, seed: int = 0) -> pd.DataFrame:

@@ -34,13 +34,15 @@ import numpy as np
 import pandas as pd
 
 from spine import paper, stats
+from spine.data.labels import foreground_classes
 from spine.errors import ConfigError
 from spine.training import store as results
-from spine.training.studies import STUDY_COLUMNS, pooled_per_patient
+from spine.data.splits import patient_key
+from spine.training.studies import STUDY_COLUMNS, fold_numbers, pooled_per_patient
 
 # Our metric -> a table row's 95 % interval (over test patients; test images for first-format records).
 CI_OF = {"f1": "dice_ci", "fg_iou": "iou_ci", "miou": "miou_ci", "hd95": "hd95_ci", "assd": "assd_ci"}
-STRUCTURES = ("vertebra", "disc", "canal")
+STRUCTURES = foreground_classes("multiclass")
 
 
 # --------------------------------------------------------------------------- beside the study
@@ -355,6 +357,25 @@ def split_overview(config) -> pd.DataFrame:
     table["share of patients (%)"] = 100.0 * table["patients"] / total
     totals = {c: table[c].sum() for c in table.columns if c != "subset"} | {"subset": "all"}
     return pd.concat([table, pd.DataFrame([totals])], ignore_index=True)
+
+
+def fold_overview(data, profile: str) -> pd.DataFrame:
+    """:func:`split_overview` of every fold of ``profile`` (needs the data itself), with a ``fold`` column."""
+    from spine.training.engine import make_config
+
+    return pd.concat([split_overview(make_config("Proposed", "Dice", "binary", data, profile, fold=k)).assign(fold=k)
+                      for k in fold_numbers(profile)], ignore_index=True)
+
+
+def fold_patients(store, data_id: str) -> pd.DataFrame | None:
+    """From the store's fold manifest of ``data_id`` (no data needed): per fold, how many patients
+    and which; ``None`` when the store has none."""
+    manifests = sorted((Path(store) / "folds").glob(f"{data_id}-k*.csv"))
+    if not manifests:
+        return None
+    manifest = pd.read_csv(manifests[0], dtype={"patient": str})
+    return manifest.groupby("fold").agg(patients=("patient", "size"),
+                                        ids=("patient", lambda p: ", ".join(sorted(p, key=patient_key)))).reset_index()
 
 
 # --------------------------------------------------------------------------- what the runs produced

@@ -26,8 +26,8 @@ from spine import transfer
 from spine.errors import ConfigError
 from spine.training import robust
 from spine.training import store as results
-from spine.training.config import RECORD_VERSION, augment_name
-from spine.training.engine import make_config, save_model
+from spine.training.config import RECORD_VERSION, augment_name, resolve_profile
+from spine.training.engine import save_model, source_data_id
 
 SELECTION_METRIC = "dice"  # mean validation Dice: foreground (binary) or over the 3 structures (4-class)
 # Fold 0 has 5 validation patients: a robust run this close to the best validation Dice is preferred.
@@ -40,7 +40,7 @@ CHECK_FILE = "transfer.json"  # a record's stored transfer check (check_record):
 def candidates(store, data, profile: str, task: str) -> list[results.Record]:
     """The finished runs of ``task`` on ``data`` (the same prepared data) at ``profile``, of the
     current record format (older records were made under another protocol)."""
-    data_id = make_config("U-Net", "Dice", task, data, profile).data_id
+    data_id = source_data_id(data, resolve_profile(profile)["size"])
     return [r for r in results.records(store)
             if (r.config.task, r.config.profile, r.config.data_id, r.config.record_version)
             == (task, profile, data_id, RECORD_VERSION)]

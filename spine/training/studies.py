@@ -297,7 +297,7 @@ def _pooled_figures(records: list[results.Record], task: str) -> dict:
     patients = pooled_per_patient(records)
     row = {key: patients[key].mean() for key in SUMMARY_KEYS if key in patients}
     row |= {f"{key}_ci": tuple(stats.bootstrap_ci(patients[key].to_numpy(), seed=0)[1:])
-            for key in ("dice", "iou", "miou", "hd95", "assd", "hd95_mm", "assd_mm") if key in patients}
+            for key in stats.INTERVAL_KEYS if key in patients}
     if task == "multiclass":
         row |= {k: patients[k].mean() for k in patients.columns if k.startswith("dice_")}
     row["dice_central"] = pooled_central(records)["dice"].mean()
