@@ -12,24 +12,26 @@
 # ---
 
 # %% tags=["remove-cell"]
-# On Colab: install spine (Colab's own TensorFlow stays as it is) and say which device TensorFlow
-# will use; fetch_spider=True also downloads SPIDER (then set data = "spider" below). Where spine
-# is installed already, this cell does nothing.
+# On Colab: install spine from the book's repository (Colab's own TensorFlow stays as it is) and say
+# which device TensorFlow will use; fetch_spider=True also downloads SPIDER (then set data = "spider"
+# below). Where spine is installed already, this installs nothing.
 import importlib.util
 import subprocess
 import sys
 
+REPOSITORY = "<repository.url@branch of _config.yml>"  # the Colab copies hold the URL (spine.book.colab_notebooks)
 if importlib.util.find_spec("spine") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "spine[book] @ git+https://github.com/spine-book/spine"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"spine[book] @ git+{REPOSITORY}"], check=True)
     importlib.invalidate_caches()
     import spine.colab
 
     print(spine.colab.setup(fetch_spider=False))
+from spine.colab import records  # the recorded runs: the checkout's, else those installed with spine
 
 # %% tags=["parameters", "remove-cell"]
 data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
 profile = "cpu"  # a profile of spine/profiles.toml
-store = "../results"  # the results store the chapter reads (and fills)
+store = records("results")  # the results store the chapter reads (and fills)
 max_new_runs = None  # train at most this many missing runs (None: all)
 real_data = None  # a real slice folder for side-by-side sections (unused here)
 
@@ -39,7 +41,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from spine import paper, plots, report
-from spine.training import analysis, studies
+from spine.training import analysis, comparisons, provenance
 
 # %% [markdown]
 # # Loss functions (Table 2, Fig. 4)
@@ -92,11 +94,11 @@ plots.format_table(paper.table("loss"))
 
 # %% tags=["remove-input"]
 table = report.study_grid(source, "loss", max_new_runs, folds=(0,) if source.kind == "records" else None)
-report.table_or_note(studies.provenance(table, store), report.not_recorded("loss", source))
+report.table_or_note(provenance.provenance(table, store), report.not_recorded("loss", source))
 
 # %% tags=["remove-cell"]
 proposed = table[table["model"] == "Proposed"]
-pairs = studies.paired_comparisons(proposed, store, reference="Dice", label="loss")
+pairs = comparisons.paired_comparisons(proposed, store, reference="Dice", label="loss")
 glue("loss_headline", Markdown(report.pair_sentence(proposed, pairs, "Dice", "BCE", label="loss", grid="loss",
                                                     source=source, what="the {} loss")), display=False)
 

@@ -12,24 +12,26 @@
 # ---
 
 # %% tags=["remove-cell"]
-# On Colab: install spine (Colab's own TensorFlow stays as it is) and say which device TensorFlow
-# will use; fetch_spider=True also downloads SPIDER (then set data = "spider" below). Where spine
-# is installed already, this cell does nothing.
+# On Colab: install spine from the book's repository (Colab's own TensorFlow stays as it is) and say
+# which device TensorFlow will use; fetch_spider=True also downloads SPIDER (then set data = "spider"
+# below). Where spine is installed already, this installs nothing.
 import importlib.util
 import subprocess
 import sys
 
+REPOSITORY = "<repository.url@branch of _config.yml>"  # the Colab copies hold the URL (spine.book.colab_notebooks)
 if importlib.util.find_spec("spine") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "spine[book] @ git+https://github.com/spine-book/spine"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"spine[book] @ git+{REPOSITORY}"], check=True)
     importlib.invalidate_caches()
     import spine.colab
 
     print(spine.colab.setup(fetch_spider=False))
+from spine.colab import records  # the recorded runs: the checkout's, else those installed with spine
 
 # %% tags=["parameters", "remove-cell"]
 data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
 profile = "cpu"  # a profile of spine/profiles.toml
-store = "../results"  # the results store the chapter reads (and fills)
+store = records("results")  # the results store the chapter reads (and fills)
 max_new_runs = None  # train at most this many missing runs for the chapter (None: all)
 real_data = None  # a real slice folder for side-by-side sections (unused here)
 
@@ -40,7 +42,7 @@ from myst_nb import glue
 
 from spine import paper, plots, report
 from spine.data import load_dataset
-from spine.training import analysis, studies
+from spine.training import comparisons, predictions, provenance, studies
 from spine.training import store as results
 from spine.training.config import resolve_profile
 
@@ -117,11 +119,11 @@ else:  # the plan's folds: the ablation in every fold, the other two in fold 0
               if name in ("ablation", "attention", "augmentation")}
 ablation, attention, augmentation = (tables[name] for name in ("ablation", "attention", "augmentation"))
 runs = {"Table 3 (ablation)": ablation, "Table 4 (skip attention)": attention, "Table 5 (augmentation)": augmentation}
-report.table_or_note(studies.provenance_side_by_side(runs, store), report.not_recorded("ablation", source))
+report.table_or_note(provenance.provenance_side_by_side(runs, store), report.not_recorded("ablation", source))
 
 # %% tags=["remove-cell"]
-ablation_pairs = studies.paired_comparisons(ablation, store)
-augmentation_pairs = studies.paired_comparisons(augmentation, store)
+ablation_pairs = comparisons.paired_comparisons(ablation, store)
+augmentation_pairs = comparisons.paired_comparisons(augmentation, store)
 glue("ablation_headline", Markdown(report.pair_sentence(ablation, ablation_pairs, "Proposed", "U-Net", grid="ablation",
                                                         source=source)), display=False)
 glue("ablation_finding", Markdown(report.grid_finding(ablation, ablation_pairs, grid="ablation", source=source)),
@@ -170,7 +172,7 @@ section = report.grid_section(attention, store, families=("U-Net", "ResUNet", "P
 # real test slice kept in the store; otherwise a slice of this build's data):
 
 # %% tags=["hide-input"]
-first = next(iter(analysis.trained_records(ablation, store).values()), None)
+first = next(iter(predictions.trained_records(ablation, store).values()), None)
 inputs = results.recorded_inputs(first.config, store) if first is not None else None
 if inputs is not None:
     image, structures = inputs.images[0], inputs.structures[0]

@@ -12,24 +12,26 @@
 # ---
 
 # %% tags=["remove-cell"]
-# On Colab: install spine (Colab's own TensorFlow stays as it is) and say which device TensorFlow
-# will use; fetch_spider=True also downloads SPIDER (then set data = "spider" below). Where spine
-# is installed already, this cell does nothing.
+# On Colab: install spine from the book's repository (Colab's own TensorFlow stays as it is) and say
+# which device TensorFlow will use; fetch_spider=True also downloads SPIDER (then set data = "spider"
+# below). Where spine is installed already, this installs nothing.
 import importlib.util
 import subprocess
 import sys
 
+REPOSITORY = "<repository.url@branch of _config.yml>"  # the Colab copies hold the URL (spine.book.colab_notebooks)
 if importlib.util.find_spec("spine") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "spine[book] @ git+https://github.com/spine-book/spine"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"spine[book] @ git+{REPOSITORY}"], check=True)
     importlib.invalidate_caches()
     import spine.colab
 
     print(spine.colab.setup(fetch_spider=False))
+from spine.colab import records  # the recorded runs: the checkout's, else those installed with spine
 
 # %% tags=["parameters", "remove-cell"]
 data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
 profile = "cpu"  # a profile of spine/profiles.toml
-store = "../results"  # the results store the chapter reads (and fills)
+store = records("results")  # the results store the chapter reads (and fills)
 max_new_runs = None  # train at most this many missing runs (None: all)
 real_data = None  # a real slice folder for side-by-side sections (unused here)
 
@@ -39,7 +41,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from spine import paper, plots, report
-from spine.training import analysis, engine, studies
+from spine.training import analysis, comparisons, engine, predictions, provenance
 
 # %% [markdown]
 # # Comparison with the baselines (Table 6, Fig. 5)
@@ -85,13 +87,13 @@ plots.format_table(paper.table("comparison"))
 
 # %% tags=["remove-input"]
 table = report.study_grid(source, "comparison", max_new_runs)
-display(report.table_or_note(studies.provenance(table, store), report.not_recorded("comparison", source)))
+display(report.table_or_note(provenance.provenance(table, store), report.not_recorded("comparison", source)))
 
 # %% [markdown]
 # ## What we found
 
 # %% tags=["remove-cell"]
-pairs = studies.paired_comparisons(table, store)
+pairs = comparisons.paired_comparisons(table, store)
 glue("comparison_headline", Markdown(report.pair_sentence(table, pairs, "Proposed", "U-Net", source=source)),
      display=False)
 glue("comparison_finding", Markdown(report.grid_finding(table, pairs, source=source)), display=False)
@@ -139,7 +141,7 @@ report.pairs_table(pairs)
 
 # %% tags=["remove-input"]
 focus = report.influential_patient(pairs)
-drawn = analysis.recorded_patient(table, store, focus[0]) if focus else None
+drawn = predictions.recorded_patient(table, store, focus[0]) if focus else None
 if drawn is not None:
     display(Markdown(report.patient_sentence(table, store, *focus)))
     plots.overlay_grid(drawn[0], drawn[2], "binary", titles=drawn[1])
@@ -177,14 +179,14 @@ report.table_or_note(distances, report.not_recorded("comparison", source), plots
 # each of four test patients of one fold), drawn over the MRI.
 
 # %% tags=["remove-input"]
-sample = analysis.recorded_sample(table, store, count=4)
+sample = predictions.recorded_sample(table, store, count=4)
 if sample is not None:  # the stored predictions and the committed inputs: nothing is run
     images, case_ids, rows = sample
     plots.overlay_grid(images, rows, "binary", titles=case_ids)
     plt.show()
 elif table["trained"].any() and source.trains:  # records that keep no predictions: retrain them
-    models = {run_id: engine.retrain(record) for run_id, record in analysis.trained_records(table, store).items()}
-    sample, rows = analysis.sample_predictions(table, store, count=4, models=models)
+    models = {run_id: engine.retrain(record) for run_id, record in predictions.trained_records(table, store).items()}
+    sample, rows = predictions.sample_predictions(table, store, count=4, models=models)
     plots.overlay_grid(sample.images, rows, "binary", titles=list(sample.case_ids))
     plt.show()
 else:

@@ -12,24 +12,26 @@
 # ---
 
 # %% tags=["remove-cell"]
-# On Colab: install spine (Colab's own TensorFlow stays as it is) and say which device TensorFlow
-# will use; fetch_spider=True also downloads SPIDER (then set data = "spider" below). Where spine
-# is installed already, this cell does nothing.
+# On Colab: install spine from the book's repository (Colab's own TensorFlow stays as it is) and say
+# which device TensorFlow will use; fetch_spider=True also downloads SPIDER (then set data = "spider"
+# below). Where spine is installed already, this installs nothing.
 import importlib.util
 import subprocess
 import sys
 
+REPOSITORY = "<repository.url@branch of _config.yml>"  # the Colab copies hold the URL (spine.book.colab_notebooks)
 if importlib.util.find_spec("spine") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "spine[book] @ git+https://github.com/spine-book/spine"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"spine[book] @ git+{REPOSITORY}"], check=True)
     importlib.invalidate_caches()
     import spine.colab
 
     print(spine.colab.setup(fetch_spider=False))
+from spine.colab import records  # the recorded runs: the checkout's, else those installed with spine
 
 # %% tags=["parameters", "remove-cell"]
 data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
 profile = "cpu"  # a profile of spine/profiles.toml
-store = "../results"  # the results store the chapter reads (and fills)
+store = records("results")  # the results store the chapter reads (and fills)
 max_new_runs = None  # train at most this many missing runs (None: all)
 real_data = None  # a real slice folder for side-by-side sections (unused here)
 
@@ -40,7 +42,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from spine import paper, plots, report
-from spine.training import analysis, studies
+from spine.training import analysis, provenance, studies
 
 # %% [markdown]
 # # Stability across seeds (Table 7)
@@ -112,7 +114,7 @@ display(Markdown(
 # %% tags=["remove-input"]
 stability_folds = (0,) if source.kind == "records" else None  # the plan runs the seeds in fold 0
 table = report.study_grid(source, "stability", max_new_runs, folds=stability_folds)
-display(report.table_or_note(studies.provenance(table, store), report.not_recorded("stability", source)))
+display(report.table_or_note(provenance.provenance(table, store), report.not_recorded("stability", source)))
 
 # %% [markdown]
 # Our single-run figure is the proposed model of the comparison grid (chapter 5), trained with
@@ -125,7 +127,7 @@ if source.trains:
     studies.study_record("comparison", source.data, source.profile, store, "Proposed", "Dice",
                          train_missing=max_new_runs != 0)
 comparison = studies.study_table("comparison", source.data, source.profile, store, folds=stability_folds)
-display(report.table_or_note(studies.provenance(comparison[comparison["model"] == "Proposed"], store),
+display(report.table_or_note(provenance.provenance(comparison[comparison["model"] == "Proposed"], store),
                              report.not_recorded("comparison", source)))
 
 # %% tags=["remove-cell"]

@@ -12,24 +12,26 @@
 # ---
 
 # %% tags=["remove-cell"]
-# On Colab: install spine (Colab's own TensorFlow stays as it is) and say which device TensorFlow
-# will use; fetch_spider=True also downloads SPIDER (then set data = "spider" below). Where spine
-# is installed already, this cell does nothing.
+# On Colab: install spine from the book's repository (Colab's own TensorFlow stays as it is) and say
+# which device TensorFlow will use; fetch_spider=True also downloads SPIDER (then set data = "spider"
+# below). Where spine is installed already, this installs nothing.
 import importlib.util
 import subprocess
 import sys
 
+REPOSITORY = "<repository.url@branch of _config.yml>"  # the Colab copies hold the URL (spine.book.colab_notebooks)
 if importlib.util.find_spec("spine") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "spine[book] @ git+https://github.com/spine-book/spine"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"spine[book] @ git+{REPOSITORY}"], check=True)
     importlib.invalidate_caches()
     import spine.colab
 
     print(spine.colab.setup(fetch_spider=False))
+from spine.colab import records  # the recorded runs: the checkout's, else those installed with spine
 
 # %% tags=["parameters", "remove-cell"]
 data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
 profile = "cpu"  # a profile of spine/profiles.toml (unused here)
-store = "../results"  # the results store (unused here)
+store = records("results")  # the results store (unused here)
 max_new_runs = None  # train at most this many missing runs (unused here: nothing is trained)
 real_data = None  # a real slice folder (the shipped model's data): its test patients are explained
 
@@ -41,7 +43,7 @@ from myst_nb import glue
 
 from spine import explain, inference, paper, plots, report
 from spine.models import bottleneck_layer_name, decoder_layer_name
-from spine.training import analysis, engine
+from spine.training import engine, shipped
 from spine.training import store as results
 from spine.training.config import RunConfig
 
@@ -104,7 +106,7 @@ plots.format_table(paper.table("comparison").query("model == 'Proposed'"))
 
 # %% tags=["remove-input"]
 model = inference.load_model(task="binary")
-plots.format_table(analysis.card_table(card))
+plots.format_table(shipped.card_table(card))
 
 # %% [markdown]
 # The images are the test slices of the card's split: by default those of the model's own test
@@ -117,7 +119,7 @@ plots.format_table(analysis.card_table(card))
 if test is not None:  # the committed inputs of the card's run: its own test patients
     own = True
 else:
-    test, own = analysis.shipped_test_images(card, real_data or "phantom")
+    test, own = shipped.shipped_test_images(card, real_data or "phantom")
 _, scored = engine.score(model, test, "binary")
 plots.format_table(pd.DataFrame([{
     "images": images_from, "data": test.data_id, "test images": len(test),

@@ -12,24 +12,26 @@
 # ---
 
 # %% tags=["remove-cell"]
-# On Colab: install spine (Colab's own TensorFlow stays as it is) and say which device TensorFlow
-# will use; fetch_spider=True also downloads SPIDER (then set data = "spider" below). Where spine
-# is installed already, this cell does nothing.
+# On Colab: install spine from the book's repository (Colab's own TensorFlow stays as it is) and say
+# which device TensorFlow will use; fetch_spider=True also downloads SPIDER (then set data = "spider"
+# below). Where spine is installed already, this installs nothing.
 import importlib.util
 import subprocess
 import sys
 
+REPOSITORY = "<repository.url@branch of _config.yml>"  # the Colab copies hold the URL (spine.book.colab_notebooks)
 if importlib.util.find_spec("spine") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "spine[book] @ git+https://github.com/spine-book/spine"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"spine[book] @ git+{REPOSITORY}"], check=True)
     importlib.invalidate_caches()
     import spine.colab
 
     print(spine.colab.setup(fetch_spider=False))
+from spine.colab import records  # the recorded runs: the checkout's, else those installed with spine
 
 # %% tags=["parameters", "remove-cell"]
 data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
 profile = "cpu"  # a profile of spine/profiles.toml
-store = "../results"  # the results store the chapter reads (and fills)
+store = records("results")  # the results store the chapter reads (and fills)
 max_new_runs = None  # train at most this many missing runs (None: all)
 real_data = None  # a real slice folder for side-by-side sections (unused here)
 
@@ -40,7 +42,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from spine import paper, plots, report
-from spine.training import analysis, engine, studies
+from spine.training import analysis, comparisons, engine, predictions, provenance
 
 # %% [markdown]
 # # Multiclass segmentation (Table 9, Fig. 7)
@@ -90,11 +92,11 @@ plots.format_table(paper.table("multiclass"))
 
 # %% tags=["remove-input"]
 table = report.study_grid(source, "multiclass", max_new_runs, folds=(0,) if source.kind == "records" else None)
-display(report.table_or_note(studies.provenance(table, store), report.not_recorded("4-class", source)))
+display(report.table_or_note(provenance.provenance(table, store), report.not_recorded("4-class", source)))
 
 # %% tags=["remove-cell"]
 cce_dice = table[table["loss"] == "CCE-Dice"].reset_index(drop=True)
-cce_pairs = studies.paired_comparisons(cce_dice, store)
+cce_pairs = comparisons.paired_comparisons(cce_dice, store)
 glue("multiclass_headline", Markdown(report.pair_sentence(cce_dice, cce_pairs, "Proposed", "U-Net", grid="4-class",
                                                           source=source)), display=False)
 glue("multiclass_finding", Markdown(report.grid_finding(cce_dice, cce_pairs, grid="4-class (CCE-Dice)",
@@ -167,14 +169,14 @@ if scores["trained"].any():
 
 # %% tags=["remove-input"]
 shown = cce_dice if cce_dice["trained"].any() else table
-sample = analysis.recorded_sample(shown, store, count=4)
+sample = predictions.recorded_sample(shown, store, count=4)
 if sample is not None:  # the stored predictions and the committed inputs: nothing is run
     images, case_ids, rows = sample
     plots.overlay_grid(images, rows, "multiclass", titles=case_ids)
     plt.show()
 elif shown["trained"].any() and source.trains:
-    models = {run_id: engine.retrain(record) for run_id, record in analysis.trained_records(shown, store).items()}
-    sample, rows = analysis.sample_predictions(shown, store, count=4, models=models)
+    models = {run_id: engine.retrain(record) for run_id, record in predictions.trained_records(shown, store).items()}
+    sample, rows = predictions.sample_predictions(shown, store, count=4, models=models)
     plots.overlay_grid(sample.images, rows, "multiclass", titles=list(sample.case_ids))
     plt.show()
 else:

@@ -12,24 +12,26 @@
 # ---
 
 # %% tags=["remove-cell"]
-# On Colab: install spine (Colab's own TensorFlow stays as it is) and say which device TensorFlow
-# will use; fetch_spider=True also downloads SPIDER (then set data = "spider" below). Where spine
-# is installed already, this cell does nothing.
+# On Colab: install spine from the book's repository (Colab's own TensorFlow stays as it is) and say
+# which device TensorFlow will use; fetch_spider=True also downloads SPIDER (then set data = "spider"
+# below). Where spine is installed already, this installs nothing.
 import importlib.util
 import subprocess
 import sys
 
+REPOSITORY = "<repository.url@branch of _config.yml>"  # the Colab copies hold the URL (spine.book.colab_notebooks)
 if importlib.util.find_spec("spine") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "spine[book] @ git+https://github.com/spine-book/spine"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"spine[book] @ git+{REPOSITORY}"], check=True)
     importlib.invalidate_caches()
     import spine.colab
 
     print(spine.colab.setup(fetch_spider=False))
+from spine.colab import records  # the recorded runs: the checkout's, else those installed with spine
 
 # %% tags=["parameters", "remove-cell"]
 data = "recorded"  # "recorded" (the store's real-data records), "phantom", a SPIDER archive or a slice folder
 profile = "cpu"  # a profile of spine/profiles.toml
-store = "../results"  # the results store the chapter reads (and fills)
+store = records("results")  # the results store the chapter reads (and fills)
 max_new_runs = None  # train at most this many missing runs (None: all)
 real_data = None  # a real slice folder (e.g. the SPIDER T2-SPACE slices) for the real-data section
 
@@ -44,7 +46,7 @@ from IPython.display import Markdown, display
 
 from spine import evaluation, inference, paper, plots, report
 from spine.data import overview, spider
-from spine.training import analysis, engine, studies
+from spine.training import analysis, comparisons, engine, provenance, shipped, studies
 from spine.training import store as results
 
 REAL_PROFILE = "cpu"  # the profile of the real-data runs (trained by a separate, long job)
@@ -140,7 +142,7 @@ else:
 
 # %% tags=["remove-input"]
 if real_source:
-    plan = studies.plan_budget(real_source, REAL_PROFILE, store)
+    plan = provenance.plan_budget(real_source, REAL_PROFILE, store)
     display(plots.format_counts(plan, 1))
     hours = plan.loc[plan["grid"] == "all", "hours"].iloc[0]
     display(Markdown(report.budget_note(hours, REAL_BUDGET_HOURS) if pd.notna(hours) else
@@ -151,7 +153,7 @@ if real_source:
 
 # %% tags=["remove-input"]
 if real_source:
-    display(plots.format_counts(studies.coverage(real_source, REAL_PROFILE, store)))
+    display(plots.format_counts(provenance.coverage(real_source, REAL_PROFILE, store)))
     real = {name: studies.study_table(name, real_source, REAL_PROFILE, store)
             for name in ("comparison", "ablation", "augmentation", "multiclass")}
     display(Markdown(f"Data: `{real['comparison']['data_id'].iloc[0]}`, profile `{REAL_PROFILE}`, "
@@ -227,10 +229,10 @@ if real is not None:
 # central slices only) on that split's 6 test patients, not on the folds above.
 
 # %% tags=["remove-input"]
-cards, shipped = analysis.shipped_runs(store)
+cards, behind = shipped.shipped_runs(store)
 if cards:
-    if shipped:  # the records behind the cards, when this build's store has them
-        display(plots.format_counts(analysis.run_summaries(shipped), 4))
+    if behind:  # the records behind the cards, when this build's store has them
+        display(plots.format_counts(analysis.run_summaries(behind), 4))
     display(Markdown("Chosen on: " + "; ".join(f"`{task}.keras`: {card['selected_on']}" for task, card in cards.items())))
 else:
     display(Markdown("*No model is shipped with this version of spine.*"))
@@ -303,7 +305,7 @@ plots.format_turned(analysis.headline_vs_stability(stability, comparison, metric
 
 # %% tags=["remove-input"]
 losses = report.study_grid(source, "loss", max_new_runs, folds=grid_folds)
-display(report.table_or_note(studies.provenance(losses, store), report.not_recorded("loss", source)))
+display(report.table_or_note(provenance.provenance(losses, store), report.not_recorded("loss", source)))
 selection = analysis.selection_table(losses, store)
 display(report.table_or_note(selection[selection["trained"] > 0], report.not_recorded("loss", source),
                              plots.format_counts, 4))
@@ -316,7 +318,7 @@ display(report.table_or_note(selection[selection["trained"] > 0], report.not_rec
 # resolve.
 
 # %% tags=["remove-input"]
-paired = studies.paired_comparisons(comparison_all, store)
+paired = comparisons.paired_comparisons(comparison_all, store)
 display(report.pairs_table(paired, "No paired comparison yet: it needs the proposed model and at least one other in "
                                    "the store."))
 if len(paired) and source.kind != "phantom":

@@ -12,27 +12,29 @@
 # ---
 
 # %% tags=["remove-cell"]
-# On Colab: install spine (Colab's own TensorFlow stays as it is) and say which device TensorFlow
-# will use; fetch_spider=True also downloads SPIDER (then set data = "spider" below). Where spine
-# is installed already, this cell does nothing.
+# On Colab: install spine from the book's repository (Colab's own TensorFlow stays as it is) and say
+# which device TensorFlow will use; fetch_spider=True also downloads SPIDER (then set data = "spider"
+# below). Where spine is installed already, this installs nothing.
 import importlib.util
 import subprocess
 import sys
 
+REPOSITORY = "<repository.url@branch of _config.yml>"  # the Colab copies hold the URL (spine.book.colab_notebooks)
 if importlib.util.find_spec("spine") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "spine[book] @ git+https://github.com/spine-book/spine"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"spine[book] @ git+{REPOSITORY}"], check=True)
     importlib.invalidate_caches()
     import spine.colab
 
     print(spine.colab.setup(fetch_spider=False))
+from spine.colab import records  # the recorded runs: the checkout's, else those installed with spine
 
 # %% tags=["parameters", "remove-cell"]
 data = "phantom"  # unused here: the measurements are made by benchmarks/performance.py
 profile = "book"  # unused here
-store = "../results"  # unused here
+store = records("results")  # unused here
 max_new_runs = None  # unused here
 real_data = None  # unused here
-measurements = "../benchmarks/results"  # where benchmarks/performance.py wrote its tables
+measurements = records("benchmarks/results")  # where benchmarks/performance.py wrote its tables
 TARGET_SLICES_PER_S = 25  # the project's inference target on 2 cores (issue 7)
 
 # %% tags=["remove-cell"]

@@ -15,23 +15,34 @@ records. Every page says which in its first line (``spine.report.data_banner``).
 
 from __future__ import annotations
 
-import logging
 import os
+import re
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
-from spine.data import resolve_source
-from spine.errors import ConfigError
-from spine.report import RECORDS_PROFILE
-from spine.training.store import RECORDED
-
-log = logging.getLogger(__name__)
+from spine.errors import ConfigError, SpineError
 
 ROOT_FILES = ("_config.yml", "_toc.yml")
 COLAB_FOLDER = "colab"
+LOG = Path("_build") / "book.log"  # under the book's root: the kernels' and libraries' output
+LOG_TAIL = 20  # lines of the log shown when a chapter fails
+REPOSITORY = "<repository.url@branch of _config.yml>"  # in each chapter's first cell; the Colab copies get the URL
+# The kernels' environment. The inline backend: a headless MPLBACKEND (Agg) would keep every figure
+# out of the pages. tqdm.auto warns on import in a kernel without ipywidgets, and a page shows no
+# progress bar anyway.
+KERNEL_ENVIRONMENT = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "TF_CPP_MIN_LOG_LEVEL": "3",
+                      "PYTHONWARNINGS": "ignore:IProgress not found"}
+# Output written below Python (TensorFlow's C++ start-up lines) goes to the kernel's stderr, which
+# is the log, instead of into the notebook.
+KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
+
+
+class BookError(SpineError):
+    """A chapter, or the HTML build, failed: the message names it and ends with the log's last lines."""
 
 
 def chapters(root=".") -> list[Path]:
@@ -42,22 +53,32 @@ def chapters(root=".") -> list[Path]:
     return [root / f"{name}.py" for name in files if name.startswith("notebooks/")]
 
 
-def colab_notebooks(root=".") -> list[Path]:
-    """Write each chapter, without outputs, to ``colab/notebooks/<name>.ipynb``: where the pages' Colab
-    buttons point (``repository.path_to_book: colab`` in ``_config.yml``), since a build
+def repository(root=".") -> str:
+    """The one repository setting, ``repository.url`` at ``repository.branch`` in ``_config.yml``:
+    the pages' Colab buttons open it, and the Colab copies install spine from it."""
+    settings = yaml.safe_load((Path(root) / "_config.yml").read_text())["repository"]
+    return f"{settings['url']}@{settings['branch']}"
+
+
+def colab_notebooks(root=".", target=None) -> list[Path]:
+    """Write each chapter, without outputs, to ``<target>/notebooks/<name>.ipynb`` (``target``:
+    ``colab/`` of ``root``), its first cell installing spine from :func:`repository`: where the
+    pages' Colab buttons point (``repository.path_to_book: colab`` in ``_config.yml``), since a build
     overwrites the ``.ipynb`` beside each source with its executed copy."""
     import jupytext
 
     root = Path(root)
+    target = Path(target or root / COLAB_FOLDER)
+    url = repository(root)
     written = []
     for source in chapters(root):
-        target = root / COLAB_FOLDER / source.relative_to(root).with_suffix(".ipynb")
-        target.parent.mkdir(parents=True, exist_ok=True)
         notebook = jupytext.read(source)
+        notebook.cells[0].source = notebook.cells[0].source.replace(REPOSITORY, url)
         for number, cell in enumerate(notebook.cells):  # stable ids: a regenerated copy differs only where its source does
             cell.id = f"cell-{number}"
-        jupytext.write(notebook, target, fmt="ipynb")
-        written.append(target)
+        written.append(target / source.relative_to(root).with_suffix(".ipynb"))
+        written[-1].parent.mkdir(parents=True, exist_ok=True)
+        jupytext.write(notebook, written[-1], fmt="ipynb")
     return written
 
 
@@ -69,7 +90,7 @@ def execute(source: Path, parameters: dict) -> Path:
     notebook = source.with_suffix(".ipynb")
     jupytext.write(jupytext.read(source), notebook, fmt="ipynb")
     papermill.execute_notebook(str(notebook), str(notebook), parameters=parameters, cwd=str(source.parent),
-                               progress_bar=False, kernel_name="python3")
+                               progress_bar=False, kernel_name="python3", extra_arguments=KERNEL_ARGUMENTS)
     _remove_injected_parameters(notebook)
     return notebook
 
@@ -90,47 +111,131 @@ def _remove_injected_parameters(notebook: Path) -> None:
 def default_profile(data) -> str:
     """The profile a book on ``data`` uses unless told: ``book`` on the phantom, else the real-data
     records' (``cpu``)."""
+    from spine.report import RECORDS_PROFILE
+
     return "book" if str(data).startswith("phantom") else RECORDS_PROFILE
 
 
-def build(root=".", *, data=RECORDED, profile=None, store="results", max_new_runs=None,
+def build(root=".", *, data=None, profile=None, store="results", max_new_runs=None,
           real_data=None, only=None, html=True) -> Path:
     """Execute the chapters (all, or those whose name contains one of ``only``) and render HTML.
 
-    ``data="recorded"`` (the default) shows the real-data records of ``store`` and trains nothing;
-    ``"phantom"`` re-executes the study on the phantom at ``profile`` (default ``book``), training
-    what the store lacks (at most ``max_new_runs`` per chapter); a data folder reads, and fills, its
-    records at ``profile`` (default ``cpu``)."""
+    ``data=None`` or ``"recorded"`` (the default) shows the real-data records of ``store`` and
+    trains nothing; ``"phantom"`` re-executes the study on the phantom at ``profile`` (default
+    ``book``), training what the store lacks (at most ``max_new_runs`` per chapter); a data folder
+    reads, and fills, its records at ``profile`` (default ``cpu``).
+
+    Prints a line per chapter (time and status) and the log's path on stderr; everything else the
+    kernels and libraries print goes to the log (``_build/book.log``). A failure raises
+    :class:`BookError` naming the chapter, its cell and the log's last lines."""
     root = Path(root).resolve()
     missing = [name for name in ROOT_FILES if not (root / name).is_file()]
     if missing:
         raise ConfigError(f"{root}: not the book's root (missing {', '.join(missing)})")
+    sources = [source for source in chapters(root) if not only or any(key in source.stem for key in only)]
+    log_path = root / LOG
+    log_path.parent.mkdir(exist_ok=True)
+    with _output_to(log_path) as terminal, _environment(KERNEL_ENVIRONMENT):
+        parameters = _parameters(data, profile, store, max_new_runs, real_data)  # imports TensorFlow: logged
+        for source in sources:
+            with _step(source.stem, terminal):
+                try:
+                    execute(source, parameters)
+                except Exception as error:  # noqa: BLE001  (any failure is the chapter's, shown with the log)
+                    raise BookError(_failure(source.relative_to(root), error, log_path)) from error
+        if html:
+            jupyter_book = Path(sys.executable).with_name("jupyter-book")
+            with _step("HTML", terminal):
+                try:
+                    subprocess.run([str(jupyter_book), "build", str(root), "--warningiserror", "--keep-going",
+                                    "--quiet"], check=True)
+                except subprocess.CalledProcessError as error:
+                    raise BookError(_failure("the HTML build (jupyter-book)", error, log_path)) from error
+        print(f"log: {log_path}", file=terminal)
+    return root / "_build" / "html" / "index.html"
+
+
+def _parameters(data, profile, store, max_new_runs, real_data) -> dict:
+    """The chapters' papermill parameters, paths absolute: the chapters run in ``notebooks/``."""
+    from spine.data import resolve_source
+    from spine.training.store import RECORDED
+
+    data = data or RECORDED
     profile = profile or default_profile(data)
     if str(data) == RECORDED:
         max_new_runs = 0  # the records are read, never trained
     elif not str(data).startswith("phantom"):
-        data = Path(resolve_source(data)).resolve()  # the chapters run in notebooks/, not where the path was given
+        data = Path(resolve_source(data)).resolve()
         real_data = real_data or data  # a book built on real data shows it in the real-data sections too
-    parameters = {"data": str(data), "profile": profile, "store": str(Path(store).resolve()),
-                  "max_new_runs": max_new_runs, "real_data": str(Path(real_data).resolve()) if real_data else None}
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # The kernels inherit this environment: a headless MPLBACKEND (Agg) would keep every figure
-    # out of the notebooks' outputs, so the chapters always get the notebook's inline backend.
-    backend = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    return {"data": str(data), "profile": profile, "store": str(Path(store).resolve()),
+            "max_new_runs": max_new_runs, "real_data": str(Path(real_data).resolve()) if real_data else None}
+
+
+@contextmanager
+def _step(name: str, terminal):
+    """One progress line: the step's name, then ``ok`` or ``failed``, and its time."""
+    from tqdm import tqdm
+
+    with tqdm(desc=f"{name:<18} running", bar_format="{desc}  {elapsed}", file=terminal) as bar:
+        try:
+            yield
+        except BaseException:
+            bar.set_description_str(f"{name:<18} failed ")
+            raise
+        bar.set_description_str(f"{name:<18} ok     ")
+
+
+@contextmanager
+def _output_to(log_path: Path):
+    """Send everything written to stdout and stderr, by this process and the kernels it starts, to
+    ``log_path``; yield a stream to the terminal (the former stderr) for the progress lines."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    terminal = os.fdopen(os.dup(saved[2]), "w", buffering=1)
+    with open(log_path, "w") as log_file:
+        for fd in saved:
+            os.dup2(log_file.fileno(), fd)
+        try:
+            yield terminal
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
+            terminal.close()
+
+
+@contextmanager
+def _environment(values: dict):
+    """``os.environ`` updated with ``values`` (what the kernels inherit), then restored."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
-        for source in chapters(root):
-            if only and not any(key in source.stem for key in only):
-                continue
-            log.info("executing %s", source.relative_to(root))
-            execute(source, parameters)
+        yield
     finally:
-        if backend is None:
-            os.environ.pop("MPLBACKEND")
-        else:
-            os.environ["MPLBACKEND"] = backend
-    if html:
-        jupyter_book = Path(sys.executable).with_name("jupyter-book")
-        subprocess.run([str(jupyter_book), "build", str(root), "--warningiserror", "--keep-going", "--quiet"],
-                       check=True)
-    return root / "_build" / "html" / "index.html"
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
+
+
+def _failure(what, error, log_path: Path) -> str:
+    """What failed (for a chapter, the cell and its error), then the last lines of the log."""
+    cell = getattr(error, "exec_count", None)
+    if cell is not None:  # papermill's PapermillExecutionError: a cell raised
+        first_line = error.source.strip().splitlines()[0] if error.source.strip() else ""
+        with open(log_path, "a") as log_file:
+            log_file.write(_plain("\n".join(error.traceback)) + "\n")
+        problem = f"cell In [{cell}] (`{first_line}`): {error.ename}: {error.evalue}"
+    else:
+        problem = f"{type(error).__name__}: {error}"
+    tail = log_path.read_text(errors="replace").splitlines()[-LOG_TAIL:]
+    return "\n".join([f"{what} failed at {problem}", f"last {len(tail)} lines of {log_path}:", *tail])
+
+
+def _plain(text: str) -> str:
+    """``text`` without terminal colour codes (papermill keeps the kernel's)."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)

@@ -1,6 +1,8 @@
 """The book: every chapter executes with papermill at the smoke profile and renders with Jupyter
 Book 1 (warnings are errors), and each chapter's page carries its tables and figures and never an
 empty section (no ``None``, no table without rows, no sentence ending in a colon with nothing after).
+The default book (``spine book``: the records) is built too, as a person runs it: a line per
+chapter, chapters whose outputs carry no library warnings, and a failing chapter named with its cell.
 
 The real-data sections run when the real slices are present (``real_data``), and are skipped
 by the chapters themselves otherwise.
@@ -8,11 +10,13 @@ by the chapters themselves otherwise.
 
 import re
 
+import nbformat
 import pytest
 from bs4 import BeautifulSoup
 
 from spine import book
 
+from books import default_book  # noqa: F401  (a fixture)
 from conftest import ROOT, T2SPACE_SLICES
 
 NO_FIGURE = {"02_architectures"}  # a chapter of tables
@@ -41,6 +45,53 @@ def test_chapter_page_has_tables_and_figures(html, source):
 @pytest.mark.parametrize("source", book.chapters(ROOT), ids=lambda p: p.stem)
 def test_chapter_page_has_no_empty_section(html, source):
     assert page_problems((html / "notebooks" / f"{source.stem}.html").read_text()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", book.chapters(ROOT), ids=lambda p: p.stem)
+def test_default_book_page_has_tables_and_no_empty_section(default_book, source):
+    page = (default_book / "html" / "notebooks" / f"{source.stem}.html").read_text()
+    assert "<table" in page, f"{source.stem}: no table"
+    assert page_problems(page) == []
+
+
+# What the kernels and libraries print, which belongs in the log and never in a page.
+NOISE = re.compile(r"oneDNN|absl|TF_CPP|IProgress|TqdmWarning|Kernel is running|cpu_feature_guard|Traceback")
+
+
+@pytest.mark.slow
+def test_spine_book_prints_a_line_per_chapter_and_the_log(default_book):
+    printed = (default_book / "output.txt").read_text().splitlines()
+    assert len(printed) <= 40, "\n".join(printed)
+    assert not NOISE.search("\n".join(printed))
+    for source in book.chapters(ROOT):
+        assert any(re.search(rf"{source.stem} +ok +\d\d:\d\d$", line) for line in printed), source.stem
+    assert printed[-2:] == [f"log: {ROOT / book.LOG}", str(ROOT / "_build" / "html" / "index.html")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", book.chapters(ROOT), ids=lambda p: p.stem)
+def test_chapter_outputs_carry_no_library_warnings(default_book, source):
+    executed = nbformat.read(default_book / f"{source.stem}.ipynb", as_version=4)
+    streams = [output.get("text", "") for cell in executed.cells for output in cell.get("outputs", [])
+               if output.output_type in ("stream", "error")]
+    assert not [text for text in streams if NOISE.search(text)]
+
+
+def test_a_failing_chapter_is_named_with_its_cell_and_the_log(tmp_path, capfd):
+    (tmp_path / "_config.yml").write_text("title: t\n")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nparts:\n- chapters:\n  - file: notebooks/01_broken\n")
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "01_broken.py").write_text(
+        "# ---\n# jupyter:\n#   kernelspec:\n#     display_name: Python 3\n#     language: python\n#     name: python3\n# ---\n\n"
+        '# %% tags=["parameters"]\ndata = None\n\n# %%\nimport sys\nraise ValueError("no such record")\n')
+    with pytest.raises(book.BookError) as raised:
+        book.build(tmp_path, data="phantom", store=tmp_path / "store", html=False)
+    message = str(raised.value)
+    assert message.startswith("notebooks/01_broken.py failed at cell In [3] (`import sys`): ValueError: no such record")
+    assert "ValueError" in message.splitlines()[-1] and f"lines of {tmp_path / book.LOG}:" in message
+    printed = capfd.readouterr()
+    assert re.fullmatch(r"01_broken +failed +\d\d:\d\d", printed.err.split("\r")[-1].strip()), printed.err
 
 
 # What may follow a sentence that ends in a colon: the thing it announces.
