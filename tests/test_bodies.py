@@ -154,3 +154,13 @@ def test_the_shared_exams_read_as_a_source():
     assert set(dataset.patients) == {e.patient for e in exams}
     # every slice of the exams that is not blank: lateral ones included
     assert len(dataset) > 1000 and (dataset.structures == VERTEBRA).any(axis=(1, 2)).mean() < 0.95
+
+
+@pytest.mark.real
+def test_s1_is_unknown_for_training_where_an_exam_labels_it():
+    folder = _require(BODIES)
+    exams = {e.exam: e for e in bodies.find_exams(folder)}
+    assert exams["vb1_17"].s1_labelled and not exams["vb2_06"].s1_labelled
+    [(exam, k, _, structures, labels, _)] = [item for item in bodies.exam_slices([exams["vb1_17"]]) if item[1] == 30]
+    assert (labels == 1).any() and (structures[labels == 1] == UNKNOWN).all()
+    assert (structures[labels == 2] == VERTEBRA).all()

@@ -14,7 +14,8 @@ posterior):
   body, the anterior column up to :data:`POSTERIOR_MARGIN_MM` short of the bodies' posterior edge
   (psoas and soft tissue beside the spine: where a model must learn "no bone here");
 - everything else (discs, posterior elements, canal, the rest) is :data:`spine.data.labels.UNKNOWN`,
-  which the losses ignore.
+  which the losses ignore; so is the S1 body where an exam labels it (:data:`S1_LABELLED_SETS`),
+  since SPIDER, whose labels the models learn, leaves the sacrum unlabelled.
 
 The edges are taken per image row over all slices, rows between bodies (disc spaces) interpolated
 and rows within :data:`ROW_MARGIN_MM` above and below the bodies' span given the nearest edge;
@@ -41,6 +42,13 @@ MASK_SUFFIX = "_bodies.nii.gz"
 _EXAM = re.compile(r"^(?P<exam>[a-z0-9]+_\d+)_(?P<sequence>[a-z0-9-]+)\.nii\.gz$")
 # Exams of one patient (the folder's README): kept together by every split.
 SAME_PATIENT = {"vb1_03": "vb1_02"}
+# Sets whose lowest labelled body (label 1) is S1, by inspection of every exam's mid-line slice: the
+# clinical vb1 exams label the sacrum's first body, the vb2 exams stop at L5. SPIDER leaves the
+# sacrum unlabelled, so for training S1 is unknown (neither vertebra nor background); the check
+# scores every labelled body.
+S1_LABELLED_SETS = frozenset({"vb1"})
+# The rules above, versioned: part of the prepared data's content id (1: S1 trained as vertebra).
+PARTIAL_LABELS_VERSION = 2
 ANTERIOR_MARGIN_MM = 5.0
 LATERAL_MARGIN_MM = 5.0
 POSTERIOR_MARGIN_MM = 3.0  # the scored column reaches this far posterior of the edge; known background stops this short of it
@@ -63,6 +71,11 @@ class Exam:
     @property
     def case_id(self) -> str:
         return f"{self.exam}_{self.sequence}"
+
+    @property
+    def s1_labelled(self) -> bool:
+        """Whether the lowest labelled body (label 1) is S1 (:data:`S1_LABELLED_SETS`)."""
+        return self.exam.split("_")[0] in S1_LABELLED_SETS
 
 
 def is_bodies_folder(folder) -> bool:
@@ -163,6 +176,8 @@ def exam_slices(exams: list[Exam]):
         images, _ = sagittal_arrays(image)
         bodies, spacing = sagittal_arrays(mask)
         structures = partial_structures(bodies, spacing)
+        if exam.s1_labelled:
+            structures[bodies == 1] = UNKNOWN
         for k in range(len(images)):
             if images[k].max() > images[k].min():
                 yield exam, k, images[k], structures[k], bodies[k], spacing[1:]

@@ -278,9 +278,11 @@ def _digest(payload) -> str:
 
 
 def _content_key(layout, inputs, sequence, size, on_error, slice_spacing) -> str:
-    """Same files (names and sizes) and settings -> same key, on any machine."""
+    """Same files (names and sizes) and settings -> same key, on any machine (for body volumes, the
+    same partial-label rules too)."""
     files = [(p.name, p.stat().st_size) for item in inputs for p in (item.image, item.mask)]
-    return _digest([DATA_VERSION, layout, sequence, size, on_error, slice_spacing, files])
+    rules = [bodies.PARTIAL_LABELS_VERSION] if layout == "bodies" else []  # version 1 was named without it
+    return _digest([DATA_VERSION, layout, sequence, size, on_error, slice_spacing, files, *rules])
 
 
 def _cache_key(identity, source, inputs) -> str:
