@@ -320,3 +320,77 @@ def test_metrics_command_on_mask_folders(tmp_path, capsys):
     assert code == 0 and len(result["per_image"]) == 2
     assert result["dice"] == pytest.approx(2 * 70 / 200)
     assert result["hd"] == pytest.approx(3.0) and result["hd_mm"] == pytest.approx(1.5)
+
+
+def readme_commands() -> list[str]:
+    """The commands of the README's "Using it" block, without their comments."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Using it", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+# How each README command runs here: its replacements (tiny phantom and smoke profile for data and
+# training; the trained fixture's run for <run-id>; files made in the working folder) and the
+# status expected. SPIDER cannot be downloaded in a test: `spine fetch` must fail in one line.
+README_RUNS = {
+    "spine fetch spider": ({}, 1),
+    "spine data --data phantom": ({"phantom": DATA}, 0),
+    "spine models --table": ({}, 0),
+    "spine train --model Proposed --loss Dice --data spider --profile cpu --seed 0 --store results":
+        ({"spider": DATA, "cpu": "smoke"}, 0),
+    "spine train --model TransUNet --loss Dice --data spider --augment robust": ({"spider": f"{DATA} --profile smoke"}, 0),
+    "spine study comparison --data spider --profile cpu --jobs 2":  # one run of the grid's five
+        ({"spider": DATA, "cpu": "smoke --shard 1/5"}, 0),
+    "spine evaluate results/<run-id>": ({}, 0),
+    "spine evaluate results/<run-id> --data other-archive/": ({"other-archive/": "phantom:16"}, 0),
+    "spine predict scan.png volume.mha --out masks/": ({}, 0),
+    "spine predict scans/*.mha --out masks/ --keep-going": ({"scans/*.mha": "scans/good.mha scans/nan.mha"}, 1),
+    "spine predict volume.mha --out masks/ --task multiclass": ({}, 0),
+    "spine predict scan.png --out masks/ --model results/<run-id>/model.keras": ({}, 0),
+    "spine predict dicom_folder/ --out masks/ --series <SeriesInstanceUID>": ({}, 0),
+    "spine predict scan.png volume.mha --out masks/ --levels": ({}, 0),
+    "spine export binary --data /path/to/slices --profile cpu --check ../shared/data/spider-t1t2-vertebrae "
+    "--out spine/weights":  # the fixture's run is a 4-class one; the T1/T2 check needs the real data
+        ({"binary": "multiclass", "/path/to/slices": DATA, "cpu": "smoke",
+          " --check ../shared/data/spider-t1t2-vertebrae": "", "spine/weights": "weights"}, 0),
+    "spine metrics --pred masks/ --true reference/ --json": ({}, 0),
+}
+
+
+def test_every_readme_command_is_run():
+    assert readme_commands() == list(README_RUNS)
+
+
+@pytest.fixture
+def readme_folder(trained, tmp_path, monkeypatch):
+    """A working folder with what the README's commands name."""
+    from test_predict_dicom import UID, write_series
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPINE_ZENODO_URL", "http://127.0.0.1:9")  # refused at once
+    shutil.copytree(trained, tmp_path / "results" / trained.name)
+    image, _ = phantom.make_slice(seed=3, size=96)
+    Image.fromarray((255 * (image - image.min()) / np.ptp(image)).astype(np.uint8)).save("scan.png")
+    volume, _ = phantom.make_case(seed=4)
+    write_volume(volume, tmp_path / "volume.mha")
+    write_volume(volume, tmp_path / "scans" / "good.mha")
+    write_volume(sitk.GetImageFromArray(np.full((4, 8, 8), np.nan, np.float32)), tmp_path / "scans" / "nan.mha")
+    write_series(volume, tmp_path / "dicom_folder")
+    for folder in ("masks", "reference"):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        Image.fromarray(np.eye(16, dtype=np.uint8) * 255).save(tmp_path / folder / "a.png")
+    return {"<run-id>": trained.name, "<SeriesInstanceUID>": UID}
+
+
+@pytest.mark.parametrize("line", list(README_RUNS))
+def test_readme_command(line, readme_folder, capsys):
+    replacements, status = README_RUNS[line]
+    for old, new in {**replacements, **readme_folder}.items():
+        line = line.replace(old, new)
+    argv = line.split()[1:]
+    code, out, err = run(capsys, *argv)
+    assert code == status, err
+    if status:
+        assert err.strip().splitlines()[0].startswith(f"spine {argv[0]}: error: "), err
+    if "--json" in argv:
+        json.loads(out)
