@@ -35,6 +35,7 @@ store = records("results")  # the results store the chapter reads
 max_new_runs = None  # unused here: nothing is trained
 real_data = None  # unused here
 bodies_data = None  # the vertebral-body volumes for the overlays (default: beside the checkout, if there)
+measurements = "../benchmarks/results"  # where benchmarks/input_size.py wrote its table
 
 # %% tags=["remove-cell"]
 import os
@@ -175,6 +176,16 @@ report.table_or_note(tables["binary"], "No binary run has a body check in this s
 
 # %% tags=["remove-input"]
 display(Markdown(bodies_study.finding(tables["binary"], PREVIOUS["binary"], "binary")))
+
+# %% [markdown]
+# ### Input size, ensembles and flips
+# The shipped models take each slice at 128 x 128, one model per task, no fold ensemble and no
+# flip averaging: one forward pass per slice. What the input size alone costs is measured by
+# `benchmarks/input_size.py`: a perfect prediction made at that size and resized back to the real
+# T2-SPACE masks, as `spine predict` resizes its labels.
+
+# %% tags=["remove-input"]
+display(Markdown(bodies_study.input_size_sentence(Path(measurements) / "input_size.csv")))
 
 # %% [markdown]
 # ## Where we differ from the study, and why

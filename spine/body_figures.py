@@ -14,14 +14,14 @@ from spine.inference import segment_volume
 
 def position_figure(table: pd.DataFrame, labels: dict[str, str]):
     """Body Dice and false vertebra by distance from the mid-line, one line per run."""
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.4), constrained_layout=True)
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
     for run, group in table.groupby("run", sort=False):
         names = [f"{int(b.left)}-{int(b.right)}" for b in group["band"]]
         axes[0].plot(names, group["dice"], marker="o", label=labels.get(run, run))
         axes[1].plot(names, group["false_pixels"], marker="o", label=labels.get(run, run))
     axes[0].set(xlabel="distance from the mid-line (mm)", ylabel="body Dice per slice", ylim=(0, 1.02))
     axes[1].set(xlabel="distance from the mid-line (mm)", ylabel="false vertebra pixels per slice")
-    axes[0].legend(fontsize=8)
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", fontsize=8, ncols=1)
     return figure
 
 

@@ -198,6 +198,26 @@ def body_check(model, folder, split: pd.DataFrame, subsets=("val", "test")) -> d
     return check | {"exams": per_exam.to_dict("records"), "slices": per_slice.to_dict("records")}
 
 
+def input_size_ceiling(slice_folder, sizes=(128, 256)) -> dict[int, dict[str, float]]:
+    """What the input size alone costs: a perfect prediction at ``size`` x ``size`` resized back
+    (nearest neighbour, as ``spine predict`` does) to each full-size mask of ``slice_folder``, scored
+    against that mask; mean Dice per size, binary (foreground) and 4-class (mean over vertebra, disc
+    and canal)."""
+    from spine.data import labels as label_maps
+    from spine.data.preprocess import resize_labels
+    from spine.inference import _resize_back
+
+    scores = {size: {"binary": [], "multiclass": []} for size in sizes}
+    for pair in find_pairs(slice_folder):
+        truth = label_maps.table_to_structures(read_slice(pair.mask), label_maps.SLICE_VALUE_TABLE, pair.mask)
+        for size in sizes:
+            back = _resize_back(resize_labels(truth, size), truth.shape)
+            per_class = overlap_from_confusion(confusion_matrix(truth, back, 4))["dice"]
+            scores[size]["binary"].append(dice(back > 0, truth > 0))
+            scores[size]["multiclass"].append(float(np.mean(per_class[1:])))
+    return {size: {task: float(np.mean(values)) for task, values in tasks.items()} for size, tasks in scores.items()}
+
+
 def lateral_coverage(slice_folder, masks_folder) -> dict:
     """How far across the patient the real training slices reach, against how far vertebrae reach.
 

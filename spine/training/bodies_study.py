@@ -173,3 +173,17 @@ def readme_lines(store, previous: dict[str, str] = SHIPPED_BEFORE) -> list[str]:
     for task in ("multiclass", "binary"):
         lines += ["", finding(runs_table(store, task), previous[task], task)]
     return lines
+
+
+def input_size_sentence(path) -> str:
+    """What a perfect prediction at each input size scores once resized back (``benchmarks/input_size.py``),
+    in words; a note where the table is not there."""
+    path = Path(path)
+    if not path.is_file():
+        return f"*`{path.name}` is not in `{path.parent}`: run `python benchmarks/input_size.py`.*"
+    rows = pd.read_csv(path).set_index("size")
+    sizes = "; ".join(f"at {size} x {size}, binary Dice {row.binary:.3f} and 4-class {row.multiclass:.3f}"
+                      for size, row in rows.iterrows())
+    return (f"A perfect prediction resized back to the real masks of `{rows['data'].iloc[0]}` scores: {sizes}. "
+            "That ceiling is what a larger input could recover, at about four times the cost per slice for twice "
+            "the side; the models trained here reach well below it, so the budget went to training data instead.")
