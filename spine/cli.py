@@ -171,7 +171,7 @@ def _cmd_transfer(args) -> int:
     written = []
     for run in args.runs:
         record = load_record(run)
-        export.check_record(record, args.check)
+        export.check_transfer(record, args.check)
         written.append(str(record.path / export.CHECK_FILE))
         if args.bodies:
             export.check_bodies(record, args.bodies)

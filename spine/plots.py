@@ -3,9 +3,9 @@ each structure, masks drawn over the MRI, the study's figures beside ours, table
 Stylers with fixed decimals and the study's columns in grey.
 
 Functions here draw or format what they are given; the tables they draw come from
-``spine.data.overview`` (data summaries), ``spine.training.analysis`` (analyses of the study
-grids), ``spine.explain`` (Grad-CAM) and ``spine.training.studies`` (the grids). The exception,
-until it moves to ``spine.models.report``: the architecture outline tables of chapter 2.
+``spine.data.overview`` (data summaries), ``spine.models.report`` (the architecture tables),
+``spine.training.analysis`` (analyses of the study grids), ``spine.explain`` (Grad-CAM) and
+``spine.training.studies`` (the grids).
 """
 
 from __future__ import annotations
@@ -287,7 +287,6 @@ def sample_figure(sets: dict, count: int = 4, size: float = 2.2):
 
 
 # --------------------------------------------------------------------------- chapter 2: architectures
-# (the outline and count tables summarise models: they belong with spine.models.report)
 
 
 _STAGE_COLOURS = {"encoder": "#0072B2", "transformer": "#F0E442", "bottleneck": "#D55E00", "decoder": "#009E73",

@@ -6,7 +6,7 @@ same three ways, so the way lives here, once:
 1. the table of ours beside the study's (:func:`spine.training.analysis.beside_study`);
 2. bars of our F1 (with its 95 % interval) beside the study's;
 3. paired comparisons on the same test patients (images, for records without per-patient tables)
-   (:func:`spine.training.studies.paired_comparisons`, shown by :func:`pairs_table`), or a note
+   (:func:`spine.training.comparisons.paired_comparisons`, shown by :func:`pairs_table`), or a note
    when too few rows are trained.
 
 :func:`table_or_note` shows any other table the same way: its rows, or one sentence when it has none.
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from spine import plots, stats
-from spine.training import analysis, studies
+from spine.training import analysis, comparisons, studies
 from spine.training import store as results
 
 if TYPE_CHECKING:
@@ -78,13 +78,13 @@ def grid_section(table: pd.DataFrame, store, reference: str = "Proposed", *, fam
     plots.ours_vs_study(bars, "f1", "study_f1", label="row", ax=ax, ci="dice_ci", title=title)
     figure.tight_layout()
     plt.show()
-    pairs = studies.paired_comparisons(table, store, reference=reference, families=families)
+    pairs = comparisons.paired_comparisons(table, store, reference=reference, families=families)
     display(pairs_table(pairs))
     return {"table": beside, "figure": figure, "pairs": pairs}
 
 
 def pairs_legend() -> str:
-    """What the columns of a paired table (:func:`spine.training.studies.paired_comparisons`) mean."""
+    """What the columns of a paired table (:func:`spine.training.comparisons.paired_comparisons`) mean."""
     return ("Each row: the mean paired difference in Dice (the reference row minus this one) over the same test "
             "patients, with its 95 % BCa interval; the two-sided sign-flip permutation test of that mean (exact), "
             "Holm-adjusted over the grid's comparisons, with Wilcoxon's signed-rank p beside it; the mean difference "
@@ -118,7 +118,7 @@ def influential_patient(pairs: pd.DataFrame):
 
 def patient_sentence(table: pd.DataFrame, store, patient, comparison: str) -> str:
     """Every trained row's Dice on one test patient, and which comparison that patient's absence changes."""
-    scores = {row.model: studies.unit_values(store, row.run_ids, "dice").rename(index=str).get(str(patient))
+    scores = {row.model: comparisons.unit_values(store, row.run_ids, "dice").rename(index=str).get(str(patient))
               for row in table[table["trained"]].itertuples()}
     listed = ", ".join(f"{_name(model)} {score:.3f}" for model, score in scores.items() if score is not None)
     return (f"Patient {patient}, whose absence alone changes the outcome of {comparison}: its Dice over its central "
@@ -339,10 +339,10 @@ def recipe_sensitivity(table: pd.DataFrame, store, data, profile: str) -> str:
     """The comparison without the patients the recipe was chosen on (:func:`spine.training.studies.
     recipe_patients`), in words: a sensitivity analysis, since the recipe was not chosen again inside
     each fold (which a nested analysis would do)."""
-    seen = studies.recipe_patients(table, store)
+    seen = comparisons.recipe_patients(table, store)
     if not len(seen):
         return "The records the recipe was chosen on are not in the store: no sensitivity analysis."
-    pairs = studies.paired_comparisons(table, store, exclude=seen["patient"])
+    pairs = comparisons.paired_comparisons(table, store, exclude=seen["patient"])
     folds = sorted(int(f) for f in seen["test fold"].dropna().unique())
     shown = "; ".join(f"{a} minus {b} {verdict(pair, a, b)}"
                       for (a, b), (_, pair) in zip(pairs["comparison"].str.split(" - "), pairs.iterrows()))
@@ -356,7 +356,7 @@ def recipe_sensitivity(table: pd.DataFrame, store, data, profile: str) -> str:
 def pair_sentence(table: pd.DataFrame, pairs: pd.DataFrame, reference: str, other: str, *, label: str = "model",
                   grid: str = "comparison", source: Source | None = None, what: str = "{}") -> str:
     """One sentence: ``reference``'s Dice against ``other``'s, with intervals, and their paired
-    difference (from ``pairs``, :func:`spine.training.studies.paired_comparisons`) worded by
+    difference (from ``pairs``, :func:`spine.training.comparisons.paired_comparisons`) worded by
     :func:`verdict`; a sentence saying what is missing otherwise. ``what`` names a row in the prose
     (e.g. ``"the {} loss"``)."""
     done = table[table["trained"]].set_index(label)

@@ -11,7 +11,7 @@ import pytest
 
 from spine import paper
 from spine.errors import ConfigError
-from spine.training import analysis, make_config, studies
+from spine.training import analysis, comparisons, make_config, predictions, provenance, shipped, studies
 from spine.training.engine import split_data
 from spine.training import store as results
 from spine.training.config import RunConfig
@@ -258,13 +258,13 @@ def test_structure_scores_average_patients_where_the_record_has_them(tmp_path):
 
 def test_paired_comparisons_keyed_by_another_column(loss_records):
     store, table = loss_records
-    pairs = studies.paired_comparisons(table[table["model"] == "U-Net"], store, reference="Dice", label="loss")
+    pairs = comparisons.paired_comparisons(table[table["model"] == "U-Net"], store, reference="Dice", label="loss")
     assert pairs["comparison"].tolist() == ["Dice - BCE"] and pairs["images"].tolist() == [2]
     assert pairs["mean Δdice"].iloc[0] == pytest.approx(0.78 - 0.80)
     # two images, both 0.02 behind: sign-flip p = 2 / 2**2, a family of one, no verdict possible
     assert pairs["sign-flip p"].iloc[0] == pairs["Holm p"].iloc[0] == pytest.approx(0.5)
     assert pairs["smallest Holm p"].iloc[0] == pytest.approx(0.5) and pairs["verdict"].iloc[0] == "not distinguishable"
-    assert studies.paired_comparisons(table[table["loss"] == "Dice"], store, reference="Proposed").empty  # not trained
+    assert comparisons.paired_comparisons(table[table["loss"] == "Dice"], store, reference="Proposed").empty  # not trained
 
 
 
@@ -274,12 +274,12 @@ def test_paired_comparisons_within_families(loss_records):
     store, table = loss_records
     table = table.assign(model=table["model"] + " " + table["loss"].where(table["loss"] != "Dice", "")).assign(
         model=lambda t: t["model"].str.strip())
-    pairs = studies.paired_comparisons(table, store, families=("U-Net", "ResUNet"))
+    pairs = comparisons.paired_comparisons(table, store, families=("U-Net", "ResUNet"))
     assert pairs["comparison"].tolist() == ["U-Net - U-Net BCE"]
     assert pairs["mean Δdice"].iloc[0] == pytest.approx(0.78 - 0.80)
-    assert studies.paired_comparisons(table, store, families=("TransUNet",)).empty
+    assert comparisons.paired_comparisons(table, store, families=("TransUNet",)).empty
     with pytest.raises(ConfigError, match="one row per 'model'"):  # U-Net twice in the loss grid
-        studies.paired_comparisons(loss_records[1], store)
+        comparisons.paired_comparisons(loss_records[1], store)
 
 
 def test_grid_section_shows_what_the_chapters_show(loss_records):
@@ -309,23 +309,23 @@ def test_table_or_note_never_shows_an_empty_table(loss_records):
     from spine import report
 
     store, table = loss_records
-    absent = report.table_or_note(studies.provenance(table[~table["trained"]], store))
+    absent = report.table_or_note(provenance.provenance(table[~table["trained"]], store))
     assert isinstance(absent, Markdown) and absent.data == f"*{report.NOT_RECORDED}*"
-    shown = report.table_or_note(studies.provenance(table, store)).to_html()
+    shown = report.table_or_note(provenance.provenance(table, store)).to_html()
     assert "<tbody>" in shown and ">profile<" in shown and ">smoke<" in shown
 
 
-def test_coverage_and_budget_count_shared_runs_once(loss_records):
+def test_coverage_and_plan_budget_count_shared_runs_once(loss_records):
     store, _ = loss_records
-    table = studies.coverage(DATA, "smoke", store).set_index("grid")
+    table = provenance.coverage(DATA, "smoke", store).set_index("grid")
     assert table.loc["loss", "recorded"] == 3 and table.loc["loss", "runs"] == 20
     assert table.loc["comparison", "recorded"] == 2  # U-Net and ResUNet with Dice: the loss grid's runs
     assert table.loc["comparison", "missing"] == "Attention U-Net, TransUNet, Proposed"
     assert table.loc["stability", "missing"] == "10 runs"
-    cost = studies.budget(DATA, "smoke", store)
+    cost = provenance.plan_budget(DATA, "smoke", store).set_index("grid").loc["all"]  # at the recorded runs' mean time
     distinct = len({run for name in studies.STUDIES for run in studies.study_table(name, DATA, "smoke", store)["run_id"]})
-    assert cost["recorded"] == 3 and cost["distinct runs"] == distinct < sum(table["runs"])
-    assert cost["mean minutes per run"] == round(1.0 / 60, 1)
+    assert cost["recorded"] == 3 and cost["runs"] == distinct < sum(table["runs"])
+    assert cost["hours"] == round(distinct * (1.0 / 60) / 60, 1)
 
 
 def test_budget_note_says_whether_the_study_fits_and_in_what_order_it_ran():
@@ -342,7 +342,7 @@ def test_budget_note_says_whether_the_study_fits_and_in_what_order_it_ran():
 
 def test_plan_budget_counts_each_run_once_in_plan_order(loss_records):
     store, _ = loss_records
-    table = studies.plan_budget(DATA, "smoke", store, minutes_per_run=3.0).set_index("grid")
+    table = provenance.plan_budget(DATA, "smoke", store, minutes_per_run=3.0).set_index("grid")
     # the smoke profile has no folds: fold 0 only; a run two grids share counts in the first one
     assert table.loc["comparison", "runs"] == 5 and table.loc["comparison", "recorded"] == 2
     assert table.loc["ablation", "runs"] == 2  # U-Net and Proposed are the comparison's
@@ -356,7 +356,7 @@ def test_plan_budget_counts_each_run_once_in_plan_order(loss_records):
 def test_provenance_side_by_side_has_a_column_per_table(loss_records):
     store, table = loss_records
     unet = table[table["model"] == "U-Net"]
-    both = studies.provenance_side_by_side({"all": table, "U-Net": unet, "none": table.assign(trained=False)}, store)
+    both = provenance.provenance_side_by_side({"all": table, "U-Net": unet, "none": table.assign(trained=False)}, store)
     assert list(both.columns) == ["setting", "all", "U-Net"]  # a table with no trained run adds nothing
     facts = both.set_index("setting")
     assert facts.loc["runs", "all"] == "3 of 20" and facts.loc["runs", "U-Net"] == "2 of 4"
@@ -384,11 +384,11 @@ def test_study_record_trains_only_the_cell_asked_for(tmp_path):
     assert again.path == record.path
     table = studies.study_table("comparison", DATA, "smoke", tmp_path)
     images = np.zeros((2, 64, 64, 1), np.float32)
-    predicted = analysis.predictions(table, tmp_path, images)
+    predicted = predictions.model_predictions(table, tmp_path, images)
     assert list(predicted) == ["Proposed"] and predicted["Proposed"].shape == (2, 64, 64)
-    assert list(analysis.predictions(studies.study_table("multiclass", DATA, "smoke", tmp_path), tmp_path,
+    assert list(predictions.model_predictions(studies.study_table("multiclass", DATA, "smoke", tmp_path), tmp_path,
                                      images)) == []
-    sample, rows = analysis.sample_predictions(table, tmp_path, count=2)
+    sample, rows = predictions.sample_predictions(table, tmp_path, count=2)
     assert len(sample) == 2 and list(rows) == ["reference", "Proposed"]
     assert rows["reference"].shape == rows["Proposed"].shape == sample.images.shape[:3]
     with pytest.raises(ConfigError):
@@ -413,10 +413,10 @@ def test_split_overview_counts_the_engines_split():
 
 
 def test_shipped_runs_pair_each_card_with_its_record(tmp_path):
-    cards, shipped = analysis.shipped_runs(tmp_path)
-    assert set(cards) == {"binary", "multiclass"} and shipped == {}  # an empty store holds no record of them
-    _, shipped = analysis.shipped_runs(Path(__file__).resolve().parents[1] / "results")  # the committed records
-    assert {name: record.path.name for name, record in shipped.items()} == {
+    cards, behind = shipped.shipped_runs(tmp_path)
+    assert set(cards) == {"binary", "multiclass"} and behind == {}  # an empty store holds no record of them
+    _, behind = shipped.shipped_runs(Path(__file__).resolve().parents[1] / "results")  # the committed records
+    assert {name: record.path.name for name, record in behind.items()} == {
         f"{task}.keras": card["run_id"] for task, card in cards.items()}
 
 
@@ -427,7 +427,7 @@ def test_card_table_states_the_shipped_models_card():
     from spine.inference import model_card
 
     card = model_card("binary")
-    facts = dict(analysis.card_table(card).itertuples(index=False))
+    facts = dict(shipped.card_table(card).itertuples(index=False))
     assert facts["run"] == card["run_id"] and facts["model"] == card["config"]["model"]
     assert facts["data"] == card["config"]["data_id"] and facts["selected on"] == card["selected_on"]
     assert float(facts["recorded test dice"]) == pytest.approx(card["test"]["dice"], abs=5e-5)
@@ -441,7 +441,7 @@ def test_shipped_model_rescored_on_its_own_test_patients_matches_its_card(t2spac
     from spine.training.engine import score
 
     card = model_card("binary")
-    test, own = analysis.shipped_test_images(card, t2space_slices)
+    test, own = shipped.shipped_test_images(card, t2space_slices)
     assert own and len(test) == card["test"]["images"]
     _, scored = score(load_model(task="binary"), test, "binary")
     assert scored["per_image"]["dice"] == pytest.approx(card["test"]["dice"], abs=1e-6)
@@ -449,8 +449,8 @@ def test_shipped_model_rescored_on_its_own_test_patients_matches_its_card(t2spac
 
 def test_code_summary_names_the_most_frequent_versions_and_counts_the_rest():
     codes = ["spine 0.1.0, aaaa"] * 3 + ["spine 0.1.0, bbbb"] * 2 + ["spine 0.1.0, cccc", "not recorded"]
-    assert studies.code_summary(codes) == "spine 0.1.0, aaaa (3 runs); spine 0.1.0, bbbb (2 runs); 2 other commits"
-    assert studies.code_summary(["spine 0.1.0, aaaa"]) == "spine 0.1.0, aaaa (1 run)"
+    assert provenance.code_summary(codes) == "spine 0.1.0, aaaa (3 runs); spine 0.1.0, bbbb (2 runs); 2 other commits"
+    assert provenance.code_summary(["spine 0.1.0, aaaa"]) == "spine 0.1.0, aaaa (1 run)"
 
 
 @pytest.fixture
@@ -476,7 +476,7 @@ def patient_records(tmp_path):
 
 def test_paired_comparisons_are_one_holm_family_with_patients_left_out(patient_records):
     store, table = patient_records
-    pairs = studies.paired_comparisons(table, store).set_index("comparison")
+    pairs = comparisons.paired_comparisons(table, store).set_index("comparison")
     unet, resunet = pairs.loc["Proposed - U-Net"], pairs.loc["Proposed - ResUNet"]
     assert unet["patients"] == 8 and unet["mean Δdice"] == pytest.approx(-0.02 - 0.28 / 8)
     assert unet["sign-flip p"] == pytest.approx(2 / 2 ** 8) and unet["Holm p"] == pytest.approx(2 * 2 / 2 ** 8)
@@ -486,7 +486,7 @@ def test_paired_comparisons_are_one_holm_family_with_patients_left_out(patient_r
     assert unet["verdict"] == "behind" and unet["influential"] == ""
     assert resunet["verdict"] == "not distinguishable"
     # without patients 5-8 (a sensitivity analysis), U-Net's four differences of one sign: p = 2 / 2**4
-    fewer = studies.paired_comparisons(table, store, exclude=["5", "6", "7", "8"]).set_index("comparison")
+    fewer = comparisons.paired_comparisons(table, store, exclude=["5", "6", "7", "8"]).set_index("comparison")
     assert fewer.loc["Proposed - U-Net", "patients"] == 4
     assert fewer.loc["Proposed - U-Net", "sign-flip p"] == pytest.approx(2 / 2 ** 4)
     assert fewer.loc["Proposed - U-Net", "smallest Holm p"] == pytest.approx(2 * 2 / 2 ** 4)  # no verdict possible
@@ -495,9 +495,9 @@ def test_paired_comparisons_are_one_holm_family_with_patients_left_out(patient_r
 
 def test_recipe_patients_are_the_fold_0_validation_patients_with_their_test_fold(patient_records):
     store, table = patient_records
-    seen = studies.recipe_patients(table, store)
+    seen = comparisons.recipe_patients(table, store)
     assert seen["patient"].tolist() == ["5", "6"] and seen["test fold"].tolist() == [1, 1]
-    assert studies.recipe_patients(table[table["model"] != "Proposed"], store).empty
+    assert comparisons.recipe_patients(table[table["model"] != "Proposed"], store).empty
 
 
 def test_recorded_patient_draws_one_patients_slices_from_the_store(tmp_path):
@@ -518,11 +518,11 @@ def test_recorded_patient_draws_one_patients_slices_from_the_store(tmp_path):
     structures[1, 2:4, 2:4] = 1  # c2's reference
     np.savez(inputs, images=np.zeros((3, 8, 8), np.uint8), structures=structures, case_ids=np.array(["c1", "c2", "c3"]),
              patients=np.array(["1", "2", "2"]), slice_index=np.arange(3), spacing=np.full((3, 2), np.nan))
-    images, case_ids, maps = analysis.recorded_patient(pd.DataFrame(rows), tmp_path, "2")
+    images, case_ids, maps = predictions.recorded_patient(pd.DataFrame(rows), tmp_path, "2")
     assert case_ids == ["c3", "c2"] and images.shape == (2, 8, 8, 1)
     assert list(maps) == ["reference", "U-Net", "Proposed"]
     assert maps["reference"][:, 2, 2].tolist() == [0, 1] and maps["U-Net"][:, 0, 0].tolist() == [1, 1]
-    assert analysis.recorded_patient(pd.DataFrame(rows), tmp_path, "9") is None
+    assert predictions.recorded_patient(pd.DataFrame(rows), tmp_path, "9") is None
 
 
 def test_fold_patients_reads_the_manifest_in_natural_order(tmp_path):

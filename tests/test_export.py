@@ -125,15 +125,15 @@ def test_a_stored_check_gives_the_phantom_score_without_the_model(tmp_path):
     # the rule's figure is every slice's, weighted by cases
     assert export.phantom_score(record) == pytest.approx((20 * 0.8 + 10 * 0.5) / 30)
     with pytest.raises(ConfigError, match="no model file to check"):
-        export.check_record(record)
+        export.check_transfer(record)
 
 
-def test_check_record_stores_the_models_check_beside_it(tmp_path, monkeypatch):
+def test_check_transfer_stores_the_models_check_beside_it(tmp_path, monkeypatch):
     record = _record_with_model(tmp_path, "U-Net", val=0.8, test=0.7)
     seen = []
     monkeypatch.setattr(export.transfer, "transfer_check",
                         lambda model, folder: seen.append((model.name, folder)) or {"phantom": {}})
-    check = export.check_record(record, "t1t2")
+    check = export.check_transfer(record, "t1t2")
     assert check == {"phantom": {}} and export.stored_check(record.path) == {"phantom": {}}
     assert seen[0][1] == "t1t2"
 

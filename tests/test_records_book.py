@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from spine import performance, report
-from spine.training import analysis
+from spine.training import predictions
 from spine.training import store as results
 from spine.training.config import RECORD_VERSION, RunConfig, resolve_profile
 
@@ -73,13 +73,13 @@ def test_recorded_predictions_match_the_committed_inputs_by_case(tmp_path):
     labels[0, 0, 0] = 1
     np.savez(store / config.run_id / "predictions.npz", labels=labels, case_ids=np.array(["c3", "c1", "c2"]))
     record = results.Record(store / config.run_id, config, {})
-    maps = analysis.recorded_predictions(record, store)
+    maps = predictions.recorded_predictions(record, store)
     assert list(maps["case_ids"]) == ["c3", "c1", "c2"]
     assert maps["prediction"][0, 0, 0] == 1  # the stored order is kept
     assert np.allclose(maps["images"][0, ..., 0], np.arange(128, 192).reshape(8, 8) / 255)  # c3's image
     assert maps["reference"].max() == 1 and maps["reference"][:, 2, 2].tolist() == [1, 1, 1]
     (store / config.run_id / "predictions.npz").unlink()
-    assert analysis.recorded_predictions(record, store) is None  # a record that keeps none
+    assert predictions.recorded_predictions(record, store) is None  # a record that keeps none
 
 
 def _table(trained=(True, True)):

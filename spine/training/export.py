@@ -34,7 +34,7 @@ SELECTION_METRIC = "dice"  # mean validation Dice: foreground (binary) or over t
 VALIDATION_TOLERANCE = 0.01
 CARD_FIGURES = ("dice", "fg_iou", "miou", "hd95", "assd")
 PHANTOM_FIGURE = "phantom_every_slice"  # the stored check's figure the rule chooses robust runs on
-CHECK_FILE = "transfer.json"  # a record's stored transfer check (check_record): it outlives the model file
+CHECK_FILE = "transfer.json"  # a record's stored transfer check (check_transfer): it outlives the model file
 
 
 def candidates(store, data, profile: str, task: str) -> list[results.Record]:
@@ -73,7 +73,7 @@ def stored_check(folder) -> dict | None:
     return results.none_to_nan(results.read_json(path)) if path.is_file() else None
 
 
-def check_record(record: results.Record, t1t2_folder=None, model=None) -> dict:
+def check_transfer(record: results.Record, t1t2_folder=None, model=None) -> dict:
     """Run the transfer check of the record's model (``model`` if already loaded) and store it beside
     the record (``transfer.json``): the figures outlive the model file, which is not committed."""
     if model is None:
@@ -179,7 +179,7 @@ def export_model(record: results.Record, folder, compared: int = 1, close: int =
     model = keras.saving.load_model(record.model_path, compile=False)
     # The record keeps the card's check only when it covers the real slices: a phantom-only check
     # must not replace a stored one that does.
-    check = (check_record(record, t1t2_folder, model) if t1t2_folder is not None
+    check = (check_transfer(record, t1t2_folder, model) if t1t2_folder is not None
              else transfer.transfer_check(model, None))
     save_model(model, target)
     results.write_json(target.with_suffix(".json"), card(record, compared, close, check))

@@ -7,10 +7,10 @@ per-patient values of every recorded fold pooled (each patient is tested in exac
 ``shard`` so that several machines can share it and merge through the store);
 :func:`study_record` finds (or trains) a single cell; :func:`study_table` reads the records,
 without training, into a table with the study's figures alongside (columns ``study_<metric>``).
-:func:`provenance` says how a table's runs were made, :func:`paired_comparisons` tests one
-row against the others patient by patient (one Holm family, each patient left out in turn), and
-:func:`recipe_patients` names the patients the ``cpu`` recipe was chosen on. The chapters' analyses of these tables are in
-``spine.training.analysis``.
+:data:`PLAN` is the real-data study's order of grids, :func:`run_plan` runs it.
+What the store holds of the plan and how its runs were made: :mod:`spine.training.provenance`;
+rows tested against each other patient by patient: :mod:`spine.training.comparisons`; the chapters'
+other analyses of these tables: :mod:`spine.training.analysis`.
 """
 
 from __future__ import annotations
@@ -177,24 +177,6 @@ def _plan_table(runs: list[tuple[str, RunConfig]]) -> pd.DataFrame:
                           "seed": c.seed, "augment": c.augment, "run_id": c.run_id} for name, c in runs])
 
 
-def plan_budget(data, profile: str, store=results.DEFAULT_STORE, minutes_per_run: float | None = None,
-                plan=PLAN) -> pd.DataFrame:
-    """Per grid of the plan: its new runs, how many are recorded, and the machine hours they take
-    at ``minutes_per_run`` (default: the mean wall minutes of the plan's recorded runs)."""
-    runs = plan_runs(data, profile, plan)
-    runs["recorded"] = [results.is_finished(Path(store) / run) for run in runs["run_id"]]
-    if minutes_per_run is None:
-        done = runs.loc[runs["recorded"], "run_id"]
-        minutes = [results.read_json(Path(store) / run / "environment.json")["wall_seconds"] / 60 for run in done]
-        minutes_per_run = float(np.mean(minutes)) if minutes else float("nan")
-    table = runs.groupby("grid", sort=False).agg(folds=("fold", lambda f: ", ".join(map(str, sorted(set(f))))),
-                                                 runs=("run_id", "size"), recorded=("recorded", "sum")).reset_index()
-    table["hours"] = (table["runs"] * minutes_per_run / 60).round(1)
-    total = {"grid": "all", "folds": "", "runs": table["runs"].sum(), "recorded": table["recorded"].sum(),
-             "hours": round(table["runs"].sum() * minutes_per_run / 60, 1)}
-    return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
-
-
 def run_plan(data, profile: str, store=results.DEFAULT_STORE, *, plan=PLAN, jobs: int = 1,
              shard: tuple[int, int] | None = None, overrides: dict | None = None, folds=None,
              verbose: bool = True) -> pd.DataFrame:
@@ -307,78 +289,6 @@ def _pooled_figures(records: list[results.Record], task: str) -> dict:
     return row
 
 
-def provenance(table: pd.DataFrame, store=results.DEFAULT_STORE) -> pd.DataFrame:
-    """How a table's runs were made: data, profile and its settings, seeds, runs, wall time."""
-    done = [results.load_record(Path(store) / run) for runs in table.loc[table["trained"], "run_ids"] for run in runs]
-    if not done:
-        return pd.DataFrame()
-    first = done[0].config
-    minutes = sum(results.read_json(r.path / "environment.json")["wall_seconds"] for r in done) / 60
-    facts = {"data": first.data_id, "profile": first.profile, **first.settings,
-             "seeds": ", ".join(sorted({str(r.config.seed) for r in done})),
-             "runs": f"{len(done)} of {table['folds'].sum()}",
-             "code": code_summary([results.record_code(r) for r in done]),
-             "wall minutes (all runs)": round(minutes, 1)}
-    return pd.DataFrame({"setting": list(facts), "value": [str(v) for v in facts.values()]})
-
-
-CODES_LISTED = 2  # a provenance table names at most this many code versions, then counts the rest
-
-
-def code_summary(codes: list[str]) -> str:
-    """Several records' code versions in a few words: each distinct one with its count of runs,
-    the most frequent first, the rest counted (records are made over many commits)."""
-    counts = pd.Series(codes).value_counts()
-    named = [f"{code} ({count} run{'s' * (count > 1)})" for code, count in counts.iloc[:CODES_LISTED].items()]
-    rest = len(counts) - CODES_LISTED
-    return "; ".join(named) + (f"; {rest} other commit{'s' * (rest > 1)}" if rest > 0 else "")
-
-
-def provenance_side_by_side(tables: dict[str, pd.DataFrame], store=results.DEFAULT_STORE) -> pd.DataFrame:
-    """:func:`provenance` of several tables as one: a row per setting, a column per table."""
-    facts = {name: provenance(table, store) for name, table in tables.items()}
-    columns = {name: table.set_index("setting")["value"] for name, table in facts.items() if len(table)}
-    if not columns:
-        return pd.DataFrame()
-    order = list(dict.fromkeys(setting for values in columns.values() for setting in values.index))
-    return pd.DataFrame(columns).reindex(order).rename_axis("setting").reset_index()
-
-
-MISSING_LISTED = 6  # coverage names at most this many missing runs of a grid, then counts them
-
-
-def coverage(data, profile: str, store=results.DEFAULT_STORE, plan=PLAN) -> pd.DataFrame:
-    """Per grid of ``plan``, in the folds the plan runs it in: how many of its runs on ``data`` at
-    ``profile`` the store holds, and which are missing."""
-    rows = []
-    for name, folds in plan:
-        table = study_table(name, data, profile, store, folds=folds)
-        recorded = int(table["run_ids"].map(len).sum())
-        total = int(table["folds"].sum())
-        missing = table.loc[table["run_ids"].map(len) < table["folds"]]
-        labels = [f"{m} ({loss})" if name in ("loss", "multiclass", "attention") else m
-                  for m, loss in zip(missing["model"], missing["loss"])]
-        if name == "stability":
-            labels = [f"seed {seed}" for seed in missing["seed"]]
-        rows.append({"grid": name, "folds": "every" if folds is None else ", ".join(map(str, folds)),
-                     "recorded": recorded, "runs": total,
-                     "missing": "–" if recorded == total else
-                     (", ".join(labels) if len(labels) <= MISSING_LISTED else f"{total - recorded} runs")})
-    return pd.DataFrame(rows)
-
-
-def budget(data, profile: str, store=results.DEFAULT_STORE) -> dict:
-    """The cost of every grid on ``data`` at ``profile``: distinct runs (a run shared by two grids
-    counts once), how many are recorded, their mean wall minutes, and the hours all would take at
-    that mean."""
-    run_ids = {c.run_id for name in STUDIES for c in configs(name, data, profile)}
-    done = [Path(store) / run for run in run_ids if results.is_finished(Path(store) / run)]
-    minutes = [results.read_json(path / "environment.json")["wall_seconds"] / 60 for path in done]
-    mean = float(np.mean(minutes)) if minutes else float("nan")
-    return {"distinct runs": len(run_ids), "recorded": len(done), "mean minutes per run": round(mean, 1),
-            "hours for all": round(len(run_ids) * mean / 60, 1)}
-
-
 def _with_study_figures(name: str, table: pd.DataFrame) -> pd.DataFrame:
     table_name = {"stability": "stability", "comparison": "comparison"}.get(name, name)
     study = paper.table(table_name if table_name in paper.TABLES else "loss")
@@ -392,79 +302,3 @@ def _with_study_figures(name: str, table: pd.DataFrame) -> pd.DataFrame:
     return table.merge(study[keep], on=keys, how="left")
 
 
-def unit_values(store, run_ids, metric: str) -> pd.Series:
-    """A cell's test values of ``metric`` by patient (pooled over its folds' records), or by image
-    for records of the first format (which have no per-patient table)."""
-    records = [results.load_record(Path(store) / run) for run in run_ids]
-    if all((r.path / "per_patient.csv").is_file() for r in records):
-        return pooled_per_patient(records).set_index("patient")[metric]
-    return pd.concat([r.per_image() for r in records]).set_index("image")[metric]
-
-
-def recipe_patients(table: pd.DataFrame, store=results.DEFAULT_STORE) -> pd.DataFrame:
-    """The patients a profile's recipe was chosen on, from a comparison table: the validation
-    patients of the proposed network's seed-0 fold-0 record (the run ``benchmarks/recipe.py``
-    repeats), each with the fold whose test patients it is among; no rows without that record."""
-    from spine.data import load_split
-
-    rows = table[(table["model"] == "Proposed") & table["trained"]]
-    records = [results.load_record(Path(store) / run) for runs in rows["run_ids"] for run in runs]
-    first = [r for r in records if r.config.fold == 0 and r.config.seed == 0]
-    if not first:
-        return pd.DataFrame(columns=["patient", "test fold"])
-    split = load_split(first[0].path / "split.csv")
-    seen = split.loc[split["subset"] == "val", "patient"].astype(str)
-    folds = pooled_per_patient(records).astype({"patient": str}).set_index("patient")["fold"]
-    return pd.DataFrame({"patient": seen.to_numpy(), "test fold": folds.reindex(seen).to_numpy()})
-
-
-def paired_comparisons(table: pd.DataFrame, store=results.DEFAULT_STORE, reference: str = "Proposed",
-                       metric: str = "dice", label: str = "model", families: tuple[str, ...] = (),
-                       exclude=()) -> pd.DataFrame:
-    """The row whose ``label`` column is ``reference`` against every other trained row of a table,
-    patient by patient (image by image for first-format records) on the same test patients, as one
-    family (:func:`spine.stats.compare_family`): the mean difference of ``metric`` with its 95 % BCa
-    interval, the sign-flip p and its Holm adjustment over the family, the Wilcoxon p beside them,
-    the range of the mean difference with each patient left out, the patient who changes the
-    outcome (if one does), the comparison without that patient, and the verdict. ``label`` names the
-    rows (e.g. ``"loss"`` for the rows of one model in the loss grid, where model names repeat).
-    With ``families`` (e.g. the base networks of the skip-attention grid), each family's rows
-    (labels starting with its name) are compared with the family's own row instead, and
-    ``reference`` is not used; all of the table's comparisons are still one Holm family. ``exclude``:
-    patients (or images) left out of every comparison (a sensitivity analysis)."""
-    done = table[table["trained"]]
-    if done[label].duplicated().any():
-        raise ConfigError(f"paired comparisons need one row per {label!r}; repeated: "
-                          f"{', '.join(done.loc[done[label].duplicated(), label])}")
-    values = {name: unit_values(store, run_ids, metric) for name, run_ids in zip(done[label], done["run_ids"])}
-    values = {name: v.rename(index=str).drop([str(u) for u in exclude], errors="ignore") for name, v in values.items()}
-    groups = {base: [name for name in values if name.startswith(base + " ")] for base in families} if families \
-        else {reference: [name for name in values if name != reference]}
-    diffs = {f"{base} - {name}": _paired_difference(values[base], values[name])
-             for base, names in groups.items() if base in values for name in names}
-    if not diffs:
-        return pd.DataFrame()
-    unit = "patients" if next(iter(values.values())).index.name == "patient" else "images"
-    family = stats.compare_family(diffs)
-    return pd.DataFrame({"comparison": list(family.index), unit: family["n"].astype(int).to_numpy(),
-                         f"mean Δ{metric}": family["mean_diff"].astype(float).to_numpy(),
-                         "95% CI": _rounded(family[["ci_low", "ci_high"]].to_numpy()),
-                         "sign-flip p": family["sign_flip_p"].astype(float).to_numpy(),
-                         "Holm p": family["holm_p"].astype(float).to_numpy(),
-                         "Wilcoxon p": family["p_value"].astype(float).to_numpy(),
-                         "leave-one-out Δ": _rounded(family[["loo_min", "loo_max"]].to_numpy()),
-                         "influential": family["influential"].astype(str).to_numpy(),
-                         "without it (Δ, CI, Holm p)": [None if w is None else tuple(round(v, 4) for v in w)
-                                                        for w in family["without"]],
-                         "smallest Holm p": family["smallest_holm_p"].astype(float).to_numpy(),
-                         "verdict": family["verdict"].to_numpy()})
-
-
-def _paired_difference(ours: pd.Series, theirs: pd.Series) -> pd.Series:
-    """``ours - theirs`` on the units both have."""
-    ours, theirs = ours.align(theirs, join="inner")
-    return ours - theirs
-
-
-def _rounded(bounds) -> list[tuple[float, float]]:
-    return [(round(float(low), 4), round(float(high), 4)) for low, high in bounds]
