@@ -19,22 +19,24 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def default_book(tmp_path_factory) -> Path:
     """A folder with the executed chapters (``<chapter>.ipynb``), the pages (``html/``) and what
-    ``spine book`` printed (``output.txt``, its seconds in ``seconds.txt``)."""
-    return _build(tmp_path_factory)
+    ``spine book`` printed (``output.txt``, stdout and stderr as a terminal interleaves them; its
+    seconds in ``seconds.txt``)."""
+    return _build(tmp_path_factory.getbasetemp())
 
 
 @functools.cache  # one build, whichever test module asks first
-def _build(tmp_path_factory) -> Path:
+def _build(temporary: Path) -> Path:
     """``spine book`` as on a fresh clone, without the real data beside the checkout; the chapters
     and pages are copied, since the phantom build of tests/test_book.py overwrites them."""
-    folder = tmp_path_factory.mktemp("default-book")
+    folder = temporary / "default-book"
+    folder.mkdir()
     environment = dict(os.environ, SPINE_SHARED_DATA=str(folder / "no-shared-data"))
     started = time.perf_counter()
     done = subprocess.run([Path(sys.executable).with_name("spine"), "book"], cwd=ROOT, env=environment,
-                          capture_output=True, text=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     (folder / "seconds.txt").write_text(f"{time.perf_counter() - started:.0f}\n")
-    (folder / "output.txt").write_text(done.stdout + done.stderr)
-    assert done.returncode == 0, done.stdout + done.stderr
+    (folder / "output.txt").write_text(done.stdout)
+    assert done.returncode == 0, done.stdout
     for notebook in (ROOT / "notebooks").glob("*.ipynb"):
         shutil.copy(notebook, folder)
     shutil.copytree(ROOT / "_build" / "html", folder / "html")

@@ -165,6 +165,8 @@ def test_every_colab_copy_finds_the_records_installed_with_spine(colab_python, t
     cells = [cell for source in book.chapters(ROOT) for cell in jupytext.read(colab_copy(source)).cells[:2]]
     cells.append(jupytext.reads("import json, spine\nprint(json.dumps([spine.__file__, store, measurements]))",
                                 fmt="py:percent").cells[0])
+    for number, cell in enumerate(cells):
+        cell.id = f"cell-{number}"  # unique in the one notebook they make
     notebook = jupytext.reads("", fmt="py:percent")
     notebook.cells = cells
     jupytext.write(notebook, tmp_path / "first-cells.ipynb", fmt="ipynb")
