@@ -35,7 +35,7 @@ store = records("results")  # the results store the chapter reads
 max_new_runs = None  # unused here: nothing is trained
 real_data = None  # unused here
 bodies_data = None  # the vertebral-body volumes for the overlays (default: beside the checkout, if there)
-measurements = "../benchmarks/results"  # where benchmarks/input_size.py wrote its table
+measurements = records("benchmarks/results")  # where benchmarks/input_size.py wrote its table
 
 # %% tags=["remove-cell"]
 import os
