@@ -11,6 +11,9 @@ committed in the store and train nothing (what must execute, the data pipeline a
 inference, runs on the phantom); ``data="phantom"`` re-executes the study on the phantom, training
 what the store lacks (at most ``max_new_runs`` per chapter); a data folder reads and fills its
 records. Every page says which in its first line (``spine.report.data_banner``).
+
+What a person sees: a progress line per chapter and the path of the log (``_build/book.log``),
+where the kernels' and libraries' output goes; the chapters' outputs carry none of it.
 """
 
 from __future__ import annotations
@@ -226,7 +229,7 @@ def _failure(what, error, log_path: Path) -> str:
     """What failed (for a chapter, the cell and its error), then the last lines of the log."""
     cell = getattr(error, "exec_count", None)
     if cell is not None:  # papermill's PapermillExecutionError: a cell raised
-        first_line = error.source.strip().splitlines()[0] if error.source.strip() else ""
+        first_line = (error.source.strip().splitlines() or [""])[0]
         with open(log_path, "a") as log_file:
             log_file.write(_plain("\n".join(error.traceback)) + "\n")
         problem = f"cell In [{cell}] (`{first_line}`): {error.ename}: {error.evalue}"
