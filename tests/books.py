@@ -33,10 +33,10 @@ def _build(temporary: Path) -> Path:
     environment = dict(os.environ, SPINE_SHARED_DATA=str(folder / "no-shared-data"))
     started = time.perf_counter()
     done = subprocess.run([Path(sys.executable).with_name("spine"), "book"], cwd=ROOT, env=environment,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # bytes: text mode would turn \r into \n
     (folder / "seconds.txt").write_text(f"{time.perf_counter() - started:.0f}\n")
-    (folder / "output.txt").write_text(done.stdout)
-    assert done.returncode == 0, done.stdout
+    (folder / "output.txt").write_bytes(done.stdout)
+    assert done.returncode == 0, done.stdout.decode()
     for notebook in (ROOT / "notebooks").glob("*.ipynb"):
         shutil.copy(notebook, folder)
     shutil.copytree(ROOT / "_build" / "html", folder / "html")

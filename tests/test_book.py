@@ -62,7 +62,7 @@ NOISE = re.compile(r"oneDNN|absl|TF_CPP|IProgress|TqdmWarning|Kernel is running|
 @pytest.mark.slow
 def test_spine_book_prints_a_line_per_chapter_and_the_log(default_book):
     # What a terminal shows: tqdm redraws a line after a carriage return.
-    printed = [line.split("\r")[-1].rstrip() for line in (default_book / "output.txt").read_text().split("\n")[:-1]]
+    printed = [line.split("\r")[-1].rstrip() for line in (default_book / "output.txt").read_bytes().decode().split("\n")[:-1]]
     assert len(printed) <= 40, "\n".join(printed)
     assert not NOISE.search("\n".join(printed))
     for source in book.chapters(ROOT):
