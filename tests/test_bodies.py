@@ -164,3 +164,16 @@ def test_s1_is_unknown_for_training_where_an_exam_labels_it():
     [(exam, k, _, structures, labels, _)] = [item for item in bodies.exam_slices([exams["vb1_17"]]) if item[1] == 30]
     assert (labels == 1).any() and (structures[labels == 1] == UNKNOWN).all()
     assert (structures[labels == 2] == VERTEBRA).all()
+
+
+def test_the_gap_between_adjacent_bodies_is_disc_and_a_missing_body_is_not():
+    labels = np.zeros((1, 40, 10), np.uint8)
+    labels[0, 2:8, 2:8] = 3
+    labels[0, 12:18, 2:8] = 2  # a 4-row gap under body 3
+    labels[0, 36:40, 2:8] = 1  # an 18-row gap under body 2: more than DISC_MAX_MM at 1.2 mm a row
+    spacing = (1.0, 1.2, 1.0)
+    discs = bodies.disc_spaces(labels, spacing)
+    assert discs[0, 9:11, 2:8].all() and discs.sum() == 2 * 6  # rows 8 and 11 touch a body
+    assert not discs[0, 19:36].any()
+    known = bodies.partial_structures(labels, spacing)
+    assert (known[discs] == 2).all() and (known[labels > 0] == VERTEBRA).all()

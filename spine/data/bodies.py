@@ -13,7 +13,9 @@ posterior):
   wall); and, in slices more than :data:`LATERAL_MARGIN_MM` lateral of the outermost slice holding a
   body, the anterior column up to :data:`POSTERIOR_MARGIN_MM` short of the bodies' posterior edge
   (psoas and soft tissue beside the spine: where a model must learn "no bone here");
-- everything else (discs, posterior elements, canal, the rest) is :data:`spine.data.labels.UNKNOWN`,
+- disc: in one slice and image column, the gap between two adjacent bodies (a pixel clear of
+  both, at most :data:`DISC_MAX_MM` tall): the models otherwise call the discs' lateral parts bone;
+- everything else (posterior elements, canal, the rest) is :data:`spine.data.labels.UNKNOWN`,
   which the losses ignore; so is the S1 body where an exam labels it (:data:`S1_LABELLED_SETS`),
   since SPIDER, whose labels the models learn, leaves the sacrum unlabelled.
 
@@ -35,7 +37,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from spine.data import geometry, io
-from spine.data.labels import BACKGROUND, UNKNOWN, VERTEBRA
+from spine.data.labels import BACKGROUND, DISC, UNKNOWN, VERTEBRA
 from spine.errors import DataError
 
 MASK_SUFFIX = "_bodies.nii.gz"
@@ -47,8 +49,10 @@ SAME_PATIENT = {"vb1_03": "vb1_02"}
 # sacrum unlabelled, so for training S1 is unknown (neither vertebra nor background); the check
 # scores every labelled body.
 S1_LABELLED_SETS = frozenset({"vb1"})
-# The rules above, versioned: part of the prepared data's content id (1: S1 trained as vertebra).
-PARTIAL_LABELS_VERSION = 2
+DISC_MAX_MM = 20.0  # a gap between two adjacent bodies taller than this (a body missing) is not taken as disc
+# The rules above, versioned: part of the prepared data's content id (1: S1 trained as vertebra;
+# 2: S1 unknown; 3: and the disc spaces between adjacent bodies are disc).
+PARTIAL_LABELS_VERSION = 3
 ANTERIOR_MARGIN_MM = 5.0
 LATERAL_MARGIN_MM = 5.0
 POSTERIOR_MARGIN_MM = 3.0  # the scored column reaches this far posterior of the edge; known background stops this short of it
@@ -147,10 +151,27 @@ def anterior_column(bodies: np.ndarray, spacing) -> np.ndarray:
     return np.broadcast_to(columns[None, :] <= np.nan_to_num(edge, nan=-1)[:, None], bodies.shape)
 
 
+def disc_spaces(labels: np.ndarray, spacing) -> np.ndarray:
+    """``[slice, row, column]`` True between two adjacent bodies (labels k and k + 1) in one slice and
+    column, at least one pixel from either and at most :data:`DISC_MAX_MM` tall: the disc."""
+    found = np.zeros(labels.shape, bool)
+    for level in range(1, int(labels.max())):
+        upper, lower = labels == level + 1, labels == level  # numbered from the lowest up
+        below_upper = np.maximum.accumulate(upper, axis=1)
+        above_lower = np.maximum.accumulate(lower[:, ::-1], axis=1)[:, ::-1]
+        gap = below_upper & above_lower & ~upper & ~lower
+        found |= gap & (gap.sum(axis=1, keepdims=True) * spacing[1] <= DISC_MAX_MM)
+    near = labels > 0
+    near = near | np.roll(near, 1, axis=1) | np.roll(near, -1, axis=1)
+    return found & ~near
+
+
 def partial_structures(bodies: np.ndarray, spacing) -> np.ndarray:
-    """Structure codes ``[slice, row, column]`` (uint8) from a body mask: vertebra, known background
-    (module docstring) and :data:`UNKNOWN` elsewhere."""
+    """Structure codes ``[slice, row, column]`` (uint8) from a body mask (labels numbered from the
+    lowest body up): vertebra, disc between adjacent bodies, known background (module docstring)
+    and :data:`UNKNOWN` elsewhere."""
     slice_mm, _, column_mm = spacing
+    discs = disc_spaces(bodies, spacing)
     bodies = bodies > 0
     columns = np.arange(bodies.shape[2])[None, :]
     out = np.full(bodies.shape, UNKNOWN, dtype=np.uint8)
@@ -164,6 +185,7 @@ def partial_structures(bodies: np.ndarray, spacing) -> np.ndarray:
         posterior = _edge(bodies, spacing, posterior=True) - POSTERIOR_MARGIN_MM / column_mm
         column = columns <= np.nan_to_num(posterior, nan=-1)[:, None]
         out[lateral[:, None, None] & column[None]] = BACKGROUND
+    out[discs] = DISC
     out[bodies] = VERTEBRA
     return out
 
