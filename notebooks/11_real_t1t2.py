@@ -121,7 +121,8 @@ report.Banner("Data: the records' body checks.",
 report.table_or_note(tables["multiclass"], "No 4-class run has a body check in this store yet.", lambda t: plots.format_counts(bodies_study.runs_view(t), 3))
 
 # %% tags=["remove-input"]
-display(Markdown(bodies_study.finding(tables["multiclass"], PREVIOUS["multiclass"], "multiclass")))
+display(Markdown(bodies_study.finding(tables["multiclass"], PREVIOUS["multiclass"], "multiclass",
+                                     bodies_study.best_validation(store, PREVIOUS["multiclass"]))))
 
 # %% [markdown]
 # ### Exam by exam
@@ -175,7 +176,8 @@ else:
 report.table_or_note(tables["binary"], "No binary run has a body check in this store yet.", lambda t: plots.format_counts(bodies_study.runs_view(t), 3))
 
 # %% tags=["remove-input"]
-display(Markdown(bodies_study.finding(tables["binary"], PREVIOUS["binary"], "binary")))
+display(Markdown(bodies_study.finding(tables["binary"], PREVIOUS["binary"], "binary",
+                                     bodies_study.best_validation(store, PREVIOUS["binary"]))))
 
 # %% [markdown]
 # ### Input size, ensembles and flips

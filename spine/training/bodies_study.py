@@ -136,21 +136,42 @@ def runs_view(table: pd.DataFrame) -> pd.DataFrame:
     return view.set_index("run")
 
 
-def finding(table: pd.DataFrame, previous: str, task: str) -> str:
+def best_validation(store, run_id: str) -> float:
+    """The best T2-SPACE validation Dice among the finished seed-0 runs of fold 0 with the task, data
+    and profile of ``run_id`` (the export rule's reference)."""
+    from spine.training.export import validation_score
+
+    reference = results.load_record(Path(store) / run_id).config
+    same = [r for r in results.records(store)
+            if (r.config.task, r.config.data_id, r.config.profile, r.config.fold, r.config.seed)
+            == (reference.task, reference.data_id, reference.profile, 0, 0)]
+    return max(validation_score(r) for r in same)
+
+
+def finding(table: pd.DataFrame, previous: str, task: str, best_validation: float | None = None) -> str:
     """The sentence on one task's :func:`runs_table`: the ``previous`` shipped run against the
-    partial-label run with the best validation-exam body Dice."""
+    partial-label run with the best validation-exam body Dice, and whether that run is within the
+    export rule's tolerance of ``best_validation`` (the best fold-0 T2-SPACE validation Dice) if given."""
+    from spine.training.export import VALIDATION_TOLERANCE
+
     table = table.set_index("run") if len(table) else table
     partial = table[table["trained"].str.contains("bodies")] if len(table) else table
     if previous not in table.index or partial.empty:
         return f"*No {task} partial-label run is recorded yet: nothing to compare.*"
     before, after = table.loc[previous], partial.loc[partial["body_dice_val"].idxmax()]
-    return (f"On the validation exams, the body Dice went from **{before['body_dice_val']:.3f}** ({previous}, shipped "
-            f"before) to **{after['body_dice_val']:.3f}** ({after.name}), and on the test exams from "
-            f"{before['body_dice_test']:.3f} to {after['body_dice_test']:.3f}; T2-SPACE validation Dice "
-            f"{before['t2space_val_dice']:.3f} against {after['t2space_val_dice']:.3f}, test (per-patient mean) "
-            f"{before['t2space_test_dice']:.3f} against {after['t2space_test_dice']:.3f}. Training took "
-            f"{after['image_steps']:,.0f} image-steps and {after['wall_min']:.0f} min against "
-            f"{before['image_steps']:,.0f} and {before['wall_min']:.0f} min (each on the machine that made it).")
+    sentence = (f"On the validation exams, the body Dice went from **{before['body_dice_val']:.3f}** ({previous}, "
+                f"shipped before) to **{after['body_dice_val']:.3f}** ({after.name}, the best partial-label run there), and "
+                f"on the test exams from {before['body_dice_test']:.3f} to {after['body_dice_test']:.3f}; T2-SPACE "
+                f"validation Dice {before['t2space_val_dice']:.3f} against {after['t2space_val_dice']:.3f}, test "
+                f"(per-patient mean) {before['t2space_test_dice']:.3f} against {after['t2space_test_dice']:.3f}. Training "
+                f"took {after['image_steps']:,.0f} image-steps and {after['wall_min']:.0f} min against "
+                f"{before['image_steps']:,.0f} and {before['wall_min']:.0f} min (each on the machine that made it).")
+    if best_validation is not None:
+        close = after["t2space_val_dice"] >= best_validation - VALIDATION_TOLERANCE
+        sentence += (f" Its T2-SPACE validation Dice is {'within' if close else 'more than'} {VALIDATION_TOLERANCE} "
+                     f"{'of' if close else 'below'} the best fold-0 run's ({best_validation:.3f}), "
+                     f"{'so the export rule may choose it' if close else 'so the export rule cannot ship it'}.")
+    return sentence
 
 
 def readme_lines(store, previous: dict[str, str] = SHIPPED_BEFORE) -> list[str]:
@@ -171,7 +192,7 @@ def readme_lines(store, previous: dict[str, str] = SHIPPED_BEFORE) -> list[str]:
                          f"{row['t2space_test_dice']:.3f} | {' | '.join(intervals)} | {row['image_steps']:,} | "
                          f"{row['wall_min']:.0f} |")
     for task in ("multiclass", "binary"):
-        lines += ["", finding(runs_table(store, task), previous[task], task)]
+        lines += ["", finding(runs_table(store, task), previous[task], task, best_validation(store, previous[task]))]
     return lines
 
 
