@@ -115,7 +115,8 @@ def phantom_scores(model, sequences=PHANTOM_SEQUENCES, patients: range = PHANTOM
     or with ``every_slice`` over all the case's sagittal slices pooled (a volume Dice: lateral
     slices, with little or no vertebral body, count as they do in a scan)."""
     model = _model(model)
-    task = "binary" if output_classes(model) == 2 else "multiclass"
+    count = output_classes(model)
+    task = "binary" if count == 2 else "multiclass"
     rows = []
     for sequence in sequences:
         cases = phantom_slices(sequence, patients, int(model.input_shape[1]), every_slice=every_slice)
