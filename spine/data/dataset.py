@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
