@@ -17,9 +17,10 @@ BODIES = SHARED_DATA / "vertebral-bodies-t1t2"
 SPACING = (1.0, 1.0, 1.0)  # (slice, row, column) mm
 
 
-def _write_exam(folder, name="vb9_01_t2-tse", shape=(9, 40, 30), mask_spacing=(1.0, 1.0, 1.0)):
+def write_exam(folder, name="vb9_01_t2-tse", shape=(9, 40, 30), mask_spacing=(1.0, 1.0, 1.0)):
     """An image and a body mask in the folder's geometry: array axes (left-right, S-I, A-P), direction
     x posterior, y inferior, z left."""
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     image = sitk.GetImageFromArray(rng.integers(0, 255, shape).astype(np.uint8))
     labels = np.zeros(shape, np.uint8)
@@ -33,7 +34,7 @@ def _write_exam(folder, name="vb9_01_t2-tse", shape=(9, 40, 30), mask_spacing=(1
 
 
 def test_reader_finds_the_exams_and_their_sagittal_slices(tmp_path):
-    _write_exam(tmp_path)
+    write_exam(tmp_path)
     [exam] = bodies.find_exams(tmp_path)
     assert (exam.exam, exam.sequence, exam.patient) == ("vb9_01", "t2-tse", "vb9_01")
     image, mask = bodies.read_exam(exam)
@@ -43,14 +44,14 @@ def test_reader_finds_the_exams_and_their_sagittal_slices(tmp_path):
 
 
 def test_image_and_mask_that_disagree_name_both_files(tmp_path):
-    _write_exam(tmp_path, mask_spacing=(1.0, 1.0, 2.0))
+    write_exam(tmp_path, mask_spacing=(1.0, 1.0, 2.0))
     with pytest.raises(DataError, match=r"vb9_01_t2-tse_bodies\.nii\.gz: does not match its image vb9_01_t2-tse"
                                          r"\.nii\.gz: spacing"):
         bodies.read_exam(bodies.find_exams(tmp_path)[0])
 
 
 def test_an_image_without_its_mask_is_an_error(tmp_path):
-    _write_exam(tmp_path)
+    write_exam(tmp_path)
     (tmp_path / "vb9_01_t2-tse_bodies.nii.gz").rename(tmp_path / "vb9_02_t1-fse_bodies.nii.gz")
     with pytest.raises(DataError, match="without its image"):
         bodies.find_exams(tmp_path)
@@ -177,3 +178,11 @@ def test_the_gap_between_adjacent_bodies_is_disc_and_a_missing_body_is_not():
     assert not discs[0, 19:36].any()
     known = bodies.partial_structures(labels, spacing)
     assert (known[discs] == 2).all() and (known[labels > 0] == VERTEBRA).all()
+
+
+@pytest.mark.real
+def test_the_records_name_the_current_rules_by_the_data_id_they_give_the_shared_folder():
+    from spine.training.bodies_study import RULES_OF_DATA_ID
+
+    data_id = load_dataset(_require(BODIES)).data_id
+    assert RULES_OF_DATA_ID[data_id] == bodies.PARTIAL_LABELS_VERSION

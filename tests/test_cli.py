@@ -339,6 +339,9 @@ README_RUNS = {
     "spine train --model Proposed --loss Dice --data spider --profile cpu --seed 0 --store results":
         ({"spider": DATA, "cpu": "smoke"}, 0),
     "spine train --model TransUNet --loss Dice --data spider --augment robust": ({"spider": f"{DATA} --profile smoke"}, 0),
+    "spine train --model TransUNet --loss Dice --task multiclass --data spider --partial vertebral-bodies-t1t2/ "
+    "--init <run-id>":  # the fixture's run: a U-Net at the smoke profile; three synthetic body volumes
+        ({"TransUNet": "U-Net", "spider": f"{DATA} --profile smoke --set epochs=2 --store results"}, 0),
     "spine study comparison --data spider --profile cpu --jobs 2":  # one run of the grid's five
         ({"spider": DATA, "cpu": "smoke --shard 1/5"}, 0),
     "spine evaluate results/<run-id>": ({}, 0),
@@ -364,6 +367,7 @@ def test_every_readme_command_is_run():
 @pytest.fixture
 def readme_folder(trained, tmp_path, monkeypatch):
     """A working folder with what the README's commands name."""
+    from test_bodies import write_exam
     from test_predict_dicom import UID, write_series
 
     monkeypatch.chdir(tmp_path)
@@ -376,6 +380,8 @@ def readme_folder(trained, tmp_path, monkeypatch):
     write_volume(volume, tmp_path / "scans" / "good.mha")
     write_volume(sitk.GetImageFromArray(np.full((4, 8, 8), np.nan, np.float32)), tmp_path / "scans" / "nan.mha")
     write_series(volume, tmp_path / "dicom_folder")
+    for exam in ("vb9_01", "vb9_02", "vb9_03"):
+        write_exam(tmp_path / "vertebral-bodies-t1t2", f"{exam}_t2-tse")
     for folder in ("masks", "reference"):
         (tmp_path / folder).mkdir(exist_ok=True)
         Image.fromarray(np.eye(16, dtype=np.uint8) * 255).save(tmp_path / folder / "a.png")

@@ -36,13 +36,23 @@ def checked_records(store, task: str | None = None) -> list[tuple[results.Record
     return found
 
 
+# The content id each version of the partial-label rules (spine.data.bodies.PARTIAL_LABELS_VERSION)
+# gave the shared vertebral-bodies-t1t2 folder at 128 x 128: a record names its rules by that id.
+RULES_OF_DATA_ID = {"bodies-vertebral-bodies-t1t2-f149b4b8886bbd52": 1,
+                    "bodies-vertebral-bodies-t1t2-71fd1f09c617ea5d": 2,
+                    "bodies-vertebral-bodies-t1t2-b7352eacd6e61442": 3}
+
+
 def describe(record: results.Record) -> str:
-    """A run in a few words: model, augmentation, the partial-label slices, epochs and the run it
-    was fine-tuned from."""
+    """A run in a few words: model, augmentation, the partial-label slices and rules, epochs, and the
+    run it was fine-tuned from with the learning rate."""
     config = record.config
     settings = config.settings
-    trained = f"T2-SPACE + bodies every {settings['partial_stride']} mm" if config.partial else "T2-SPACE only"
-    tuned = f", fine-tuning {config.init}" if config.init else ""
+    trained = "T2-SPACE only"
+    if config.partial:
+        rules = RULES_OF_DATA_ID.get(config.partial_id, "?")
+        trained = f"T2-SPACE + bodies every {settings['partial_stride']} mm (rules {rules})"
+    tuned = f", fine-tuning {config.init} at {settings['learning_rate']:g}" if config.init else ""
     return f"{config.model}, {augment_name(config.augment)}, {trained}, {settings['epochs']} epochs{tuned}"
 
 
