@@ -17,6 +17,14 @@ def _require(path: Path) -> Path:
     return path
 
 
+def pytest_collection_modifyitems(items):
+    """A test that takes the real data is marked ``real``, whether or not it says so: the fast tier
+    (``-m "not slow and not real"``) leaves it out also where the data is present."""
+    for item in items:
+        if {"masks_3d", "t2space_slices"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real)
+
+
 @pytest.fixture(scope="session")
 def masks_3d() -> Path:
     return _require(MASKS_3D)
@@ -25,6 +33,24 @@ def masks_3d() -> Path:
 @pytest.fixture(scope="session")
 def t2space_slices() -> Path:
     return _require(T2SPACE_SLICES)
+
+
+@pytest.fixture(scope="session")
+def built_model():
+    """``built_model(name, size, num_classes, width)``: a model built once per session, shared by the
+    tests that only read it (shapes, layer names, outlines, predictions). A test that trains or
+    changes a model builds its own."""
+    from spine.models import build_model
+
+    cache = {}
+
+    def get(name: str, size: int = 32, num_classes: int = 2, width: int = 4):
+        key = (name, size, num_classes, width)
+        if key not in cache:
+            cache[key] = build_model(name, input_shape=(size, size, 1), num_classes=num_classes, width=width)
+        return cache[key]
+
+    return get
 
 
 @pytest.fixture(autouse=True, scope="session")

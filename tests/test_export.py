@@ -2,10 +2,13 @@
 spine/weights: their cards, their size, `spine predict` with no --model, and their Dice on the
 real slices against the figure recorded when they were trained."""
 
+import functools
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -16,7 +19,7 @@ from PIL import Image
 
 from spine import inference, transfer
 from spine.evaluation import volume_scores
-from spine.data import phantom
+from spine.data import cache_dir, phantom
 from spine.data.geometry import central_sagittal_slice
 from spine.data.labels import label_values_to_classes
 from spine.errors import ConfigError
@@ -44,10 +47,20 @@ def _record_with_model(store, model: str, val: float, test: float, seed: int = 0
     results.write_json(folder / "metrics.json", {"selected_epoch": 1, "val": {"per_image": {"dice": val}},
                                                  "test": {"n_images": 3, "per_image": {"dice": test}}})
     if saved:
-        built = build_model(model, input_shape=(64, 64, 1), width=4)
-        built.compile(optimizer="adam", loss="binary_crossentropy")
-        built.save(folder / "model.keras")
+        shutil.copyfile(_model_file(model), folder / "model.keras")
     return results.load_record(folder)
+
+
+@functools.lru_cache(maxsize=None)
+def _model_file(model: str) -> Path:
+    """An untrained, compiled model file of ``model``, built once per session (in the session's private
+    cache, conftest.py) and copied into records."""
+    built = build_model(model, input_shape=(64, 64, 1), width=4)
+    built.compile(optimizer="adam", loss="binary_crossentropy")
+    path = cache_dir() / "test-models" / f"{model}.keras"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    built.save(path)
+    return path
 
 
 def test_best_record_is_chosen_on_validation_not_test(tmp_path, monkeypatch):

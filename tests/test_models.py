@@ -34,8 +34,9 @@ DUAL_BY_NAME = {"Proposed", "U-Net + Dual-output mechanism", "Proposed + SAM", "
                 "Proposed + SE block"}
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _fresh_keras_session():
+    """Once per file: ``clear_session`` collects garbage, about 0.8 s a call with this file's models."""
     keras.backend.clear_session()
     yield
     keras.backend.clear_session()
@@ -81,15 +82,15 @@ _LOADER = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def saved_models(tmp_path_factory):
+def saved_models(tmp_path_factory, built_model):
     """Save the models, start reloading them in a fresh process; yield ``(folder, x, process)``."""
     folder = tmp_path_factory.mktemp("saved-models")
     x = np.random.default_rng(7).random((2, 64, 64, 1), dtype=np.float32)
     np.save(folder / "x.npy", x)
     index = []
     for number, name in enumerate(SAVE_NAMES):
-        keras.backend.clear_session()
-        model = build_model(name, input_shape=(64, 64, 1), num_classes=4, width=8)
+        width, classes = SAVED_SHAPE
+        model = built_model(name, 64, classes, width)
         model.save(folder / f"model{number}.keras")
         out = model(x, training=False)  # the reference, made by the model that was saved
         np.savez(folder / f"ref{number}.npz", **{k: keras.ops.convert_to_numpy(v) for k, v in out.items()})
@@ -173,15 +174,18 @@ def test_name_fixed_settings_cannot_be_contradicted():
 
 
 # Binary and 4-class at widths 8 and 16: the full 2 x 2 grid for the five families, two opposite
-# corners of it for the ablations and attention variants (same code paths; keeps the file fast).
+# corners of it for the ablations and attention variants (same code paths). The fast tier checks
+# every model at width 8 with 4 classes, the models saved above (built once); the rest is slow.
+SAVED_SHAPE = (8, 4)
 SHAPE_CASES = [(name, width, classes) for name in BASELINE_NAMES for width in (8, 16) for classes in (2, 4)] + [
-    (name, width, classes) for name in MODEL_NAMES if name not in BASELINE_NAMES for width, classes in ((8, 2), (16, 4))]
+    (name, width, classes) for name in MODEL_NAMES if name not in BASELINE_NAMES for width, classes in (SAVED_SHAPE, (16, 2))]
 
 
-@pytest.mark.parametrize(("name", "width", "num_classes"), SHAPE_CASES)
-def test_output_shapes(name, width, num_classes):
+@pytest.mark.parametrize(("name", "width", "num_classes"), [
+    case if case[1:] == SAVED_SHAPE else pytest.param(*case, marks=pytest.mark.slow) for case in SHAPE_CASES])
+def test_output_shapes(built_model, name, width, num_classes):
     size = 64
-    model = build_model(name, input_shape=(size, size, 1), num_classes=num_classes, width=width)
+    model = built_model(name, size, num_classes, width)
     dual = name in DUAL_BY_NAME
     assert has_dual_output(model) is dual
     expected = {"mask": (size, size, num_classes)}
@@ -321,8 +325,8 @@ def test_save_load_round_trip_in_a_fresh_process(reloaded, name):
         np.testing.assert_allclose(loaded[key], reference[key], rtol=0, atol=1e-6)
 
 
-def test_decoder_layer_names_the_chapters_use():
-    assert decoder_layer_name(build_model("Proposed", input_shape=(32, 32, 1), width=4)) == "dec3_block_2_relu"
-    assert decoder_layer_name(build_model("ResUNet", input_shape=(32, 32, 1), width=4), 2) == "dec2_block_relu"
+def test_decoder_layer_names_the_chapters_use(built_model):
+    assert decoder_layer_name(built_model("Proposed")) == "dec3_block_2_relu"
+    assert decoder_layer_name(built_model("ResUNet"), 2) == "dec2_block_relu"
     with pytest.raises(ConfigError, match="no decoder stage 5"):
-        decoder_layer_name(build_model("U-Net", input_shape=(32, 32, 1), width=4), 5)
+        decoder_layer_name(built_model("U-Net"), 5)
