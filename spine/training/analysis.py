@@ -31,10 +31,12 @@ import numpy as np
 import pandas as pd
 
 from spine import paper, stats
+from spine.data import load_dataset, load_split
 from spine.data.labels import foreground_classes
+from spine.data.splits import patient_key
 from spine.errors import ConfigError
 from spine.training import store as results
-from spine.data.splits import patient_key
+from spine.training.engine import make_config, split_data
 from spine.training.studies import STUDY_COLUMNS, fold_numbers, pooled_per_patient
 
 # Our metric -> a table row's 95 % interval (over test patients; test images for first-format records).
@@ -320,8 +322,6 @@ def _test_spacing(record: results.Record, store) -> np.ndarray:
     inputs = results.recorded_inputs(record.config, store)
     if inputs is not None:
         return inputs.spacing
-    from spine.training.engine import split_data
-
     return split_data(record.config)["test"].spacing
 
 
@@ -337,9 +337,6 @@ def split_overview(config) -> pd.DataFrame:
     """The split of a run (``engine.split_data``): per subset, the patients, the slices of the data,
     the slices a run uses (the profile keeps a few per patient near the mid-line and may cap the
     training set), each subset's share of the patients, and a total row."""
-    from spine.data import load_dataset, load_split
-    from spine.training.engine import split_data
-
     with tempfile.TemporaryDirectory() as folder:
         used = split_data(config, Path(folder))
         split = load_split(Path(folder) / "split.csv")
@@ -358,8 +355,6 @@ def split_overview(config) -> pd.DataFrame:
 
 def fold_overview(data, profile: str) -> pd.DataFrame:
     """:func:`split_overview` of every fold of ``profile`` (needs the data itself), with a ``fold`` column."""
-    from spine.training.engine import make_config
-
     return pd.concat([split_overview(make_config("Proposed", "Dice", "binary", data, profile, fold=k)).assign(fold=k)
                       for k in fold_numbers(profile)], ignore_index=True)
 

@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 
 from spine.errors import ConfigError
+from spine.inference import predict_labels
 from spine.training import store as results
+from spine.training.engine import record_model, split_data
 
 
 def trained_records(table: pd.DataFrame, store) -> dict[str, results.Record]:
@@ -28,9 +30,6 @@ def model_predictions(table: pd.DataFrame, store, images, models: dict | None = 
     for records committed without their files; any other is loaded from its record
     (``engine.record_model``: a clear error when the record has no model file).
     """
-    from spine.inference import predict_labels
-    from spine.training.engine import record_model
-
     models = models or {}
     out = {}
     for name, row in _trained_rows(table):
@@ -47,8 +46,6 @@ def sample_predictions(table: pd.DataFrame, store, count: int = 4, models: dict 
     name, ``"reference"`` (in the rows' task) first, then each trained row's (:func:`model_predictions`,
     with ``models`` as there).
     """
-    from spine.training.engine import split_data
-
     first = results.load_record(Path(store) / table.loc[table["trained"], "run_id"].iloc[0])
     test = split_data(first.config)["test"]
     sample = test.select(np.arange(min(count, len(test))))

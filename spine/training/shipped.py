@@ -5,20 +5,22 @@ they are chosen and written: :mod:`spine.training.export`.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
 
+from spine.data import TASKS
 from spine.errors import ConfigError
+from spine.inference import model_card
 from spine.training import store as results
+from spine.training.config import RunConfig
+from spine.training.engine import split_data
 
 
 def shipped_runs(store) -> tuple[dict, dict]:
     """The shipped models' cards by task (``spine.inference.model_card``; a task with no shipped model
     is left out) and the records behind them that ``store`` holds, by file name (``binary.keras``...)."""
-    from spine.data import TASKS
-    from spine.inference import model_card
-
     cards = {}
     for task in TASKS:
         try:
@@ -47,11 +49,6 @@ def shipped_test_images(card: dict, data) -> tuple:
     that run's own test patients (``data`` is the data it was trained on: same ``data_id``), i.e.
     images it never saw in training. On other data (the phantom) the split is only a choice of
     images. Returns ``(SliceSet, own)``; the slices are prepared at the model's input size."""
-    import dataclasses
-
-    from spine.training.config import RunConfig
-    from spine.training.engine import split_data
-
     recorded = RunConfig.from_dict(card["config"])
     test = split_data(dataclasses.replace(recorded, data=str(data)))["test"]
     return test, test.data_id == recorded.data_id
