@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from spine import losses, transfer
 from spine.data import bodies, load_dataset, make_split
-from spine.data.labels import BACKGROUND, UNKNOWN, VERTEBRA, structures_to_classes
+from spine.data.labels import BACKGROUND, DISC, UNKNOWN, VERTEBRA, structures_to_classes
 from spine.errors import DataError
 
 from conftest import SHARED_DATA, _require
@@ -151,7 +151,7 @@ def test_the_shared_exams_read_as_a_source():
     exams = bodies.find_exams(folder)
     assert len(exams) == 15 and len({e.patient for e in exams}) == 14
     dataset = load_dataset(folder, size=64)
-    assert set(np.unique(dataset.structures)) == {BACKGROUND, VERTEBRA, UNKNOWN}
+    assert set(np.unique(dataset.structures)) == {BACKGROUND, VERTEBRA, DISC, UNKNOWN}
     assert set(dataset.patients) == {e.patient for e in exams}
     # every slice of the exams that is not blank: lateral ones included
     assert len(dataset) > 1000 and (dataset.structures == VERTEBRA).any(axis=(1, 2)).mean() < 0.95
