@@ -49,3 +49,4 @@ def test_the_finding_names_both_runs_and_says_when_nothing_compares():
         best = partial.loc[partial["body_dice_val"].idxmax()]
         assert SHIPPED_BEFORE in sentence and best["run"] in sentence and f"{best['body_dice_val']:.3f}" in sentence
     assert bodies_study.finding(table.iloc[0:0], SHIPPED_BEFORE, "binary").startswith("*No binary")
+

@@ -13,6 +13,7 @@ inputs and references (SPIDER-derived, CC BY 4.0), written once per fold. A fold
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -184,8 +185,12 @@ def code_version() -> dict:
 
     commit = git("rev-parse", "HEAD")
     dirty = git("status", "--porcelain", "--untracked-files=no", "--", "spine") if commit else None
-    return {"spine_version": spine.__version__, "record_version": RECORD_VERSION, "git_commit": commit,
-            "git_dirty": None if dirty is None else bool(dirty)}
+    version = {"spine_version": spine.__version__, "record_version": RECORD_VERSION, "git_commit": commit,
+               "git_dirty": None if dirty is None else bool(dirty)}
+    if dirty:  # the record keeps what differed from the commit, so that the code that ran can be rebuilt
+        diff = git("diff", "HEAD", "--", "spine") or ""
+        version |= {"git_diff": diff, "git_diff_sha256": hashlib.sha256(diff.encode()).hexdigest()}
+    return version
 
 
 def record_code(record: Record) -> str:
