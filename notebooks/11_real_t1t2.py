@@ -160,9 +160,7 @@ else:
 # ### What the models mark, mid-line and lateral
 
 # %% tags=["remove-input"]
-models = {f"{'previous' if run == PREVIOUS['multiclass'] else 'shipped'} {run}": bodies_study.run_model(store, run)
-          for run in dict.fromkeys([PREVIOUS["multiclass"], shipped.get("multiclass")]) if run}
-models = {label: model for label, model in models.items() if model is not None}
+models = bodies_study.overlay_models(store, tables["multiclass"], PREVIOUS["multiclass"], shipped.get("multiclass"))
 if not volumes.is_dir():
     display(Markdown(f"*The volumes are not beside the checkout (`{volumes}`): no image derived from them is "
                      "committed, so the overlays are drawn only where they are.*"))
@@ -175,7 +173,9 @@ else:
 # %% [markdown]
 # Exam `vb1_17` (fold 0 test), at the mid-line and 20 and 30 mm lateral: vertebra marked in the
 # scored column (red), the labelled bodies (cyan outline) and the column's edge (yellow, dashed).
-# The model files are those of the runs named; the previous one only where its model file is kept.
+# Each column is the model of the run it names: the one shipped before, the partial-label run with
+# the best body Dice on the validation exams and the one shipped now, each where its model file is
+# here (records are committed without them; the shipped files are).
 #
 # ### 2 classes
 

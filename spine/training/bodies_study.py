@@ -118,6 +118,21 @@ def by_position(store, runs: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def overlay_models(store, table: pd.DataFrame, previous: str, shipped: str | None) -> dict:
+    """The models an overlay compares, by label: the run shipped before, the partial-label run of
+    ``table`` (:func:`runs_table`) with the best validation-exam body Dice and the run shipped now,
+    each where its model file is here (:func:`run_model`)."""
+    partial = table[table["trained"].str.contains("bodies")] if len(table) else table
+    best = partial.loc[partial["body_dice_val"].idxmax(), "run"] if len(partial) else None
+    labels = {}
+    for run, label in ((previous, "shipped before"), (best, "best partial-label"), (shipped, "shipped now")):
+        # one run may be several of these: its labels join
+        if run is not None:
+            labels[run] = f"{labels[run]}, {label}" if run in labels else f"{label} {run}"
+    models = {label: run_model(store, run) for run, label in labels.items()}
+    return {label: model for label, model in models.items() if model is not None}
+
+
 def shipped_run_ids(weights: Path) -> dict[str, str]:
     """The run id each shipped model comes from, by task (from the cards)."""
     return {path.stem: results.read_json(path)["run_id"] for path in sorted(Path(weights).glob("*.json"))}

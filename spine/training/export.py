@@ -114,13 +114,13 @@ def _transfers(record: results.Record) -> bool:
     return record.config.augment in robust.RANDOMISED_FRACTION or record.config.partial is not None
 
 
-def best_record(store, data, profile: str, task: str) -> tuple[results.Record, int, int]:
+def best_record(store, data, profile: str, task: str, *, need_model: bool = True) -> tuple[results.Record, int, int]:
     """Among the seed-0, fold-0 :func:`candidates`, the runs trained for other sequences (robust
     augmentation or partial labels) within :data:`VALIDATION_TOLERANCE` of the best mean validation
     Dice: the best of them on the body check of the validation exams (:func:`body_score`) where any
     has one, else the best on the phantom (:func:`phantom_score`); without such runs, that best run.
     Also returns how many runs it was chosen from, and how many were that close. The chosen run
-    needs its model file."""
+    needs its model file unless ``need_model`` is false (to check a choice from the records alone)."""
     runs = [r for r in candidates(store, data, profile, task)
             if (r.config.seed, r.config.fold) == (0, 0) and np.isfinite(validation_score(r))]
     if not runs:
@@ -134,7 +134,7 @@ def best_record(store, data, profile: str, task: str) -> tuple[results.Record, i
         chosen = max(close, key=phantom_score)
     else:
         chosen = close[0] if close else max(runs, key=validation_score)
-    if not chosen.model_path.is_file():
+    if need_model and not chosen.model_path.is_file():
         raise ConfigError(f"the chosen run {chosen.path.name} has no model file (records are committed without "
                           "them); train it again (engine.retrain) into this store first")
     return chosen, len(runs), len(close)
