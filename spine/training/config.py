@@ -30,6 +30,17 @@ LEGACY_SETTINGS = {"folds": 0, "lr_schedule": "constant", "warmup_epochs": 0.0, 
 PARTIAL_FIELDS = {"partial_stride": int}
 PARTIAL_DEFAULTS = {"partial_stride": 2}
 LR_SCHEDULES = ("constant", "cosine")
+# What a field's value must be, so that a bad --set value stops before any work.
+RANGES = {
+    "width": (lambda v: v >= 1, "at least 1"), "epochs": (lambda v: v >= 1, "at least 1"),
+    "batch_size": (lambda v: v >= 1, "at least 1"), "learning_rate": (lambda v: v > 0, "more than 0"),
+    "size": (lambda v: v >= 16 and v % 16 == 0, "a multiple of 16 (four 2 x 2 poolings), at least 16"),
+    "bn_momentum": (lambda v: 0 <= v < 1, "in [0, 1)"), "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "aux_weight": (lambda v: v >= 0, "at least 0"), "train_slices_per_patient": (lambda v: v >= 0, "at least 0"),
+    "eval_slices_per_patient": (lambda v: v >= 1, "at least 1"), "max_train_images": (lambda v: v >= 0, "at least 0"),
+    "warmup_epochs": (lambda v: v >= 0, "at least 0"), "checkpoint_every": (lambda v: v >= 1, "at least 1"),
+    "partial_stride": (lambda v: v >= 1, "at least 1"),
+}
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 # A run's augmentation: False (none) and True (the study's) as records always stored them, so their
 # ids stay; a named mode beside them. The CLI's names for each.
@@ -66,6 +77,9 @@ def resolve_profile(name: str, overrides: dict | None = None, partial: bool = Fa
         raise ConfigError(f"profile field folds={resolved['folds']}: 0 (one fixed split) or 2 and more")
     _check_choice(resolved, "lr_schedule", LR_SCHEDULES)
     _check_choice(resolved, "precision", PRECISIONS)
+    for key, (valid, says) in RANGES.items():
+        if key in resolved and not valid(resolved[key]):
+            raise ConfigError(f"profile field {key}={resolved[key]!r}: {says}")
     return resolved
 
 
