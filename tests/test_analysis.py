@@ -407,6 +407,8 @@ def test_split_overview_counts_the_engines_split():
     used = split_data(config)
     assert table.loc["test", "slices a run uses"] == len(used["test"])
     assert table.loc["all", "slices in the data"] == 5  # the phantom: one central slice per patient
+    folds = analysis.fold_overview("phantom:5", "smoke")  # no folds at smoke: fold 0, the split above
+    assert set(folds["fold"]) == {0} and folds.drop(columns="fold").equals(table.reset_index())
 
 
 # --------------------------------------------------------------------------- the shipped models
