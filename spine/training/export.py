@@ -73,14 +73,17 @@ def stored_check(folder) -> dict | None:
     return results.none_to_nan(results.read_json(path)) if path.is_file() else None
 
 
+def _checked_model(record: results.Record):
+    """The record's model for a check, or a clear error where its file is not here."""
+    if not record.model_path.is_file():
+        raise ConfigError(f"{record.path.name}: no model file to check (records are committed without them)")
+    return keras.saving.load_model(record.model_path, compile=False)
+
+
 def check_transfer(record: results.Record, t1t2_folder=None, model=None) -> dict:
     """Run the transfer check of the record's model (``model`` if already loaded) and store it beside
     the record (``transfer.json``): the figures outlive the model file, which is not committed."""
-    if model is None:
-        if not record.model_path.is_file():
-            raise ConfigError(f"{record.path.name}: no model file to check (records are committed without them)")
-        model = keras.saving.load_model(record.model_path, compile=False)
-    check = transfer.transfer_check(model, t1t2_folder)
+    check = transfer.transfer_check(_checked_model(record) if model is None else model, t1t2_folder)
     results.write_json(record.path / CHECK_FILE, check)
     return check
 
@@ -100,11 +103,7 @@ def check_bodies(record: results.Record, folder, model=None) -> dict:
     and store it beside the record (``bodies.json``)."""
     from spine.training.engine import partial_split
 
-    if model is None:
-        if not record.model_path.is_file():
-            raise ConfigError(f"{record.path.name}: no model file to check (records are committed without them)")
-        model = keras.saving.load_model(record.model_path, compile=False)
-    check = transfer.body_check(model, folder, partial_split(record.config, folder), ("train", "val", "test"))
+    check = transfer.body_check(_checked_model(record) if model is None else model, folder, partial_split(record.config, folder), ("train", "val", "test"))
     results.write_json(record.path / transfer.BODY_CHECK_FILE, check)
     return check
 
