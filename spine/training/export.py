@@ -103,7 +103,8 @@ def check_bodies(record: results.Record, folder, model=None) -> dict:
     and store it beside the record (``bodies.json``)."""
     from spine.training.engine import partial_split
 
-    check = transfer.body_check(_checked_model(record) if model is None else model, folder, partial_split(record.config, folder), ("train", "val", "test"))
+    model = _checked_model(record) if model is None else model
+    check = transfer.body_check(model, folder, partial_split(record.config, folder), ("train", "val", "test"))
     results.write_json(record.path / transfer.BODY_CHECK_FILE, check)
     return check
 
