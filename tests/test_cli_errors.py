@@ -284,9 +284,10 @@ def invocation(draw, name, *parts):
 SOURCES = one([DATA] * 6 + ["phantom:3", "phantom:0", "phantom:x", "@empty_dir", "@slices", "@missing", "@a_file",
                             "@scan.png", "spider", "recorded"])
 PROFILES = one(["smoke"] * 4 + ["cpu", "paper"]), one(["fast", ""])
-SETTINGS = (st.lists(one(["epochs=1", "width=8", "folds=2", "lr_schedule=cosine", "precision=auto", "size=32",
-                          "learning_rate=nan"]), max_size=2),
-            one(["epochs=x", "speed=1", "folds=1", "lr_schedule=fast", "epochs", "=3", "partial_stride=2"]).map(lambda v: [v]))
+SETTINGS = (st.lists(one(["epochs=1", "width=8", "folds=2", "lr_schedule=cosine", "precision=auto", "size=32"]),
+                     max_size=2),
+            one(["epochs=x", "speed=1", "folds=1", "lr_schedule=fast", "epochs", "=3", "partial_stride=2",
+                 "learning_rate=nan", "width=0", "size=17"]).map(lambda v: [v]))
 SETTINGS = tuple(values.map(lambda pairs: [a for p in pairs for a in ("--set", p)]) for values in SETTINGS)
 OUTS = one(["@out"] * 4 + ["@a_file", "@a_file/out"])
 STORES = one(["@store"] * 4 + ["@a_file", "@a_file/store", "@empty_dir"])
