@@ -1,4 +1,6 @@
-"""What a record says of the code that made it."""
+"""What a record says of the code that made it, and what a shipped card says of its record."""
+
+import math
 
 
 def test_a_record_made_from_a_dirty_tree_keeps_the_diff_and_its_hash(monkeypatch):
@@ -18,3 +20,20 @@ def test_a_record_made_from_a_dirty_tree_keeps_the_diff_and_its_hash(monkeypatch
     assert version["git_diff_sha256"] == hashlib.sha256(answers["diff"].strip().encode()).hexdigest()
     answers["status"] = ""
     assert "git_diff" not in store.code_version()
+
+
+def test_the_export_rule_rerun_on_the_records_chooses_each_shipped_model():
+    """Each shipped card names the run the export rule chooses from the committed records today, and
+    says how in the rule's own words (the records alone: no data, no model files)."""
+    from spine.inference import model_card
+    from spine.training import export
+
+    from conftest import ROOT
+
+    for task in ("binary", "multiclass"):
+        card = model_card(task)
+        data = f"recorded:{card['config']['data_id']}"
+        chosen, compared, close = export.best_record(ROOT / "results", data, card["config"]["profile"], task,
+                                                     need_model=False)
+        assert chosen.path.name == card["run_id"]
+        assert card["selected_on"] == export.selection(compared, close, math.isfinite(export.body_score(chosen)))
