@@ -278,6 +278,19 @@ def _scope(row) -> str:
     return f"{int(row.test_images)} test images of one run"
 
 
+def paper_profile_note(store, grid: str) -> str:
+    """Whether the grid was also run at the study's own settings (the ``paper`` profile, for a GPU),
+    from the records of ``store``."""
+    runs = [r for r in results.records(store) if r.config.profile == "paper"
+            and (r.config.model, r.config.loss, r.config.task) in {(c.model, c.loss, c.task) for c in studies.cells(grid)}]
+    if not runs:
+        return ("The study's own settings (the `paper` profile: width 64, 50 epochs, batch 2) were not run for this "
+                "grid: no GPU was lent to the sessions that made these records, so every conclusion here is at the "
+                "`cpu` profile's width 16.")
+    return (f"{len(runs)} run(s) of this grid are recorded at the study's own settings (the `paper` profile): "
+            f"{', '.join(sorted(f'`{r.path.name}`' for r in runs))}.")
+
+
 def not_recorded(grid: str, source: Source | None = None) -> str:
     """The sentence for a grid without records."""
     where = "on real data " if source is None or source.kind != "phantom" else ""
