@@ -50,3 +50,10 @@ def test_the_finding_names_both_runs_and_says_when_nothing_compares():
         assert SHIPPED_BEFORE in sentence and best["run"] in sentence and f"{best['body_dice_val']:.3f}" in sentence
     assert bodies_study.finding(table.iloc[0:0], SHIPPED_BEFORE, "binary").startswith("*No binary")
 
+
+
+def test_a_store_without_body_checks_reads_the_committed_ones(tmp_path):
+    assert bodies_study.checks_store(tmp_path, ROOT / "results") == ROOT / "results"
+    assert bodies_study.checks_store(ROOT / "results", tmp_path) == ROOT / "results"
+    assert bodies_study.best_validation(tmp_path, SHIPPED_BEFORE) is None
+    assert bodies_study.best_validation(ROOT / "results", SHIPPED_BEFORE) >= 0.903  # the shipped run's own

@@ -43,6 +43,11 @@ RULES_OF_DATA_ID = {"bodies-vertebral-bodies-t1t2-f149b4b8886bbd52": 1,
                     "bodies-vertebral-bodies-t1t2-b7352eacd6e61442": 3}
 
 
+def checks_store(store, committed):
+    """``store`` if it holds a body check, else ``committed`` (the records shipped with the code)."""
+    return store if checked_records(store) else committed
+
+
 def describe(record: results.Record) -> str:
     """A run in a few words: model, augmentation, the partial-label slices and rules, epochs, and the
     run it was fine-tuned from with the learning rate."""
@@ -161,11 +166,13 @@ def runs_view(table: pd.DataFrame) -> pd.DataFrame:
     return view.set_index("run")
 
 
-def best_validation(store, run_id: str) -> float:
+def best_validation(store, run_id: str) -> float | None:
     """The best T2-SPACE validation Dice among the finished seed-0 runs of fold 0 with the task, data
-    and profile of ``run_id`` (the export rule's reference)."""
+    and profile of ``run_id`` (the export rule's reference); None where ``run_id`` is not in ``store``."""
     from spine.training.export import validation_score
 
+    if not results.is_finished(Path(store) / run_id):
+        return None
     reference = results.load_record(Path(store) / run_id).config
     same = [r for r in results.records(store)
             if (r.config.task, r.config.data_id, r.config.profile, r.config.fold, r.config.seed)
