@@ -34,7 +34,7 @@ def html(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("source", book.chapters(ROOT), ids=lambda p: p.stem)
 def test_chapter_page_has_tables_and_figures(html, source):
-    page = (html / "notebooks" / f"{source.stem}.html").read_text()
+    page = (html / "notebooks" / f"{source.stem}.html").read_text(encoding="utf-8")
     assert "<table" in page, f"{source.stem}: no table"
     if source.stem not in NO_FIGURE:
         assert re.search(r'<img [^>]*src="[^"]+\.png"', page), f"{source.stem}: no figure"
@@ -44,13 +44,13 @@ def test_chapter_page_has_tables_and_figures(html, source):
 @pytest.mark.slow
 @pytest.mark.parametrize("source", book.chapters(ROOT), ids=lambda p: p.stem)
 def test_chapter_page_has_no_empty_section(html, source):
-    assert page_problems((html / "notebooks" / f"{source.stem}.html").read_text()) == []
+    assert page_problems((html / "notebooks" / f"{source.stem}.html").read_text(encoding="utf-8")) == []
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("source", book.chapters(ROOT), ids=lambda p: p.stem)
 def test_default_book_page_has_tables_and_no_empty_section(default_book, source):
-    page = (default_book / "html" / "notebooks" / f"{source.stem}.html").read_text()
+    page = (default_book / "html" / "notebooks" / f"{source.stem}.html").read_text(encoding="utf-8")
     assert "<table" in page, f"{source.stem}: no table"
     assert page_problems(page) == []
 
@@ -157,7 +157,7 @@ def test_page_problems_finds_each_kind_of_empty_section(body, problem):
 
 def test_every_chapter_has_a_parameters_cell():
     for source in book.chapters(ROOT):
-        text = source.read_text()
+        text = source.read_text(encoding="utf-8")
         assert re.search(r'^# %% tags=\["parameters"', text, re.M), source.name
         for name in ("data", "profile", "store", "max_new_runs", "real_data"):
             assert re.search(rf"^{name} = ", text, re.M), f"{source.name}: parameter {name}"

@@ -22,7 +22,7 @@ from spine.errors import ConfigError  # noqa: E402
 from books import default_book, shown  # noqa: E402,F401  (default_book: a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
 URL = f"{CONFIG['repository']['url']}@{CONFIG['repository']['branch']}"
 COLAB = ROOT / CONFIG["repository"]["path_to_book"]
 
@@ -39,7 +39,7 @@ def test_the_repository_is_one_setting_of_config_that_only_the_colab_copies_spel
     assert book.repository(ROOT) == URL
     assert {first_cell(source) for source in book.chapters(ROOT)} == {first_cell(book.chapters(ROOT)[0])}
     for source in book.chapters(ROOT):
-        assert book.REPOSITORY in first_cell(source) and CONFIG["repository"]["url"] not in source.read_text()
+        assert book.REPOSITORY in first_cell(source) and CONFIG["repository"]["url"] not in source.read_text(encoding="utf-8")
         assert f'REPOSITORY = "{URL}"' in first_cell(colab_copy(source)), source.name
     assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
 
@@ -145,7 +145,7 @@ def colab_python(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps",
                     *(folder / "wheel").glob("spine-*.whl")], check=True, capture_output=True)
     site = Path(subprocess.check_output([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                        text=True).strip())
+                                        encoding="utf-8").strip())
     (site / "colab-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # after spine's own folder
     (site / "google" / "colab").mkdir(parents=True)
     (site / "google" / "colab" / "__init__.py").write_text('"""A stand-in for Colab\'s module."""\n')
@@ -156,7 +156,7 @@ def colab_run(python: Path, *args, cwd: Path):
     """Run ``python`` in ``cwd`` outside the checkout, as a Colab kernel runs: no real data beside it."""
     environment = {name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "MPLBACKEND")}
     environment.update(PATH=f"{python.parent}{os.pathsep}{environment['PATH']}", SPINE_SHARED_DATA=str(cwd / "none"))
-    return subprocess.run([python, *args], cwd=cwd, env=environment, check=True, capture_output=True, text=True)
+    return subprocess.run([python, *args], cwd=cwd, env=environment, check=True, capture_output=True, encoding="utf-8")
 
 
 @pytest.mark.slow
@@ -171,7 +171,7 @@ def test_every_colab_copy_finds_the_records_installed_with_spine(colab_python, t
     notebook.cells = cells
     jupytext.write(notebook, tmp_path / "first-cells.ipynb", fmt="ipynb")
     colab_run(colab_python, "-m", "papermill", "-k", "python3", "first-cells.ipynb", "out.ipynb", cwd=tmp_path)
-    printed = json.loads(json.loads((tmp_path / "out.ipynb").read_text())["cells"][-1]["outputs"][0]["text"][0])
+    printed = json.loads(json.loads((tmp_path / "out.ipynb").read_text(encoding="utf-8"))["cells"][-1]["outputs"][0]["text"][0])
     package = Path(printed[0]).parent
     assert package.is_relative_to(colab_python.parents[1]), f"spine imported from {package}, not the wheel"
     assert printed[1:] == [str(package / "_records" / "results"), str(package / "_records" / "benchmarks" / "results")]

@@ -16,7 +16,7 @@ WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
 
 
 def workflow() -> dict:
-    return yaml.safe_load(WORKFLOW.read_text())
+    return yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
 
 
 def commands(text: str) -> set[str]:
@@ -34,7 +34,7 @@ def test_actionlint_accepts_the_workflow():
 
 def test_the_workflow_runs_the_commands_of_the_readme_and_ci():
     readme = "\n".join(re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S))
-    known = commands(readme) | commands((ROOT / ".ci" / "run").read_text())
+    known = commands(readme) | commands((ROOT / ".ci" / "run").read_text(encoding="utf-8"))
     steps = [step for job in workflow()["jobs"].values() for step in job.get("steps", [])]
     run = [command for step in steps if "run" in step for command in commands(step["run"])]
     assert ".venv/bin/spine book" in run
