@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from spine import transfer
+from spine.errors import DataError
 from spine.training import store as results
 from spine.training.config import augment_name
 
@@ -144,17 +145,16 @@ def shipped_run_ids(weights: Path) -> dict[str, str]:
 
 
 def run_model(store, run_id: str):
-    """A recorded run's model: its record's file, else the shipped file whose card names the run, else
-    None (records are committed without their model files)."""
+    """A recorded run's model (:func:`spine.training.engine.init_model_path`: its record's file, else
+    the shipped file whose card names the run), or None where neither is here."""
     from spine import inference
+    from spine.training.engine import init_model_path
 
-    path = Path(store) / run_id / "model.keras"
-    if path.is_file():
-        return inference.load_model(path)
-    for task, shipped in shipped_run_ids(inference.WEIGHTS).items():
-        if shipped == run_id:
-            return inference.load_model(task=task)
-    return None
+    try:
+        path = init_model_path(store, run_id)
+    except DataError:  # no model file of the run here
+        return None
+    return inference.load_model(path)
 
 
 def runs_view(table: pd.DataFrame) -> pd.DataFrame:
@@ -216,15 +216,16 @@ def readme_lines(store, previous: dict[str, str] = SHIPPED_BEFORE) -> list[str]:
              "exam pooled, intervals over patients) on the fold-0 validation and test exams of "
              "`vertebral-bodies-t1t2` (Zukić et al. 2014; Chu et al. 2015); see chapter 11.", "",
              header, "|" + "---|" * (header.count("|") - 1)]
-    for task in ("binary", "multiclass"):
-        for _, row in runs_table(store, task).iterrows():
+    tables = {task: runs_table(store, task) for task in ("binary", "multiclass")}
+    for task in tables:
+        for _, row in tables[task].iterrows():
             intervals = [f"{row[f'body_dice_{s}']:.3f} ({row[f'body_dice_{s}_ci95'][0]:.3f}–"
                          f"{row[f'body_dice_{s}_ci95'][1]:.3f}; {row[f'patients_{s}']} patients)" for s in SUBSETS]
             lines.append(f"| `{row['run']}` | {task} | {row['trained']} | {row['t2space_val_dice']:.3f} | "
                          f"{row['t2space_test_dice']:.3f} | {' | '.join(intervals)} | {row['image_steps']:,} | "
                          f"{row['wall_min']:.0f} |")
     for task in ("multiclass", "binary"):
-        lines += ["", finding(runs_table(store, task), previous[task], task, best_validation(store, previous[task]))]
+        lines += ["", finding(tables[task], previous[task], task, best_validation(store, previous[task]))]
     return lines
 
 
