@@ -177,7 +177,8 @@ def score_bodies(vertebra: np.ndarray, bodies: np.ndarray, spacing) -> tuple[dic
 def summarize_bodies(per_exam: pd.DataFrame) -> dict:
     """Mean body Dice, recall and precision with 95 % BCa intervals over patients (exams of one
     patient averaged first)."""
-    patients = per_exam.groupby("patient")[["dice", "recall", "precision"]].mean()
+    figures = ["dice", "recall", "precision"]
+    patients = stats.per_patient_means(per_exam[["patient", *figures]])[figures]
     summary = {"exams": len(per_exam), "patients": len(patients)}
     for key in patients:
         estimate, low, high = stats.bootstrap_ci(patients[key].to_numpy())
