@@ -10,7 +10,10 @@ Two sources a T2-SPACE model never trained on:
   A 4-class model is scored on its vertebra class. A binary model's foreground also holds discs
   and canal, which this reference leaves out, so its Dice here is low by construction; its
   vertebra recall (the reference's pixels it covers) is the figure that means something.
-  A check to report, never to train or choose on.
+  A check to report, never to train or choose on. For a 4-class model, the same slices also check
+  ``spine predict --levels``: whether the instance numbers it gives two vertebrae that are
+  neighbours in the reference are the right two, the upper one number higher
+  (:func:`level_order_scores`).
 - **Phantom T1 and T2 cases** held out from every training set
   (:data:`spine.data.PHANTOM_CHECK_PATIENTS`), prepared as training data is; scored with the
   selection Dice (binary: foreground; 4-class: mean over vertebra, disc and canal) and the
@@ -27,7 +30,7 @@ import pandas as pd
 import SimpleITK as sitk
 from PIL import Image
 
-from spine import stats
+from spine import levels, stats
 from spine.data import PHANTOM_CHECK_PATIENTS, phantom_slices
 from spine.data.bodies import POSTERIOR_MARGIN_MM, anterior_column, find_exams, read_exam, sagittal_arrays
 from spine.data.geometry import sagittal_view
@@ -39,6 +42,8 @@ from spine.inference import load_model, output_classes, predict_labels, segment_
 from spine.metrics import confusion_matrix, dice, overlap_from_confusion
 
 MIN_REFERENCE_FRACTION = 0.01
+MIN_LEVEL_SHARE = 0.1  # of the slice's median reference vertebra: smaller ones (slivers at the edge) are not paired
+MIN_LEVEL_COVER = 0.25  # share of a reference vertebra that must carry predicted level numbers for it to be found
 CENTRAL_REFERENCE_FRACTION = 0.05  # slices with this much vertebra are near the mid-line; below, lateral
 VERTEBRA = 1  # class index of vertebra in the 4-class task; the binary task's foreground is 1 too
 PHANTOM_SEQUENCES = ("t1", "t2")
@@ -91,6 +96,67 @@ def t1t2_scores(model, folder) -> pd.DataFrame:
                      "precision": overlap / max(np.count_nonzero(found), 1),
                      "dice_in_reference_rows": dice(found & _rows_spanned(reference), reference)})
     return pd.DataFrame(rows)
+
+
+def reference_vertebrae(path) -> list[np.ndarray]:
+    """The vertebrae of an RGB mask of ``spider-t1t2-vertebrae`` (one colour per level), one boolean
+    mask each, from the top of the image down (by centre row), slivers under :data:`MIN_LEVEL_SHARE`
+    of the median vertebra left out."""
+    try:
+        with Image.open(path) as image:
+            rgb = np.asarray(image.convert("RGB"))
+    except OSError as exc:
+        raise DataError(path, f"cannot be read as an image: {exc}") from exc
+    colours = [c for c in np.unique(rgb.reshape(-1, 3), axis=0) if c.any()]
+    masks = [(rgb == colour).all(axis=-1) for colour in colours]
+    if not masks:
+        return []
+    typical = np.median([m.sum() for m in masks])
+    kept = [m for m in masks if m.sum() >= MIN_LEVEL_SHARE * typical]
+    return sorted(kept, key=lambda m: np.flatnonzero(m.any(axis=1)).mean())
+
+
+def found_level(instances: np.ndarray, vertebra: np.ndarray) -> int:
+    """The vertebra number (1, 2, ... from the lowest up) most of a reference vertebra carries in a
+    predicted instance map; 0 when less than :data:`MIN_LEVEL_COVER` of it carries any."""
+    numbers = instances[vertebra]
+    numbers = numbers[(numbers > 0) & (numbers < levels.CANAL_LABEL)]
+    if numbers.size < MIN_LEVEL_COVER * vertebra.sum():
+        return 0
+    return int(np.bincount(numbers).argmax())
+
+
+def level_order_scores(model, folder, min_fraction: float = MIN_REFERENCE_FRACTION) -> pd.DataFrame:
+    """Per pair of neighbouring reference vertebrae on the slices of ``folder`` whose reference covers
+    at least ``min_fraction`` of the image: the numbers :func:`spine.levels.label_slice` gives them
+    from the 4-class model's map (``spine predict --levels``' own path), whether both were found,
+    and whether they are right: the upper one numbered exactly one higher than the lower."""
+    model = _model(model)
+    names = sorted(p.name for p in (Path(folder) / "images").glob("*.png"))
+    images = [read_slice(Path(folder) / "images" / name) for name in names]
+    rows = []
+    for name, classes in zip(names, segment_slices(model, images)):
+        if read_vertebra_mask(Path(folder) / "masks" / name).mean() < min_fraction:
+            continue
+        instances = levels.label_slice(classes)
+        found = [found_level(instances, v) for v in reference_vertebrae(Path(folder) / "masks" / name)]
+        rows += [{"image": name, "upper": upper, "lower": lower, "found": bool(upper and lower),
+                  "right": bool(upper and lower and upper == lower + 1)}
+                 for upper, lower in zip(found, found[1:])]
+    return pd.DataFrame(rows, columns=["image", "upper", "lower", "found", "right"])
+
+
+def summarize_level_order(pairs: pd.DataFrame) -> dict:
+    """The share of neighbouring pairs found (both vertebrae carry a number) and, of those, the share
+    numbered right, with 95 % BCa intervals resampling whole series (as :func:`summarize`). Right is
+    over found pairs: the lowest reference vertebra is often S1, which no class of the 4-class task
+    holds (a miss there says nothing about the order)."""
+    summary = {"pairs": len(pairs), "slices": int(pairs["image"].nunique())}
+    for key, scored in (("found", pairs), ("right", pairs[pairs["found"]])):
+        series = scored["image"].str.split("_").str[0].to_numpy()
+        estimate, low, high = stats.cluster_bootstrap_ci(scored[key].to_numpy(float), series)
+        summary[key] = {"mean": estimate, "ci95": [low, high], "pairs": len(scored), "series": len(set(series))}
+    return summary
 
 
 def summarize(per_slice: pd.DataFrame, min_fraction: float = MIN_REFERENCE_FRACTION, cluster: str = "series") -> dict:
@@ -274,5 +340,8 @@ def transfer_check(model, t1t2_folder=None) -> dict:
         per_slice = t1t2_scores(model, t1t2_folder)
         result["t1t2_vertebrae"] = summarize(per_slice)
         result["t1t2_slices"] = per_slice.to_dict("records")
+        if output_classes(model) == 4:
+            pairs = level_order_scores(model, t1t2_folder)
+            result["t1t2_level_order"] = summarize_level_order(pairs) | {"pairs_scored": pairs.to_dict("records")}
     return result
 

@@ -182,7 +182,5 @@ def test_the_gap_between_adjacent_bodies_is_disc_and_a_missing_body_is_not():
 
 @pytest.mark.real
 def test_the_records_name_the_current_rules_by_the_data_id_they_give_the_shared_folder():
-    from spine.training.bodies_study import RULES_OF_DATA_ID
-
     data_id = load_dataset(_require(BODIES)).data_id
-    assert RULES_OF_DATA_ID[data_id] == bodies.PARTIAL_LABELS_VERSION
+    assert bodies.RULES_OF_DATA_ID[data_id] == bodies.PARTIAL_LABELS_VERSION

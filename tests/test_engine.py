@@ -1,5 +1,6 @@
 """The experiment engine on the phantom at the smoke profile: store, resume, determinism, studies."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -269,3 +270,11 @@ def test_a_checkpoint_ahead_of_its_state_starts_the_run_over(folded, tmp_path, m
     resumed = train(config, tmp_path, verbose=False)
     pd.testing.assert_frame_equal(resumed.per_image(), uninterrupted.per_image())
     assert resumed.metrics["selected_epoch"] == uninterrupted.metrics["selected_epoch"]
+
+
+def test_a_run_whose_data_now_prepare_otherwise_is_refused_before_anything_is_written(tmp_path):
+    config = smoke_config()
+    changed = dataclasses.replace(config, data_id=config.data_id.rsplit("-", 1)[0] + "-0123456789abcdef")
+    with pytest.raises(DataError, match="not the run's"):
+        train(changed, tmp_path, verbose=False)
+    assert not results.run_dir(tmp_path, changed).exists()

@@ -2,6 +2,7 @@
 spine/weights: their cards, their size, `spine predict` with no --model, and their Dice on the
 real slices against the figure recorded when they were trained."""
 
+import dataclasses
 import functools
 import json
 import shutil
@@ -19,7 +20,7 @@ from PIL import Image
 
 from spine import inference, transfer
 from spine.evaluation import volume_scores
-from spine.data import cache_dir, phantom
+from spine.data import bodies, cache_dir, phantom
 from spine.data.geometry import central_sagittal_slice
 from spine.data.labels import label_values_to_classes
 from spine.errors import ConfigError
@@ -36,11 +37,13 @@ DATA = "phantom:12"
 
 
 def _record_with_model(store, model: str, val: float, test: float, seed: int = 0, fold: int = 0, augment=False,
-                       saved: bool = True, task: str = "binary"):
+                       saved: bool = True, task: str = "binary", partial_id: str | None = None):
     """A finished run with chosen figures and an (untrained) model file (unless not ``saved``):
-    what export reads."""
+    what export reads; with ``partial_id``, a run that also trained on those partial labels."""
     config = make_config(model, "Dice", task, DATA, "smoke", seed=seed, fold=fold, augment=augment,
                          overrides={"folds": 3})
+    if partial_id is not None:
+        config = dataclasses.replace(config, partial="vertebral-bodies-t1t2", partial_id=partial_id)
     folder = results.run_dir(store, config)
     folder.mkdir(parents=True)
     results.write_json(folder / "config.json", config.to_dict())
@@ -88,6 +91,14 @@ def test_robust_runs_close_on_validation_are_preferred_best_on_the_phantom(tmp_p
     record, compared, close = export.best_record(tmp_path, DATA, "smoke", "binary")
     assert record.path == chosen.path and (compared, close) == (5, 2)
     assert "phantom" in export.selection(compared, close) and "within 0.01" in export.selection(compared, close)
+
+
+def test_partial_label_runs_count_only_under_the_current_rules(tmp_path):
+    current, = [i for i, version in bodies.RULES_OF_DATA_ID.items() if version == bodies.PARTIAL_LABELS_VERSION]
+    older = next(i for i, version in bodies.RULES_OF_DATA_ID.items() if version < bodies.PARTIAL_LABELS_VERSION)
+    kept = _record_with_model(tmp_path, "U-Net", val=0.90, test=0.9, partial_id=current)
+    _record_with_model(tmp_path, "ResUNet", val=0.95, test=0.9, partial_id=older)  # cannot be re-made now
+    assert [r.path for r in export.candidates(tmp_path, DATA, "smoke", "binary")] == [kept.path]
 
 
 def test_the_best_run_without_its_model_file_is_said(tmp_path):

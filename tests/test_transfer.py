@@ -153,3 +153,68 @@ def test_summary_resamples_whole_series():
     assert (summary["slices"], summary["series"]) == (10, 5)
     assert summary["dice"]["mean"] == pytest.approx(np.mean(dice))
     assert summary["dice"]["ci95"] == pytest.approx(list(stats.cluster_bootstrap_ci(dice, per_slice["image"].str[:5])[1:]))
+
+
+def _level_folder(tmp_path, rows_of_colours, shape=(24, 12)):
+    """A one-slice ``spider-t1t2-vertebrae``-like folder: each colour fills its rows (and columns,
+    by default 3-8)."""
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    Image.fromarray(np.zeros(shape, np.uint8)).save(tmp_path / "images" / "s_1.png")
+    rgb = np.zeros((*shape, 3), np.uint8)
+    for colour, rows, *columns in rows_of_colours:
+        rgb[rows, columns[0] if columns else slice(3, 9)] = colour
+    Image.fromarray(rgb).save(tmp_path / "masks" / "s_1.png")
+    return tmp_path
+
+
+def _stacked_spine(shape=(24, 12)):
+    """Three vertebrae (rows 2-5, 8-11, 14-17) with discs between them, columns 3-8."""
+    classes = np.zeros(shape, np.int64)
+    for rows in (slice(2, 6), slice(8, 12), slice(14, 18)):
+        classes[rows, 3:9] = transfer.VERTEBRA
+    for rows in (slice(6, 8), slice(12, 14)):
+        classes[rows, 3:9] = 2  # disc
+    return classes
+
+
+THREE_LEVELS = [((255, 0, 0), slice(2, 6)), ((0, 255, 0), slice(8, 12)), ((0, 0, 255), slice(14, 18))]
+
+
+def test_neighbouring_vertebrae_numbered_one_apart_upper_higher_are_right(tmp_path, monkeypatch):
+    folder = _level_folder(tmp_path, THREE_LEVELS + [((255, 255, 0), slice(20, 21), slice(3, 5))])  # a sliver: left out
+    monkeypatch.setattr(transfer, "segment_slices", lambda model, images: [_stacked_spine()])
+    pairs = transfer.level_order_scores(object(), folder)
+    assert pairs[["upper", "lower"]].values.tolist() == [[3, 2], [2, 1]]  # spine.levels numbers from the lowest up
+    assert pairs["found"].all() and pairs["right"].all()
+
+
+def test_a_swapped_or_missed_vertebra_is_not_right(tmp_path, monkeypatch):
+    folder = _level_folder(tmp_path, THREE_LEVELS)
+    instances = np.zeros((24, 12), np.uint8)
+    instances[2:6, 3:9], instances[8:12, 3:9] = 1, 2  # upper and middle the wrong way round, lowest missed
+    monkeypatch.setattr(transfer, "segment_slices", lambda model, images: [_stacked_spine()])
+    monkeypatch.setattr(transfer.levels, "label_slice", lambda classes: instances)
+    pairs = transfer.level_order_scores(object(), folder)
+    assert pairs[["upper", "lower", "found", "right"]].values.tolist() == [[1, 2, True, False], [2, 0, False, False]]
+
+
+def test_level_order_is_right_over_the_found_pairs_and_found_over_all():
+    pairs = pd.DataFrame({"image": ["a_1.png"] * 3 + ["b_1.png"] * 2, "upper": [3, 2, 1, 5, 4],
+                          "lower": [2, 1, 0, 4, 2], "found": [True, True, False, True, True],
+                          "right": [True, True, False, True, False]})
+    summary = transfer.summarize_level_order(pairs)
+    assert summary["found"]["mean"] == pytest.approx(4 / 5) and summary["found"]["pairs"] == 5
+    assert summary["right"]["mean"] == pytest.approx(3 / 4) and summary["right"]["pairs"] == 4
+    assert (summary["pairs"], summary["slices"], summary["right"]["series"]) == (5, 2, 2)
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_the_shipped_4_class_model_numbers_real_t1_t2_levels(t1t2):
+    pairs = transfer.level_order_scores(inference.load_model(task="multiclass"), t1t2)
+    summary = transfer.summarize_level_order(pairs)
+    assert summary["slices"] == 22 and summary["found"]["pairs"] > 100
+    card = inference.model_card("multiclass")
+    if "t1t2_level_order" in card.get("transfer", {}):  # the card's figure is this check's, on this file
+        assert summary["right"]["mean"] == pytest.approx(card["transfer"]["t1t2_level_order"]["right"]["mean"])

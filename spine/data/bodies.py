@@ -53,6 +53,11 @@ DISC_MAX_MM = 20.0  # a gap between two adjacent bodies taller than this (a body
 # The rules above, versioned: part of the prepared data's content id (1: S1 trained as vertebra;
 # 2: S1 unknown; 3: and the disc spaces between adjacent bodies are disc).
 PARTIAL_LABELS_VERSION = 3
+# The content id each version gave the shared vertebral-bodies-t1t2 folder at 128 x 128: a record
+# names the rules it was trained under by that id (tests/test_bodies.py keeps the current one true).
+RULES_OF_DATA_ID = {"bodies-vertebral-bodies-t1t2-f149b4b8886bbd52": 1,
+                    "bodies-vertebral-bodies-t1t2-71fd1f09c617ea5d": 2,
+                    "bodies-vertebral-bodies-t1t2-b7352eacd6e61442": 3}
 ANTERIOR_MARGIN_MM = 5.0
 LATERAL_MARGIN_MM = 5.0
 POSTERIOR_MARGIN_MM = 3.0  # the scored column reaches this far posterior of the edge; known background stops this short of it

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from spine import transfer
+from spine.data.bodies import RULES_OF_DATA_ID
 from spine.errors import DataError
 from spine.training import store as results
 from spine.training.config import augment_name
@@ -35,13 +36,6 @@ def checked_records(store, task: str | None = None) -> list[tuple[results.Record
         if path.is_file() and task in (None, record.config.task):
             found.append((record, results.none_to_nan(results.read_json(path))))
     return found
-
-
-# The content id each version of the partial-label rules (spine.data.bodies.PARTIAL_LABELS_VERSION)
-# gave the shared vertebral-bodies-t1t2 folder at 128 x 128: a record names its rules by that id.
-RULES_OF_DATA_ID = {"bodies-vertebral-bodies-t1t2-f149b4b8886bbd52": 1,
-                    "bodies-vertebral-bodies-t1t2-71fd1f09c617ea5d": 2,
-                    "bodies-vertebral-bodies-t1t2-b7352eacd6e61442": 3}
 
 
 def checks_store(store, committed):

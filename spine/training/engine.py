@@ -163,7 +163,7 @@ def _split(config: RunConfig, split_folder: Path | None = None) -> tuple[dict, s
     if results.recorded_data_id_of(config.data):
         raise DataError(config.data, "the data are named by their content id only (their records can be read, "
                                      "but splitting or training needs the data themselves: give their folder)")
-    dataset = load_dataset(config.data, size=settings["size"])
+    dataset = _same_data(load_dataset(config.data, size=settings["size"]), config.data, config.data_id)
     split = make_split(dataset.patients, seed=settings["split_seed"], val_seed=config.seed,
                        folds=settings["folds"], fold=config.fold)
     subsets = {name: dataset.select(subset_mask(dataset.patients, split, name)) for name in ("train", "val", "test")}
@@ -176,7 +176,7 @@ def _split(config: RunConfig, split_folder: Path | None = None) -> tuple[dict, s
         subsets["train"] = robust.with_phantom(subsets["train"], config.seed,
                                                every_slice=config.augment in robust.EVERY_PHANTOM_SLICE)
     if config.partial is not None:
-        partial = load_dataset(config.partial, size=settings["size"])
+        partial = _same_data(load_dataset(config.partial, size=settings["size"]), config.partial, config.partial_id)
         own = partial_split(config, config.partial)
         split = pd.concat([split, own], ignore_index=True)
         strided = partial.slice_index % settings["partial_stride"] == 0
@@ -188,6 +188,24 @@ def _split(config: RunConfig, split_folder: Path | None = None) -> tuple[dict, s
         central |= set(subsets[name].central(1).case_ids)
         subsets[name] = subsets[name].central(settings["eval_slices_per_patient"])
     return subsets, central
+
+
+def _check_data(config: RunConfig) -> None:
+    """A clear error where the run's data (or partial labels) no longer prepare as configured."""
+    _same_data(load_dataset(config.data, size=config.settings["size"]), config.data, config.data_id)
+    if config.partial is not None:
+        _same_data(load_dataset(config.partial, size=config.settings["size"]), config.partial, config.partial_id)
+
+
+def _same_data(dataset, source, data_id: str):
+    """The dataset, or a clear error where it is not what the run was configured on (the files, or
+    the partial-label rules, changed since): training it would record other data under that id.
+    The content key is compared, not the folder's name, which the id also carries (a renamed copy
+    is the same data)."""
+    if dataset.data_id.rsplit("-", 1)[-1] != data_id.rsplit("-", 1)[-1]:
+        raise DataError(source, f"prepares as {dataset.data_id}, not the run's {data_id}: the files or the "
+                                "labelling rules changed since the run was configured")
+    return dataset
 
 
 def save_folds(config: RunConfig, store) -> Path | None:
@@ -435,6 +453,7 @@ def train(config: RunConfig, store=results.DEFAULT_STORE, *, force: bool = False
     folder = results.run_dir(store, config)
     if force or not resume:
         shutil.rmtree(folder, ignore_errors=True)
+    _check_data(config)  # before anything is written
     folder.mkdir(parents=True, exist_ok=True)
     precision = device.resolve_precision(config.settings["precision"])
     save_folds(config, store)

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from spine import transfer
+from spine.data.bodies import PARTIAL_LABELS_VERSION, RULES_OF_DATA_ID
 from spine.errors import ConfigError
 from spine.training import robust
 from spine.training import store as results
@@ -39,11 +40,17 @@ CHECK_FILE = "transfer.json"  # a record's stored transfer check (check_transfer
 
 def candidates(store, data, profile: str, task: str) -> list[results.Record]:
     """The finished runs of ``task`` on ``data`` (the same prepared data) at ``profile``, of the
-    current record format (older records were made under another protocol)."""
+    current record format, and, for runs that also trained on partial labels, under the current
+    partial-label rules (older records were made under another protocol, and cannot be re-made)."""
     data_id = source_data_id(data, resolve_profile(profile)["size"])
     return [r for r in results.records(store)
             if (r.config.task, r.config.profile, r.config.data_id, r.config.record_version)
-            == (task, profile, data_id, RECORD_VERSION)]
+            == (task, profile, data_id, RECORD_VERSION) and _current_rules(r)]
+
+
+def _current_rules(record: results.Record) -> bool:
+    partial_id = record.config.partial_id
+    return partial_id is None or RULES_OF_DATA_ID.get(partial_id) == PARTIAL_LABELS_VERSION
 
 
 def validation_score(record: results.Record) -> float:
