@@ -109,7 +109,7 @@ def _cmd_train(args) -> int:
     with _usage(args, "--loss"):
         canonical_loss_name(args.loss, args.task)
     with _usage(args, "--fold"):
-        fold_numbers(args.profile, overrides, (args.fold,))
+        fold_numbers(args.profile, _profile_overrides(overrides), (args.fold,))
     config = make_config(args.model, args.loss, args.task, args.data, args.profile, args.seed, args.augment,
                          overrides, fold=args.fold, partial=args.partial, init=args.init)
     record = train(config, args.store, force=args.force, resume=not args.restart, verbose=not args.quiet)
@@ -331,6 +331,13 @@ def _overrides(args) -> dict:
         overrides = parse_overrides(args.overrides)
         resolve_profile(args.profile, overrides, partial=getattr(args, "partial", None) is not None)
     return overrides
+
+
+def _profile_overrides(overrides: dict) -> dict:
+    """The overrides of profile fields, without those of a partially labelled source (``--partial``)."""
+    from spine.training.config import PARTIAL_FIELDS
+
+    return {key: value for key, value in overrides.items() if key not in PARTIAL_FIELDS}
 
 
 def build_parser() -> argparse.ArgumentParser:

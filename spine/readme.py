@@ -119,7 +119,8 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
     central_label = f"slices >= {CENTRAL_REFERENCE_FRACTION:.0%}"
     lines += [f"| run | task | model, loss | augmentation | epochs | validation Dice | test Dice | phantom T1 / T2 Dice | "
               f"phantom T1 / T2 Dice, every slice | T1/T2 vertebra Dice (95 % CI over series) | recall | precision | "
-              f"Dice, {central_label} | Dice in the reference's rows, {central_label} |", "|---" * 14 + "|"]
+              f"Dice, {central_label} | Dice in the reference's rows, {central_label} | `--levels`: neighbours numbered "
+              f"right (of those found) / found |", "|---" * 15 + "|"]
     for record, check in sorted(checked, key=lambda rc: (rc[0].config.task, rc[0].path.name not in shipped)):
         real = summarize(pd.DataFrame(check["t1t2_slices"]), check["t1t2_vertebrae"]["min_reference_fraction"])
         config = record.config
@@ -130,7 +131,7 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
                      f"{_phantom_pair(check, 'phantom')} | {_phantom_pair(check, export.PHANTOM_FIGURE)} | "
                      f"{real['dice']['mean']:.3f} ({report.interval_text(real['dice']['ci95'])}) | {real['recall']['mean']:.2f} | "
                      f"{real['precision']['mean']:.2f} | {_mean_or_dash(central, 'dice')} | "
-                     f"{_mean_or_dash(central, 'dice_in_reference_rows')} |")
+                     f"{_mean_or_dash(central, 'dice_in_reference_rows')} | {_level_order(check)} |")
     multiclass = next((check for r, check in checked if r.path.name in shipped and r.config.task == "multiclass"), None)
     per_slice = pd.DataFrame(multiclass["t1t2_slices"]) if multiclass else pd.DataFrame()
     figures = summarize(per_slice, CENTRAL_REFERENCE_FRACTION) if len(per_slice) else {"slices": 0}
@@ -149,6 +150,16 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
                          f"({report.interval_text(figures['dice_in_reference_rows']['ci95'])})")
         lines += ["", sentence + "."]
     return lines + _coverage_lines(real_data)
+
+
+def _level_order(check: dict) -> str:
+    """The stored level-order figures (4-class models): right of the found pairs / found, with the
+    interval of the first."""
+    order = check.get("t1t2_level_order")
+    if not order:
+        return "-"
+    right = order["right"]
+    return f"{right['mean']:.2f} ({report.interval_text(right['ci95'])}) / {order['found']['mean']:.2f}"
 
 
 def _coverage_lines(real_data) -> list[str]:

@@ -154,6 +154,13 @@ def test_bad_values_are_usage_errors_naming_the_flag(argv, naming):
     assert err.startswith(f"spine {argv[0]}: error: ")
 
 
+def test_a_partial_label_field_is_taken_with_partial_labels_whatever_the_order(quick, tmp_path):
+    missing = tmp_path / "no-bodies"
+    for order in (["--set", "partial_stride=2", "--partial", missing], ["--partial", missing, "--set", "partial_stride=2"]):
+        fails(1, "train", "--model", "U-Net", "--loss", "Dice", "--data", DATA, "--profile", "smoke", *order,
+              naming="no-bodies")  # the folder is what is wrong, not the field
+
+
 def test_the_former_classes_flag_still_reads_4_as_multiclass(inputs):
     volumes = ["--pred", inputs / "mask.mha", "--true", inputs / "mask.mha", "--json"]
     assert json.loads(invoke("metrics", *volumes, "--classes", "4")[1])["classes"] == "multiclass"
