@@ -189,6 +189,21 @@ display(Markdown(bodies_study.finding(tables["binary"], PREVIOUS["binary"], "bin
                                      bodies_study.best_validation(store, PREVIOUS["binary"]))))
 
 # %% [markdown]
+# ### Per-level labels on real T1 and T2 slices
+# `spine predict --levels` numbers the vertebrae of a 4-class map from the lowest up. On the 22
+# real T1/T2 slices of `spider-t1t2-vertebrae` whose reference covers at least 1 % of the image
+# (one colour per level), each pair of neighbouring reference vertebrae is *found* when both carry a
+# number, and *right* when the upper one's is exactly one higher (`spine.transfer.level_order_scores`;
+# the lowest reference vertebra is often S1, which no class holds, so right is counted over the
+# found pairs). Intervals resample whole series.
+
+# %% tags=["remove-input"]
+level_runs = {"shipped before": PREVIOUS["multiclass"], "shipped now": shipped.get("multiclass")}
+report.table_or_note(bodies_study.level_order_table(store, {k: v for k, v in level_runs.items() if v}),
+                     "No stored transfer check of these runs has the level order yet (`spine transfer RUN --check FOLDER`).",
+                     lambda t: plots.format_counts(t, 3))
+
+# %% [markdown]
 # ### Input size, ensembles and flips
 # The shipped models take each slice at 128 x 128, one model per task, no fold ensemble and no
 # flip averaging: one forward pass per slice. What the input size alone costs is measured by

@@ -57,3 +57,14 @@ def test_a_store_without_body_checks_reads_the_committed_ones(tmp_path):
     assert bodies_study.checks_store(ROOT / "results", tmp_path) == ROOT / "results"
     assert bodies_study.best_validation(tmp_path, SHIPPED_BEFORE) is None
     assert bodies_study.best_validation(ROOT / "results", SHIPPED_BEFORE) >= 0.903  # the shipped run's own
+
+
+def test_the_level_order_table_reads_each_runs_stored_check_and_leaves_out_runs_without(tmp_path):
+    order = {"pairs": 10, "slices": 3, "found": {"mean": 0.8, "ci95": [0.6, 0.9], "pairs": 10, "series": 2},
+             "right": {"mean": 0.75, "ci95": [0.5, 0.875], "pairs": 8, "series": 2}}
+    for run, check in (("a", {"t1t2_level_order": order}), ("b", {"phantom": {}})):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "transfer.json").write_text(json.dumps(check))
+    table = bodies_study.level_order_table(tmp_path, {"before": "a", "now": "b", "gone": "c"})
+    assert table.to_dict("records") == [{"model": "before", "run": "a", "pairs": 10, "found": 0.8,
+                                         "right of found": 0.75, "right, 95 % CI": "0.500–0.875", "series": 2}]

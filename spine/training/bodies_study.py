@@ -223,6 +223,23 @@ def readme_lines(store, previous: dict[str, str] = SHIPPED_BEFORE) -> list[str]:
     return lines
 
 
+def level_order_table(store, runs: dict[str, str]) -> pd.DataFrame:
+    """``spine predict --levels`` on the real T1/T2 slices (the level-order figures of each run's
+    stored transfer check, :func:`spine.transfer.level_order_scores`), one row per ``{role: run}``;
+    a run without them is left out."""
+    rows = []
+    for role, run in runs.items():
+        path = Path(store) / run / "transfer.json"
+        order = results.read_json(path).get("t1t2_level_order") if path.is_file() else None
+        if order:
+            right, found = order["right"], order["found"]
+            rows.append({"model": role, "run": run, "pairs": order["pairs"], "found": found["mean"],
+                         "right of found": right["mean"],
+                         "right, 95 % CI": f"{right['ci95'][0]:.3f}–{right['ci95'][1]:.3f}",
+                         "series": right["series"]})
+    return pd.DataFrame(rows)
+
+
 def input_size_sentence(path) -> str:
     """What a perfect prediction at each input size scores once resized back (``benchmarks/input_size.py``),
     in words; a note where the table is not there."""
