@@ -344,3 +344,28 @@ def test_pixels_in_mm_on_a_small_table():
     row = spider.pixels_in_mm({"HD": 4.0}, sizes).iloc[0]
     assert (row["mm (smallest pixel)"], row["mm (median pixel)"], row["mm (largest pixel)"]) == (4.0, 7.0, 12.0)
     assert spider.pixels_in_mm({"HD": 4.0}, sizes.iloc[0:0])["mm (median pixel)"].isna().all()
+
+
+def test_the_data_id_names_files_and_sizes_the_digest_their_bytes(tmp_path):
+    """A file rewritten with other pixels at the same size keeps the id (names and sizes) and changes
+    the SHA-256 a record keeps beside it (hashlib on the files, independently)."""
+    import hashlib
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    image = np.zeros((40, 30), dtype=np.uint8)
+    mask = np.zeros((40, 30), dtype=np.uint8)
+    mask[5:10, 5:10] = 76  # a vertebra in the slices' grey values
+    Image.fromarray(mask).save(tmp_path / "masks" / "3_t2_SPACE_slice1.png")
+    raw = tmp_path / "images" / "3_t2_SPACE_slice1.png"
+
+    def prepared(value):
+        image[:, :15] = value  # a constant half: the PNG's size does not depend on the value
+        Image.fromarray(image).save(raw)
+        return load_dataset(tmp_path, size=16, use_cache=False), raw.stat().st_size
+
+    (first, first_size), (second, second_size) = prepared(10), prepared(20)
+    assert first_size == second_size and first.data_id == second.data_id
+    assert first.data_sha256 != second.data_sha256
+    files = [hashlib.sha256(p.read_bytes()).digest() for p in (raw, tmp_path / "masks" / raw.name)]
+    assert second.data_sha256 == hashlib.sha256(b"".join(files)).hexdigest()

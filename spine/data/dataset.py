@@ -53,7 +53,8 @@ class SliceSet:
     patients: np.ndarray  # (N,) str
     slice_index: np.ndarray  # (N,) int, -1 where not known
     source: str = ""
-    data_id: str = ""  # names the content (not the path): layout, files, sequence, size
+    data_id: str = ""  # names the data (not the path): layout, file names and sizes, sequence, size
+    data_sha256: str = ""  # the bytes of every file (images and masks, the phantom's written ones too), in order
     skipped: list = field(default_factory=list)  # [(file, problem)] when asked to skip bad cases
 
     def __len__(self) -> int:
@@ -198,9 +199,11 @@ def load_dataset(source="phantom", *, sequence: str = "t1", size: int = preproce
     data_id = f"{Path(source).name if layout == 'phantom' else layout + '-' + Path(source).name}-{identity}"
     path = cache_dir() / f"prepared-{_cache_key(identity, source, listed)}.npz"
     if use_cache and path.is_file():
-        return _load_npz(path)
+        dataset = _load_npz(path)
+        dataset.data_sha256 = dataset.data_sha256 or _bytes_digest(listed)  # a cache written before the digest
+        return dataset
     dataset = _prepare(inputs, reader, size, on_error, description=f"{layout}:{Path(source).resolve()}")
-    dataset.data_id = data_id
+    dataset.data_id, dataset.data_sha256 = data_id, _bytes_digest(listed)
     if use_cache:
         _save_npz(dataset, path)
     return dataset
@@ -276,6 +279,16 @@ def _digest(payload) -> str:
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:16]
 
 
+def _bytes_digest(inputs) -> str:
+    """SHA-256 of every file's bytes behind ``inputs`` (image then mask, in order): what the id,
+    made from names and sizes, cannot tell apart (a file rewritten at the same size)."""
+    digest = hashlib.sha256()
+    for path in (p for item in inputs for p in (item.image, item.mask)):
+        with open(path, "rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest() if inputs else ""
+
+
 def _content_key(layout, inputs, sequence, size, on_error, slice_spacing) -> str:
     """Same files (names and sizes) and settings -> same key, on any machine (for body volumes, the
     same partial-label rules too)."""
@@ -293,7 +306,8 @@ def _cache_key(identity, source, inputs) -> str:
 def _save_npz(dataset: SliceSet, path: Path) -> None:
     arrays = {f.name: getattr(dataset, f.name) for f in fields(dataset)
               if isinstance(getattr(dataset, f.name), np.ndarray)}
-    meta = json.dumps({"source": dataset.source, "data_id": dataset.data_id, "skipped": dataset.skipped})
+    meta = json.dumps({"source": dataset.source, "data_id": dataset.data_id, "data_sha256": dataset.data_sha256,
+                       "skipped": dataset.skipped})
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, meta=np.array(meta), **arrays)
@@ -303,4 +317,5 @@ def _load_npz(path: Path) -> SliceSet:
     with np.load(path) as data:
         meta = json.loads(str(data["meta"]))
         arrays = {name: data[name] for name in data.files if name != "meta"}
-    return SliceSet(**arrays, source=meta["source"], data_id=meta["data_id"], skipped=[tuple(s) for s in meta["skipped"]])
+    return SliceSet(**arrays, source=meta["source"], data_id=meta["data_id"], data_sha256=meta.get("data_sha256", ""),
+                    skipped=[tuple(s) for s in meta["skipped"]])

@@ -116,7 +116,8 @@ def parse_overrides(pairs: list[str] | None) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """Everything that determines a run (``data_id`` identifies the data's content, not its path)."""
+    """Everything that determines a run (``data_id`` identifies the data by its files' names and sizes
+    and the preparation settings, not its path; the engine records the bytes' SHA-256 beside it)."""
 
     model: str
     loss: str
@@ -129,7 +130,7 @@ class RunConfig:
     augment: bool | str = False  # see AUGMENT_MODES
     fold: int = 0
     record_version: int = RECORD_VERSION
-    # A second, partially labelled training source (spine.data.bodies) and its content id, or None.
+    # A second, partially labelled training source (spine.data.bodies) and its data id, or None.
     partial: str | None = None
     partial_id: str | None = None
     # The run (its id, in the same store) whose selected weights start this one: a fine-tuning, or None.

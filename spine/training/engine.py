@@ -190,11 +190,22 @@ def _split(config: RunConfig, split_folder: Path | None = None) -> tuple[dict, s
     return subsets, central
 
 
-def _check_data(config: RunConfig) -> None:
-    """A clear error where the run's data (or partial labels) no longer prepare as configured."""
-    _same_data(load_dataset(config.data, size=config.settings["size"]), config.data, config.data_id)
+def _check_data(config: RunConfig, folder: Path) -> dict:
+    """The SHA-256 of the run's data (and partial labels) bytes, recorded in its ``config.json``; a
+    clear error where they no longer prepare as configured, or differ from those an interrupted run
+    of ``folder`` started on."""
+    sources = {"data_sha256": (config.data, config.data_id)}
     if config.partial is not None:
-        _same_data(load_dataset(config.partial, size=config.settings["size"]), config.partial, config.partial_id)
+        sources["partial_sha256"] = (config.partial, config.partial_id)
+    digests = {key: _same_data(load_dataset(source, size=config.settings["size"]), source, data_id).data_sha256
+               for key, (source, data_id) in sources.items()}
+    started = folder / "config.json"
+    recorded = results.read_json(started).get("resolved", {}) if started.is_file() else {}
+    for key, digest in digests.items():
+        if recorded.get(key, digest) != digest:
+            raise DataError(sources[key][0], f"its files' bytes differ from those run {folder.name} started on; "
+                                             "--restart trains it afresh")
+    return digests
 
 
 def _same_data(dataset, source, data_id: str):
@@ -453,7 +464,7 @@ def train(config: RunConfig, store=results.DEFAULT_STORE, *, force: bool = False
     folder = results.run_dir(store, config)
     if force or not resume:
         shutil.rmtree(folder, ignore_errors=True)
-    _check_data(config)  # before anything is written
+    digests = _check_data(config, folder)  # before anything is written
     folder.mkdir(parents=True, exist_ok=True)
     precision = device.resolve_precision(config.settings["precision"])
     save_folds(config, store)
@@ -472,7 +483,7 @@ def train(config: RunConfig, store=results.DEFAULT_STORE, *, force: bool = False
             state, model = None, None
     if state is None:
         results.write_json(folder / "config.json", config.to_dict() | {"resolved": {"precision": precision,
-                                                                                    **device.describe()}})
+                                                                                    **device.describe(), **digests}})
         keras.utils.set_random_seed(config.seed)
         state = {"epochs_done": 0, "best_val_dice": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0,
                  "precision": precision}
