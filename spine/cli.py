@@ -437,8 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
                               "(one row per level); made with the 4-class model (--model if it has 4 classes, "
                               "else the shipped one)")
 
-    exported = command("export", _cmd_export, "write the recorded run with the best validation Dice as a "
-                                              "model file with its card (how the shipped models are made)")
+    exported = command("export", _cmd_export, "write the recorded run the export rule chooses on validation as "
+                                              "a model file with its card (how the shipped models are made)",
+                       "write the recorded run the export rule chooses as a model file with its card (how the "
+                       "shipped models are made): the best fold-0, seed-0 validation Dice, unless runs trained for "
+                       "other sequences come within VALIDATION_TOLERANCE of it; then the best of those on the body "
+                       "check of the validation exams, else on the held-out phantom T1/T2 cases (spine/training/export.py)")
     exported.add_argument("task", choices=TASKS)
     exported.add_argument("--data", required=True, help="the data source of the candidate runs")
     _profile_arg(exported, "cpu")
