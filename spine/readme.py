@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from spine import report
+from spine import level_thresholds, report
 from spine.training import bodies_study, comparisons, provenance, shipped, studies
 from spine.training.config import augment_name
 
@@ -68,6 +68,7 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
                      f"{card['test']['images']} |")
     lines += ["", *transfer_lines(store, real_data, profile, cards)]
     lines += ["", *bodies_study.readme_lines(store)]
+    lines += ["", *level_thresholds.readme_lines(measurements)]
     tables = performance.read_tables(measurements)
     lines += ["", "#### Performance (generated from `benchmarks/results/`)", ""]
     performance_lines: list[str] = []
