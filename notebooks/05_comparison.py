@@ -159,10 +159,10 @@ else:
 # A model trained with another seed (other initial weights, image order and validation patients)
 # scores every test patient of its fold differently: a difference between two models is evidence
 # only if it exceeds that variation as well as the patients'. The `comparison-seeds` grid trains
-# every model with seeds 0, 1 and 2 in every fold; with all of them recorded, the comparisons above
-# use each patient's mean over the seeds, and a verdict also needs the 95 % interval of a two-level
-# bootstrap (each fold's seeds of each model, then the patients; `spine.stats.seed_bootstrap`) to
-# exclude 0. What the store holds now:
+# every model with each seed of `studies.COMPARISON_SEEDS` in every fold; with all of them
+# recorded, the comparisons above use each patient's mean over the seeds, and a verdict also needs
+# the 95 % interval of a two-level bootstrap (each fold's seeds of each model, then the patients;
+# `spine.stats.seed_bootstrap`) to exclude 0. What the store holds now:
 #
 # {glue:md}`comparison_seeds`
 
