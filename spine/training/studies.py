@@ -69,9 +69,9 @@ STUDIES = {
                            for loss in LOSS_NAMES["multiclass"]],
 }
 # The real-data study's order: the study's central claims (comparison, ablation) in every fold,
-# then the other grids in fold 0 (None: every fold of the profile).
+# then the other grids in fold 0, then the comparison's seeds in every fold (None: every fold of the profile).
 PLAN = (("comparison", None), ("ablation", None), ("multiclass", (0,)), ("augmentation", (0,)),
-        ("loss", (0,)), ("attention", (0,)), ("stability", (0,)))
+        ("loss", (0,)), ("attention", (0,)), ("stability", (0,)), ("comparison-seeds", None))
 # Columns shown beside the study's (ours -> the study's column of the same meaning).
 STUDY_COLUMNS = {"fg_iou": "mIoU", "accuracy": "accuracy", "precision": "precision", "recall": "recall",
                  "f1": "f1", "hd": "hd_px", "assd": "assd_px"}
