@@ -41,7 +41,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from spine import paper, plots, report
-from spine.training import analysis, comparisons, engine, predictions, provenance
+from spine.training import analysis, comparisons, engine, predictions, provenance, studies
 
 # %% [markdown]
 # # Comparison with the baselines (Table 6, Fig. 5)
@@ -93,7 +93,9 @@ display(report.table_or_note(provenance.provenance(table, store), report.not_rec
 # ## What we found
 
 # %% tags=["remove-cell"]
-pairs = comparisons.paired_comparisons(table, store)
+seeds = studies.study_table("comparison-seeds", source.data, source.profile, store)  # read, never trained here
+pairs = comparisons.paired_comparisons(table, store, seeds=seeds)  # over patients and seeds once every seed is in
+glue("comparison_seeds", Markdown(comparisons.seed_note(seeds, pairs)), display=False)
 glue("comparison_headline", Markdown(report.pair_sentence(table, pairs, "Proposed", "U-Net", source=source)),
      display=False)
 glue("comparison_finding", Markdown(report.grid_finding(table, pairs, source=source)), display=False)
@@ -154,10 +156,15 @@ else:
 # {glue:md}`comparison_recipe`
 #
 # ### Training variance
-# Each model is trained once per fold (seed 0), so these verdicts rest on the variation between
-# patients only. Only the proposed network has repeated seeds (chapter 6, in fold 0), and a
-# bootstrap over patients and seeds needs seeds of every model: it is not done here, and the
-# verdicts say no more than one training run per model and fold allows.
+# A model trained with another seed (other initial weights, image order and validation patients)
+# scores every test patient of its fold differently: a difference between two models is evidence
+# only if it exceeds that variation as well as the patients'. The `comparison-seeds` grid trains
+# every model with each seed of `studies.COMPARISON_SEEDS` in every fold; with all of them
+# recorded, the comparisons above use each patient's mean over the seeds, and a verdict also needs
+# the 95 % interval of a two-level bootstrap (each fold's seeds of each model, then the patients;
+# `spine.stats.seed_bootstrap`) to exclude 0. What the store holds now:
+#
+# {glue:md}`comparison_seeds`
 
 # %% [markdown]
 # ## Boundary errors

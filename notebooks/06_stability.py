@@ -177,12 +177,14 @@ fig.tight_layout()
 
 # %% [markdown]
 # ### Seeds against models
-# Chapter 5 ranks five models by one run each. If a different seed moves a model's figure by as
-# much as the gap between two models, one run per model cannot rank them. The gap between the
-# best and the second-best model, in seed SDs; the second row puts the study's proposed model at
-# the mean of its stability runs rather than at its Table 6 figure, which the first part of this
-# chapter found to be far from typical (the baselines' figures are single runs, so they may be
-# lucky or unlucky too, by an amount the study does not measure):
+# Chapter 5 ranks five models by one run each per fold (seed 0). If a different seed moves a
+# model's figure by as much as the gap between two models, one run per model cannot rank them;
+# chapter 5's verdicts take the seeds in once the `comparison-seeds` grid (every model with each
+# seed of `studies.COMPARISON_SEEDS` in every fold) is recorded, and say until then how much of it
+# is. The gap between the best and the second-best model, in seed SDs; the second row puts the
+# study's proposed model at the mean of its stability runs rather than at its Table 6 figure, which
+# the first part of this chapter found to be far from typical (the baselines' figures are single
+# runs, so they may be lucky or unlucky too, by an amount the study does not measure):
 
 # %% tags=["remove-input"]
 plots.format_counts(analysis.seed_vs_model_spread(table, comparison, metric="fg_iou"), 4)

@@ -467,8 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     study = command("study", _cmd_study, "run one of the study's grids and print its table")
     study.add_argument("name", type=_one_of(_study_names),
-                       help="loss, ablation, attention, augmentation, comparison, stability, multiclass; "
-                            "or plan: every grid in the real-data study's order (studies.PLAN)")
+                       help="loss, ablation, attention, augmentation, comparison, comparison-seeds, stability, "
+                            "multiclass; or plan: every grid in the real-data study's order (studies.PLAN)")
     _settings_args(study)
     study.add_argument("--jobs", type=_number(int, 1), default=1, help="runs in parallel processes")
     study.add_argument("--shard", type=_shard, help="I/N: run only every N-th run starting at the I-th")

@@ -15,15 +15,15 @@ How a slice is labelled
 - Parts are the 8-connected components of the vertebra and of the disc class. A vertebra part
   that the canal separates from the discs (the straight line from its centroid to the nearest
   disc's centroid crosses the canal) is a posterior element (spinous process, lamina). A part smaller than
-  8 % of the class's typical part (the area-weighted median part) is a fragment, unless it touches
-  the image border above or below all other parts (a level cut by the field of view). The other
+  ``fragment_fraction`` (:class:`Rules`) of the class's typical part (the area-weighted median part)
+  is a fragment, unless it touches the image border above or below all other parts (a level cut by the field of view). The other
   parts are main parts; main parts of a class whose extents along the spine overlap by more than
   half of the shorter one are one structure (a body split in two); so are two neighbours of a class
-  with nothing of the other class between them that together span at most 1.25 median extents,
+  with nothing of the other class between them that together span at most ``run_merge`` median extents,
   and two such discs of which the second lies within half a median extent of the first's plane
   (a tilted L5-S1 disc found in two pieces).
 - A posterior element joins the vertebra whose centre along the spine is nearest to its own centre
-  raised by a tenth of a median extent (spinous processes slope down from their body), if within
+  raised by ``posterior_shift`` median extents (spinous processes slope down from their body), if within
   one median extent; a fragment joins the structure of its class nearest in the image, if within
   a quarter of a median extent. Parts that join nothing are dropped (0).
 - Numbering: structures walked from the lowest up; a vertebra takes the next number, a disc
@@ -39,8 +39,9 @@ field of view is not cut above it); that disc is L5-S1, vertebra 1 is L5, then L
 by its two neighbours, e.g. L4-L5. S1 itself never gets a row: no class holds the sacrum. (TotalSpineSeg's
 first model marks landmark discs, C2-C3, C7-T1, T12-L1 and L5-S, as classes of their own and
 numbers the others from them; SPINEPS segments the sacrum as a class. A 4-class map has neither,
-so the lumbosacral disc is found by position.) The thresholds here (8 %, 1.25, a tenth) were chosen
-on the central slices of the 48 real SPIDER masks that ``tests/test_levels.py`` checks against.
+so the lumbosacral disc is found by position.) The thresholds (:data:`RULES`) were chosen on the central
+slices of the real SPIDER masks of half of the patients and are reported on the other half, which
+``tests/test_levels.py`` checks against (:mod:`spine.level_thresholds`; the README states both halves' figures).
 
 Measurements (``unit`` says mm, mm^2 where the pixel spacing is known, else px):
 ``area`` the pixel count times the pixel area; ``height`` (vertebrae and discs) the median length,
@@ -72,15 +73,24 @@ from scipy import ndimage
 from spine.data.labels import CANAL, DISC, VERTEBRA
 
 CANAL_LABEL, DISC_OFFSET = 100, 200
-FRAGMENT_FRACTION = 0.08  # of the class's typical part
-RUN_MERGE = 1.25  # median extents of a class
-POSTERIOR_SHIFT = 0.1  # median vertebra extents: spinous processes slope down from their own body
 PROPAGATION_MM = 5.0
 COLUMNS = ["label", "structure", "level", "area", "height", "canal_ap_diameter"]
 SLICE_COLUMNS = COLUMNS + ["centroid_row", "centroid_col", "unit"]
 VOLUME_COLUMNS = COLUMNS + ["centroid_x", "centroid_y", "centroid_z", "unit"]
 _NAMES = ["L5", "L4", "L3", "L2", "L1"] + [f"T{i}" for i in range(12, 0, -1)]
 _EIGHT = np.ones((3, 3), dtype=bool)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The thresholds of the labelling rules (the module's docstring says what each does)."""
+
+    fragment_fraction: float = 0.04  # of the class's typical part
+    run_merge: float = 1.25  # median extents of a class
+    posterior_shift: float = 0.1  # median vertebra extents: spinous processes slope down from their own body
+
+
+RULES = Rules()  # chosen on half of the real SPIDER masks: spine.level_thresholds
 
 
 @dataclass(eq=False)
@@ -115,15 +125,15 @@ class _Structure:
         return float(ranges[:, 0].min()), float(ranges[:, 1].max())
 
 
-def label_slice(classes: np.ndarray, spacing=None) -> np.ndarray:
+def label_slice(classes: np.ndarray, spacing=None, rules: Rules = RULES) -> np.ndarray:
     """The SPIDER instance map (uint8) of a 2D class map; ``spacing`` (row, col) mm or None (1)."""
-    return _label(classes, spacing)[0]
+    return _label(classes, spacing, rules)[0]
 
 
-def slice_levels(classes: np.ndarray, spacing=None, source="slice") -> tuple[np.ndarray, pd.DataFrame]:
+def slice_levels(classes: np.ndarray, spacing=None, source="slice", rules: Rules = RULES) -> tuple[np.ndarray, pd.DataFrame]:
     """Instance map and per-level table of a 2D class map (head at the top). An empty map and an
     empty table (with its header) and a warning naming ``source`` if there is no spine in it."""
-    instances, structures, step, axis = _label(classes, spacing)
+    instances, structures, step, axis = _label(classes, spacing, rules)
     if not structures:
         warnings.warn(f"{source}: no vertebra or disc found; the level map and table are empty", stacklevel=2)
     table = _table(instances, classes, structures, step, axis)
@@ -139,7 +149,7 @@ def volume_levels(classes: sitk.Image, source="volume") -> tuple[np.ndarray, pd.
     step = (spacing_z, spacing_y)
     reference = _reference_slice(array)
     instances = np.zeros(array.shape, dtype=np.uint8)
-    reference_labels, structures, step, axis = _label(array[:, :, reference], step)
+    reference_labels, structures, step, axis = _label(array[:, :, reference], step, RULES)
     instances[:, :, reference] = reference_labels
     for order in (range(reference + 1, array.shape[2]), range(reference - 1, -1, -1)):
         previous = reference
@@ -159,7 +169,7 @@ def volume_levels(classes: sitk.Image, source="volume") -> tuple[np.ndarray, pd.
 # --------------------------------------------------------------------------- labelling one slice
 
 
-def _label(classes, spacing):
+def _label(classes, spacing, rules: Rules):
     classes = np.asarray(classes)
     if classes.ndim != 2:
         raise ValueError(f"expected a 2D class map, found shape {classes.shape}")
@@ -169,8 +179,8 @@ def _label(classes, spacing):
     if len(spine) < 2:
         return instances, [], step, None
     axis = _spine_axis(spine * step)
-    structures = _structures(classes, VERTEBRA, step, axis) + _structures(classes, DISC, step, axis)
-    structures = _merge_runs(_settle(sorted(structures, key=lambda s: s.centre), step), step)
+    structures = _structures(classes, VERTEBRA, step, axis, rules) + _structures(classes, DISC, step, axis, rules)
+    structures = _merge_runs(_settle(sorted(structures, key=lambda s: s.centre), step), step, rules.run_merge)
     for structure, label in zip(structures, _numbers(structures)):
         for part in structure.main + structure.extra:
             instances[tuple(part.pixels.T)] = label
@@ -195,11 +205,11 @@ def _parts(classes, kind, step, axis) -> list[_Part]:
     return parts
 
 
-def _structures(classes, kind, step, axis) -> list[_Structure]:
+def _structures(classes, kind, step, axis, rules: Rules) -> list[_Structure]:
     parts = _parts(classes, kind, step, axis)
     if kind == VERTEBRA:
         _mark_posterior(parts, classes, step)
-    floor = FRAGMENT_FRACTION * _typical_size(parts)
+    floor = rules.fragment_fraction * _typical_size(parts)
     main = [p for p in parts if not p.posterior and len(p.pixels) >= floor]
     if main:  # a level cut by the field of view: a small part on the border above or below the others
         low, high = min(p.centre for p in main), max(p.centre for p in main)
@@ -213,7 +223,7 @@ def _structures(classes, kind, step, axis) -> list[_Structure]:
         else:
             same.main.append(part)
     if structures:
-        _attach([p for p in parts if p not in main], structures, classes.shape, step)
+        _attach([p for p in parts if p not in main], structures, classes.shape, step, rules.posterior_shift)
     return structures
 
 
@@ -224,10 +234,10 @@ def _typical_size(parts) -> float:
     return float(sizes[np.searchsorted(np.cumsum(sizes), sizes.sum() / 2)]) if len(sizes) else 0.0
 
 
-def _attach(extra, structures, shape, step) -> None:
-    """Posterior elements join the structure nearest along the spine (compared a little higher: spinous
-    processes slope down) within one median extent; fragments the structure nearest in the image,
-    within a quarter of one."""
+def _attach(extra, structures, shape, step, posterior_shift: float) -> None:
+    """Posterior elements join the structure nearest along the spine (compared ``posterior_shift``
+    median extents higher: spinous processes slope down) within one median extent; fragments the
+    structure nearest in the image, within a quarter of one."""
     reach = np.median([_length(s) for s in structures])
     owner = np.zeros(shape, dtype=np.int32)
     for i, structure in enumerate(structures, start=1):
@@ -235,7 +245,7 @@ def _attach(extra, structures, shape, step) -> None:
     distance, nearest_index = ndimage.distance_transform_edt(owner == 0, sampling=step, return_indices=True)
     for part in extra:
         if part.posterior:
-            centre = part.centre + POSTERIOR_SHIFT * reach
+            centre = part.centre + posterior_shift * reach
             nearest = min(structures, key=lambda s: abs(s.centre - centre))
             if abs(nearest.centre - centre) <= reach:
                 nearest.extra.append(part)
@@ -298,9 +308,9 @@ def _plane_normal(disc, step) -> np.ndarray:
     return _spine_axis(np.concatenate([p.pixels for p in disc.main]) * step, minor=True)
 
 
-def _merge_runs(structures, step) -> list[_Structure]:
+def _merge_runs(structures, step, run_merge: float) -> list[_Structure]:
     """Merge two neighbours of one class (no structure of the other between them) that are one
-    body or disc broken in two: together they span no more than ``RUN_MERGE`` median extents of
+    body or disc broken in two: together they span no more than ``run_merge`` median extents of
     their class, or (discs) the second lies in the first's plate, less than half a median extent
     from its plane."""
     typical = {kind: np.median([_length(s) for s in structures if s.kind == kind]) for kind in (VERTEBRA, DISC)
@@ -309,7 +319,7 @@ def _merge_runs(structures, step) -> list[_Structure]:
     for structure in structures:
         previous = merged[-1] if merged else None
         if previous is not None and previous.kind == structure.kind and (
-                _length(previous, structure) <= RUN_MERGE * typical[structure.kind]
+                _length(previous, structure) <= run_merge * typical[structure.kind]
                 or structure.kind == DISC and _off_plane(previous, structure, step) < typical[DISC] / 2):
             previous.main += structure.main
             previous.extra += structure.extra

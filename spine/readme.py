@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from spine import report
+from spine import level_thresholds, report
 from spine.training import bodies_study, comparisons, provenance, shipped, studies
 from spine.training.config import augment_name
 
@@ -34,7 +34,9 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
     comparison = studies.study_table("comparison", real_data, profile, store)
     done = comparison[comparison["trained"]]
     if len(done):
-        pairs = comparisons.paired_comparisons(done, store)  # empty until the proposed network and another are in
+        seeds = studies.study_table("comparison-seeds", real_data, profile, store)
+        pairs = comparisons.paired_comparisons(done, store, seeds=seeds)  # empty until the proposed network and another are in
+        seed_note = comparisons.seed_note(seeds, pairs)
         pairs = pairs.set_index("comparison") if len(pairs) else pd.DataFrame()
         slices = studies.configs("comparison", real_data, profile, folds=(0,))[0].settings["eval_slices_per_patient"]
         lines += ["The comparison (binary, Dice loss), per-patient means over the recorded folds' test patients "
@@ -54,7 +56,7 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
                          f"Holm p = {pair['without it (Δ, CI, Holm p)'][3]:.2g})" if pair["influential"] else ""))
             lines.append(f"| {row.model} | {len(row.run_ids)} of {row.folds} | {int(row.test_patients)} | "
                          f"{row.dice:.3f} ({row.dice_ci[0]:.3f}-{row.dice_ci[1]:.3f}) | {row.dice_central:.3f} | {paired} |")
-        lines += ["", report.recipe_sensitivity(comparison, store, real_data, profile)]
+        lines += ["", seed_note, "", report.recipe_sensitivity(comparison, store, real_data, profile)]
     else:
         lines.append("No comparison run is recorded yet.")
     lines += ["", "#### The shipped models (from their cards, `spine/weights/<task>.json`)", "",
@@ -66,6 +68,7 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
                      f"{card['test']['images']} |")
     lines += ["", *transfer_lines(store, real_data, profile, cards)]
     lines += ["", *bodies_study.readme_lines(store)]
+    lines += ["", *level_thresholds.readme_lines(measurements)]
     tables = performance.read_tables(measurements)
     lines += ["", "#### Performance (generated from `benchmarks/results/`)", ""]
     performance_lines: list[str] = []

@@ -325,7 +325,11 @@ def verdict(pair: pd.Series, reference: str, other: str, what: str = "{}") -> st
     at_floor = f" (all on one side: the smallest p {n} {unit} allow)" if np.isclose(pair["sign-flip p"], floor) else ""
     text = (f"{signed(pair[_delta(pair)])} (95 % BCa CI {signed(low)} to {signed(high)} over {n} {unit}; "
             f"sign-flip p = {pair['sign-flip p']:.2g}{at_floor}, {pair['Holm p']:.2g} after Holm; Wilcoxon p = "
-            f"{pair['Wilcoxon p']:.2g})")
+            f"{pair['Wilcoxon p']:.2g}{_over_seeds(pair)})")
+    if pair.get("verdict over patients", pair["verdict"]) != pair["verdict"]:
+        return text + (f": not distinguishable (over patients alone {_name(reference, what)} would be "
+                       f"{pair['verdict over patients']} of {_name(other, what)}, but the interval over patients and "
+                       "seeds holds 0)")
     if pair["verdict"] != "not distinguishable":
         return text + f": {_name(reference, what)} is {pair['verdict']} of {_name(other, what)}"
     text += ": not distinguishable"
@@ -337,6 +341,15 @@ def verdict(pair: pd.Series, reference: str, other: str, what: str = "{}") -> st
         text += (f"; leaving out {_patients([pair['influential']], unit)} alone changes the outcome: without it the "
                  f"difference is {signed(mean)} ({signed(low)} to {signed(high)}; Holm p = {holm:.2g})")
     return text
+
+
+def _over_seeds(pair: pd.Series) -> str:
+    """The interval over patients and training seeds of a comparison of seed means, if it is one."""
+    if "seeds" not in pair.index:
+        return ""
+    low, high = pair["95% CI, patients and seeds"]
+    return (f"; each patient's value the mean of {int(pair['seeds'])} seeds, 95 % CI over patients and seeds "
+            f"{signed(low)} to {signed(high)}")
 
 
 ALPHA = 0.05  # the level of spine.stats.compare_family's verdicts

@@ -23,6 +23,11 @@ Conventions (quoted by the book):
   Holm-adjusted (:func:`holm`), every patient left out in turn, and one verdict per comparison:
   ``"ahead"`` or ``"behind"`` only when the Holm-adjusted p < ``alpha``, the interval excludes 0
   and no single patient left out changes either; ``"not distinguishable"`` otherwise.
+- :func:`seed_bootstrap`: two models each trained with several seeds in every fold; each patient's
+  value is the mean over a model's seeds, and the interval is a two-level percentile bootstrap
+  (the seeds of each fold and model, then the patients), so it holds the variation between training
+  runs as well as between patients. :func:`compare_family_over_seeds` keeps a verdict of
+  :func:`compare_family` (of the seed means) only where that interval excludes 0 too.
 """
 
 from __future__ import annotations
@@ -286,3 +291,93 @@ def compare_family(diffs: dict[str, pd.Series], alpha: float = 0.05, confidence:
     out["family"] = len(full)
     out["smallest_holm_p"] = np.minimum(1.0, out["family"] * out["smallest_p"].astype(float))
     return out
+
+
+# --------------------------------------------------------------------------- patients and training seeds
+
+
+def _complete(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The patients both tables hold with a value for every seed, in the same order."""
+    a, b = a.dropna(), b.dropna()
+    patients = a.index.intersection(b.index, sort=False)
+    return a.loc[patients], b.loc[patients]
+
+
+def seed_means_difference(a: pd.DataFrame, b: pd.DataFrame) -> pd.Series:
+    """Per patient, the mean of model a's seeds minus the mean of model b's (patients with every seed
+    of both only)."""
+    a, b = _complete(a, b)
+    return a.mean(axis=1) - b.mean(axis=1)
+
+
+def _seed_weights(rng, folds: int, seeds: int, n_resamples: int) -> np.ndarray:
+    """``(n_resamples, folds, seeds)``: each seed's share of a draw of ``seeds`` seeds with replacement,
+    drawn once per fold: one trained model serves every test patient of its fold."""
+    draws = rng.integers(0, seeds, size=(n_resamples, folds, seeds))
+    return (draws[..., None] == np.arange(seeds)).mean(axis=2)
+
+
+def seed_resamples(a: pd.DataFrame, b: pd.DataFrame, folds: pd.Series, n_resamples: int = 10_000,
+                   seed: int = 0) -> np.ndarray:
+    """The mean paired difference of two models under ``n_resamples`` two-level bootstrap draws:
+    for every fold and each model, as many of its seeds as it has, with replacement (a fold's
+    patients share the draw: they share the trained model), then the patients, with replacement.
+    Arguments as :func:`seed_bootstrap`'s (complete patients only)."""
+    fold, names = pd.factorize(folds.reindex(a.index))
+    if (fold < 0).any():
+        raise ValueError(f"no fold for patients {list(a.index[fold < 0])}")
+    rng = np.random.default_rng(seed)
+    n = len(a)
+    patients = rng.multinomial(n, np.full(n, 1 / n), size=int(n_resamples)) / n
+    per_patient = [np.einsum("rps,ps->rp", _seed_weights(rng, len(names), t.shape[1], int(n_resamples))[:, fold],
+                             t.to_numpy(dtype=float)) for t in (a, b)]
+    return (patients * (per_patient[0] - per_patient[1])).sum(axis=1)
+
+
+def seed_bootstrap(a: pd.DataFrame, b: pd.DataFrame, folds: pd.Series, n_resamples: int = 10_000,
+                   confidence: float = 0.95, seed: int = 0) -> dict:
+    """The mean paired difference of two models over test patients and training seeds, with a
+    two-level bootstrap interval.
+
+    ``a``, ``b``: one row per patient (index), one column per training seed of that model: the
+    patient's value from the model trained with that seed in the patient's fold (the seeds of the two
+    models need not match); ``folds``: each patient's fold. Patients without every seed of both
+    models are dropped. The estimate is the mean over patients of (a's seed mean - b's seed mean);
+    the interval the percentile interval of :func:`seed_resamples` (``seed`` fixes the draws). With
+    the same value under every seed it is the percentile bootstrap over patients.
+    Returns ``n`` (patients), ``seeds_a``, ``seeds_b``, ``mean_diff``, ``ci_low``, ``ci_high``.
+    """
+    _check("percentile", confidence)
+    a, b = _complete(a, b)
+    result = {"n": len(a), "seeds_a": a.shape[1], "seeds_b": b.shape[1], "mean_diff": math.nan,
+              "ci_low": math.nan, "ci_high": math.nan}
+    if len(a):
+        tail = (1 - confidence) / 2
+        low, high = np.quantile(seed_resamples(a, b, folds, n_resamples, seed), [tail, 1 - tail])
+        result.update(mean_diff=float(seed_means_difference(a, b).mean()), ci_low=float(low), ci_high=float(high))
+    return result
+
+
+def compare_family_over_seeds(pairs: dict[str, tuple[pd.DataFrame, pd.DataFrame]], folds: pd.Series,
+                              alpha: float = 0.05, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """:func:`compare_family` of each patient's seed-mean difference, with the variation between
+    training seeds added to the verdict.
+
+    ``pairs``: per comparison, the two models' values as :func:`seed_bootstrap` takes them (reference
+    first); ``folds``: each patient's fold. Adds ``seeds`` (the smaller seed count of the two models),
+    ``seed_ci_low`` and ``seed_ci_high`` (:func:`seed_bootstrap`'s interval over patients and seeds),
+    ``verdict_over_patients`` (compare_family's) and sets ``verdict`` to it only where that interval
+    excludes 0 on the same side, else ``"not distinguishable"``."""
+    family = compare_family({name: seed_means_difference(a, b) for name, (a, b) in pairs.items()},
+                            alpha, confidence, seed)
+    if family.empty:
+        return family
+    over = pd.DataFrame({name: seed_bootstrap(a, b, folds, confidence=confidence, seed=seed)
+                         for name, (a, b) in pairs.items()}).T.loc[family.index]
+    family["seeds"] = np.minimum(over["seeds_a"], over["seeds_b"]).astype(int)
+    family["seed_ci_low"], family["seed_ci_high"] = over["ci_low"].astype(float), over["ci_high"].astype(float)
+    side = ["ahead" if low > 0 else "behind" if high < 0 else "" for low, high in
+            zip(family["seed_ci_low"], family["seed_ci_high"])]
+    family["verdict_over_patients"] = family["verdict"]
+    family["verdict"] = [v if v == s else VERDICTS[2] for v, s in zip(family["verdict"], side)]
+    return family

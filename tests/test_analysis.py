@@ -347,7 +347,8 @@ def test_plan_budget_counts_each_run_once_in_plan_order(loss_records):
     assert table.loc["comparison", "runs"] == 5 and table.loc["comparison", "recorded"] == 2
     assert table.loc["ablation", "runs"] == 2  # U-Net and Proposed are the comparison's
     assert table.loc["loss", "runs"] == 15 and table.loc["loss", "recorded"] == 1  # U-Net BCE
-    assert table.loc["all", "runs"] == 5 + 2 + 20 + 1 + 15 + 7 + 10
+    assert table.loc["comparison-seeds", "runs"] == 8  # seeds 1 and 2 of all 5 but the proposed network (stability's)
+    assert table.loc["all", "runs"] == 5 + 2 + 20 + 1 + 15 + 7 + 10 + 8
     assert table.loc["all", "hours"] == round(table.loc["all", "runs"] * 3 / 60, 1)
     folded = studies.plan_runs(DATA, "smoke", plan=(("comparison", None),))
     assert len(folded) == 5 and set(folded["fold"]) == {0}

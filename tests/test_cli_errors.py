@@ -193,7 +193,7 @@ def test_study_plan_honours_its_options_and_prints_json(quick, tmp_path):
     assert len(changed) == len(runs) and not {r["run_id"] for r in changed} & {r["run_id"] for r in runs}
     folds = json.loads(invoke(*plan, "--set", "folds=3", "--folds", "1")[1])
     assert {run["fold"] for run in folds} == {1}  # the grids the plan runs in fold 0 only drop out
-    assert {run["grid"] for run in folds} == {"comparison", "ablation"}
+    assert {run["grid"] for run in folds} == {"comparison", "ablation", "comparison-seeds"}
 
 
 def test_study_plan_trains_only_its_shard(quick, tmp_path, monkeypatch):

@@ -2,7 +2,7 @@
 
 Every import in ``spine/`` (module level or inside a function) is read with ``ast`` and must go
 to a module of the same layer or a lower one:
-errors, paper, stats < data < models < losses, metrics < inference, levels, explain, evaluation, transfer <
+errors, paper, stats < data < models < losses, metrics < inference, levels, level_thresholds, explain, evaluation, transfer <
 training < plots, body_figures, report, readme, performance, book, colab, cli.
 """
 
@@ -24,7 +24,7 @@ LAYERS = (
     ("spine.data",),
     ("spine.models",),
     ("spine.losses", "spine.metrics"),
-    ("spine.inference", "spine.levels", "spine.explain", "spine.evaluation", "spine.transfer"),
+    ("spine.inference", "spine.levels", "spine.level_thresholds", "spine.explain", "spine.evaluation", "spine.transfer"),
     ("spine.training",),
     ("spine.plots", "spine.body_figures", "spine.report", "spine.readme", "spine.performance", "spine.book", "spine.colab",
      "spine.cli"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -236,3 +237,105 @@ def test_cluster_bootstrap_resamples_whole_clusters():
         pytest.approx(2 / 3)
     assert stats.cluster_bootstrap_ci([0.5, 0.7], ["a", "a"])[1:] == pytest.approx((math.nan, math.nan), nan_ok=True)
     assert stats.cluster_bootstrap_ci([0.5, 0.5, 0.5], ["a", "b", "c"]) == (0.5, 0.5, 0.5)
+
+
+# --------------------------------------------------------------------------- patients and training seeds
+
+
+def _seeds(values, seeds=3, spread=0.0, seed=0):
+    """One row per patient ("1", "2", ...), ``seeds`` columns: each value plus a seed effect shared
+    by all patients (one trained model serves them all), drawn with SD ``spread``."""
+    effects = np.random.default_rng(seed).normal(0, spread, size=seeds)
+    return pd.DataFrame(np.add.outer(np.asarray(values, dtype=float), effects), index=_units(values).index)
+
+
+def test_seed_bootstrap_without_seed_variation_is_the_patient_bootstrap():
+    """Every seed gives the same value: the interval is the percentile bootstrap over patients
+    (scipy.stats.bootstrap, up to Monte Carlo error)."""
+    from scipy.stats import bootstrap
+
+    a, b = dice_like(20, seed=15), dice_like(20, seed=16)
+    folds = pd.Series(np.arange(20) % 5, index=_units(a).index)
+    result = stats.seed_bootstrap(_seeds(a), _seeds(b, seeds=2), folds, n_resamples=20_000)
+    reference = bootstrap((a - b,), np.mean, n_resamples=20_000, method="percentile",
+                          rng=np.random.default_rng(1)).confidence_interval
+    width = reference.high - reference.low
+    assert result["mean_diff"] == pytest.approx(np.mean(a - b))
+    assert (result["n"], result["seeds_a"], result["seeds_b"]) == (20, 3, 2)
+    assert result["ci_low"] == pytest.approx(reference.low, abs=0.03 * width)
+    assert result["ci_high"] == pytest.approx(reference.high, abs=0.03 * width)
+
+
+def _exact_moments(a, b, fold_of):
+    """Mean and variance of the two-level bootstrap's mean difference, by enumerating every draw:
+    each ordered draw of the patients, and per fold and model each ordered draw of its seeds."""
+    n, folds = len(a), max(fold_of) + 1
+
+    def seed_means(table):  # every way of drawing the seeds of every fold: per-patient seed means
+        draws = itertools.product(itertools.product(range(table.shape[1]), repeat=table.shape[1]), repeat=folds)
+        return [np.array([table[p, list(draw[fold_of[p]])].mean() for p in range(n)]) for draw in draws]
+
+    outcomes = [(va - vb)[list(chosen)].mean() for va in seed_means(a) for vb in seed_means(b)
+                for chosen in itertools.product(range(n), repeat=n)]
+    return np.mean(outcomes), np.var(outcomes)
+
+
+def test_seed_bootstrap_matches_the_enumerated_two_level_bootstrap():
+    """Three patients in two folds, two seeds per model: the resampled differences have the mean and
+    variance of the exact two-level bootstrap (every draw enumerated, 6912 equally likely ones), which
+    a seed draw per patient instead of per fold would not give (its variance is far smaller here)."""
+    a = np.array([[0.90, 0.78], [0.86, 0.74], [0.80, 0.78]])  # seed 1 worse on both patients of fold 0
+    b = np.array([[0.82, 0.83], [0.80, 0.81], [0.78, 0.74]])
+    fold_of = [0, 0, 1]
+    mean, variance = _exact_moments(a, b, fold_of)
+    draws = stats.seed_resamples(pd.DataFrame(a), pd.DataFrame(b), pd.Series(fold_of), n_resamples=200_000)
+    assert draws.mean() == pytest.approx(mean, abs=3 * math.sqrt(variance / draws.size))
+    assert draws.var() == pytest.approx(variance, rel=0.02)
+    _, per_patient = _exact_moments(a, b, [0, 1, 2])  # each patient its own draw
+    assert abs(per_patient - variance) > 0.2 * variance
+
+
+def test_seed_bootstrap_widens_where_the_seeds_disagree():
+    """Every patient's seed means differ by 0.01: over patients alone the interval is 0.01 to 0.01,
+    but the seeds move every patient's value together by far more, so the interval over patients and
+    seeds is wide and holds 0; and the seeds' spread adds to a patient spread."""
+    base = dice_like(25, seed=17)
+    folds = pd.Series(np.arange(25) % 5, index=_units(base).index)
+    a, b = _seeds(base + 0.01, spread=0.1, seed=1), _seeds(base, spread=0.1, seed=2)
+    a -= a.mean(axis=1).to_numpy()[:, None] - (base + 0.01)[:, None]  # the seed effects average to 0
+    b -= b.mean(axis=1).to_numpy()[:, None] - base[:, None]
+    assert stats.bootstrap_ci(stats.seed_means_difference(a, b)) == pytest.approx((0.01, 0.01, 0.01))
+    result = stats.seed_bootstrap(a, b, folds)
+    assert result["mean_diff"] == pytest.approx(0.01)
+    assert result["ci_low"] < 0 < result["ci_high"] and result["ci_high"] - result["ci_low"] > 0.03
+    noisy = dice_like(25, seed=18, sd=0.02)
+    alone = stats.seed_bootstrap(_seeds(base + noisy), _seeds(base), folds)
+    both = stats.seed_bootstrap(_seeds(base + noisy, spread=0.02), _seeds(base, spread=0.02, seed=3), folds)
+    assert both["ci_high"] - both["ci_low"] > 1.2 * (alone["ci_high"] - alone["ci_low"])
+
+
+def test_seed_bootstrap_drops_incomplete_patients_and_needs_their_folds():
+    a, b = _seeds([0.9, 0.8, 0.85]), _seeds([0.85, 0.8, 0.8])
+    a.iloc[1, 2] = np.nan
+    result = stats.seed_bootstrap(a, b, pd.Series([0, 1, 1], index=a.index))
+    assert result["n"] == 2 and result["mean_diff"] == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="no fold"):
+        stats.seed_bootstrap(a, b, pd.Series([0], index=["1"]))
+
+
+def test_compare_family_over_seeds_keeps_a_verdict_only_where_the_seeds_agree():
+    """Twelve patients 0.02 ahead of B and of C in their seed means: over patients alone both are
+    ahead; B's seeds agree, C's seeds swing by 0.1, so only the verdict against B stands."""
+    base = dice_like(12, seed=19)
+    folds = pd.Series(np.arange(12) % 3, index=_units(base).index)
+    shift = _units([0.02, 0.03, 0.025, 0.015, 0.02, 0.03, 0.02, 0.025, 0.03, 0.02, 0.015, 0.02]).to_numpy()
+    reference = _seeds(base + shift)
+    swinging = _seeds(base, spread=0.1, seed=4)
+    swinging -= swinging.mean(axis=1).to_numpy()[:, None] - base[:, None]
+    family = stats.compare_family_over_seeds({"A - B": (reference, _seeds(base)), "A - C": (reference, swinging)},
+                                             folds)
+    assert family["verdict_over_patients"].tolist() == ["ahead", "ahead"]
+    assert family.loc["A - B", "verdict"] == "ahead" and family.loc["A - C", "verdict"] == "not distinguishable"
+    assert family.loc["A - B", "seed_ci_low"] > 0 and family.loc["A - C", "seed_ci_low"] < 0
+    assert family.loc["A - C", "mean_diff"] == pytest.approx(shift.mean()) and (family["seeds"] == 3).all()
+    assert family.loc["A - B", "holm_p"] == pytest.approx(2 * 2 / 2 ** 12)

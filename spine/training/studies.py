@@ -34,6 +34,7 @@ from spine.training.config import RunConfig
 log = logging.getLogger(__name__)
 
 STABILITY_SEEDS = tuple(range(1, 11))  # the study's runs 1-10
+COMPARISON_SEEDS = (0, 1, 2)  # the comparison grid's seeds in every fold: its verdicts over patients and seeds
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,15 @@ STUDIES = {
     "attention": lambda: _pairs("attention"),
     "augmentation": lambda: [Cell("Proposed", "Dice"), Cell("Proposed", "Dice", augment=True)],
     "comparison": lambda: [Cell(m, "Dice") for m in BASELINE_NAMES],
+    "comparison-seeds": lambda: [Cell(m, "Dice", seed=s) for s in COMPARISON_SEEDS for m in BASELINE_NAMES],
     "stability": lambda: [Cell("Proposed", "Dice", seed=s) for s in STABILITY_SEEDS],
     "multiclass": lambda: [Cell(m, loss, task="multiclass") for m in BASELINE_NAMES
                            for loss in LOSS_NAMES["multiclass"]],
 }
 # The real-data study's order: the study's central claims (comparison, ablation) in every fold,
-# then the other grids in fold 0 (None: every fold of the profile).
+# then the other grids in fold 0, then the comparison's seeds in every fold (None: every fold of the profile).
 PLAN = (("comparison", None), ("ablation", None), ("multiclass", (0,)), ("augmentation", (0,)),
-        ("loss", (0,)), ("attention", (0,)), ("stability", (0,)))
+        ("loss", (0,)), ("attention", (0,)), ("stability", (0,)), ("comparison-seeds", None))
 # Columns shown beside the study's (ours -> the study's column of the same meaning).
 STUDY_COLUMNS = {"fg_iou": "mIoU", "accuracy": "accuracy", "precision": "precision", "recall": "recall",
                  "f1": "f1", "hd": "hd_px", "assd": "assd_px"}
@@ -135,12 +137,19 @@ def run_study(name: str, data="phantom", profile: str = "cpu", store=results.DEF
     """Train the grid's missing runs in ``folds`` (default: all; this shard's; at most
     ``max_new_runs``), then :func:`study_table`."""
     results.check_writable(store)
-    todo = [c for c in shard_cells(configs(name, data, profile, overrides, folds), shard)
-            if results.find_record(store, c) is None][:max_new_runs]
+    todo = missing_runs(name, data, profile, store, shard=shard, overrides=overrides, folds=folds)[:max_new_runs]
     if verbose:
         log.info("study %s: %d run(s) to train", name, len(todo))
     _train_all(todo, store, jobs, verbose)
     return study_table(name, data, profile, store, overrides)
+
+
+def missing_runs(name: str, data, profile: str, store=results.DEFAULT_STORE, *,
+                 shard: tuple[int, int] | None = None, overrides: dict | None = None, folds=None) -> list[RunConfig]:
+    """The runs of a grid (this shard of it, in ``folds``) that the store lacks: what
+    :func:`run_study` trains, in its order."""
+    return [c for c in shard_cells(configs(name, data, profile, overrides, folds), shard)
+            if results.find_record(store, c) is None]
 
 
 def run_studies(names, data="phantom", profile: str = "cpu", store=results.DEFAULT_STORE, *,
@@ -290,7 +299,7 @@ def _pooled_figures(records: list[results.Record], task: str) -> dict:
 
 
 def _with_study_figures(name: str, table: pd.DataFrame) -> pd.DataFrame:
-    table_name = {"stability": "stability", "comparison": "comparison"}.get(name, name)
+    table_name = {"comparison-seeds": "comparison"}.get(name, name)  # the study's table of the grid
     study = paper.table(table_name if table_name in paper.TABLES else "loss")
     if name == "stability":
         study = study.assign(seed=study["run"]).drop(columns="run")
