@@ -43,7 +43,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from spine import performance, plots, report
+from spine import book_data, page, performance, plots
 
 folder = Path(measurements)
 tables = performance.read_tables(folder)
@@ -53,7 +53,7 @@ machine, peak = performance.machine(tables)
 def show(name: str, digits: int = 2):
     """A measured table without its machine column, or a note that it was not measured."""
     if name in tables:
-        display(plots.format_counts(tables[name].drop(columns="machine", errors="ignore"), digits))
+        display(page.format_counts(tables[name].drop(columns="machine", errors="ignore"), digits))
     else:
         display(Markdown(f"*`{name}.csv` is not in `{folder}`: run `python benchmarks/performance.py`.*"))
 
@@ -62,7 +62,7 @@ def show(name: str, digits: int = 2):
 # # Performance on a laptop-class CPU
 
 # %% tags=["remove-input"]
-report.Banner("Data: the benchmark tables.", "Measurements read from `benchmarks/results/`, each with the machine it was made on; nothing is measured while the book is built.")
+book_data.Banner("Data: the benchmark tables.", "Measurements read from `benchmarks/results/`, each with the machine it was made on; nothing is measured while the book is built.")
 
 # %% [markdown]
 # ## Overview

@@ -2,7 +2,7 @@
 the benchmarks, computed from the records in ``results/``, the models' cards and the tables in
 ``benchmarks/results/`` (nothing in them is typed by hand). :func:`update_readme` rewrites the part
 of the README between :data:`README_BEGIN` and :data:`README_END`; ``tests/test_readme.py`` fails
-when it is stale. The sentences that compare models are :mod:`spine.report`'s.
+when it is stale. The sentences that compare models are :mod:`spine.sentences`'s.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from spine import report
+from spine import sentences
 from spine.training import bodies_study, comparisons, provenance, shipped, studies
 from spine.training.config import augment_name
 
@@ -41,20 +41,20 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
                   f"({slices} central slices each), 95 % BCa intervals over patients; the central slice alone is the "
                   "study's view; the paired difference is the proposed network's Dice minus the row's, with the "
                   f"sign-flip p of that mean difference Holm-adjusted over the {len(pairs)} comparisons (Wilcoxon's p beside it) "
-                  f"and the verdict ({report.verdict_rule()}):", "",
+                  f"and the verdict ({sentences.verdict_rule()}):", "",
                   "| model | folds | patients | Dice (95 % CI) | central-slice Dice | Proposed - model (95 % CI) | "
                   "sign-flip p, Holm (Wilcoxon p) | verdict |", "|---|---|---|---|---|---|---|---|"]
         for row in done.itertuples():
             key = f"Proposed - {row.model}"
             pair = pairs.loc[key] if key in pairs.index else None
             paired = ("– | – | –" if pair is None else
-                      f"{report.signed(pair['mean Δdice'])} ({report.signed(pair['95% CI'][0])} to {report.signed(pair['95% CI'][1])}) | "
+                      f"{sentences.signed(pair['mean Δdice'])} ({sentences.signed(pair['95% CI'][0])} to {sentences.signed(pair['95% CI'][1])}) | "
                       f"{pair['Holm p']:.2g} ({pair['Wilcoxon p']:.2g}) | {pair['verdict']}"
-                      + (f" (without patient {pair['influential']}: {report.signed(pair['without it (Δ, CI, Holm p)'][0])}, "
+                      + (f" (without patient {pair['influential']}: {sentences.signed(pair['without it (Δ, CI, Holm p)'][0])}, "
                          f"Holm p = {pair['without it (Δ, CI, Holm p)'][3]:.2g})" if pair["influential"] else ""))
             lines.append(f"| {row.model} | {len(row.run_ids)} of {row.folds} | {int(row.test_patients)} | "
                          f"{row.dice:.3f} ({row.dice_ci[0]:.3f}-{row.dice_ci[1]:.3f}) | {row.dice_central:.3f} | {paired} |")
-        lines += ["", report.recipe_sensitivity(comparison, store, real_data, profile)]
+        lines += ["", sentences.recipe_sensitivity(comparison, store, real_data, profile)]
     else:
         lines.append("No comparison run is recorded yet.")
     lines += ["", "#### The shipped models (from their cards, `spine/weights/<task>.json`)", "",
@@ -128,7 +128,7 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
                      f"{config.model}, {config.loss} | {augment_name(config.augment)} | {config.settings['epochs']} | "
                      f"{export.validation_score(record):.3f} | {record.metrics['test']['per_image']['dice']:.3f} | "
                      f"{_phantom_pair(check, 'phantom')} | {_phantom_pair(check, export.PHANTOM_FIGURE)} | "
-                     f"{real['dice']['mean']:.3f} ({report.interval_text(real['dice']['ci95'])}) | {real['recall']['mean']:.2f} | "
+                     f"{real['dice']['mean']:.3f} ({sentences.interval_text(real['dice']['ci95'])}) | {real['recall']['mean']:.2f} | "
                      f"{real['precision']['mean']:.2f} | {_mean_or_dash(central, 'dice')} | "
                      f"{_mean_or_dash(central, 'dice_in_reference_rows')} |")
     multiclass = next((check for r, check in checked if r.path.name in shipped and r.config.task == "multiclass"), None)
@@ -137,7 +137,7 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
     if figures["slices"]:
         least = multiclass["t1t2_vertebrae"]["min_reference_fraction"]
         lateral = per_slice[per_slice["reference_fraction"].between(least, CENTRAL_REFERENCE_FRACTION, inclusive="left")]
-        sentence = (f"The shipped 4-class model scores {figures['dice']['mean']:.3f} ({report.interval_text(figures['dice']['ci95'])}) "
+        sentence = (f"The shipped 4-class model scores {figures['dice']['mean']:.3f} ({sentences.interval_text(figures['dice']['ci95'])}) "
                     f"on the {figures['slices']} slices whose reference covers at least {CENTRAL_REFERENCE_FRACTION:.0%} of "
                     f"the image")
         if len(lateral):
@@ -146,7 +146,7 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
         if "dice_in_reference_rows" in figures:
             sentence += (f". Within the rows the reference spans, its Dice on those {figures['slices']} slices is "
                          f"{figures['dice_in_reference_rows']['mean']:.3f} "
-                         f"({report.interval_text(figures['dice_in_reference_rows']['ci95'])})")
+                         f"({sentences.interval_text(figures['dice_in_reference_rows']['ci95'])})")
         lines += ["", sentence + "."]
     return lines + _coverage_lines(real_data)
 

@@ -285,19 +285,19 @@ def test_paired_comparisons_within_families(loss_records):
 def test_grid_section_shows_what_the_chapters_show(loss_records):
     import matplotlib
 
-    from spine import report
+    from spine import page
 
     store, table = loss_records
     unet = table[table["model"] == "U-Net"].assign(dice_ci=None)
-    shown = report.grid_section(unet.assign(model=unet["loss"]), store, reference="Dice")
+    shown = page.grid_section(unet.assign(model=unet["loss"]), store, reference="Dice")
     assert shown["pairs"]["comparison"].tolist() == ["Dice - BCE"]
     assert list(shown["table"]["loss"]) == list(unet["loss"])
     ax = shown["figure"].axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == list(unet["loss"])
     matplotlib.pyplot.close(shown["figure"])
-    lonely = report.grid_section(unet.head(1), store)  # no reference row: a note, no pairs
+    lonely = page.grid_section(unet.head(1), store)  # no reference row: a note, no pairs
     assert lonely["pairs"].empty
-    untrained = report.grid_section(table[~table["trained"]].drop(columns="f1"), store)  # as study_table gives it
+    untrained = page.grid_section(table[~table["trained"]].drop(columns="f1"), store)  # as study_table gives it
     assert untrained["figure"] is None and untrained["pairs"].empty
 
 
@@ -306,12 +306,12 @@ def test_table_or_note_never_shows_an_empty_table(loss_records):
     with recorded runs it gets the table, rows included."""
     from IPython.display import Markdown
 
-    from spine import report
+    from spine import page
 
     store, table = loss_records
-    absent = report.table_or_note(provenance.provenance(table[~table["trained"]], store))
-    assert isinstance(absent, Markdown) and absent.data == f"*{report.NOT_RECORDED}*"
-    shown = report.table_or_note(provenance.provenance(table, store)).to_html()
+    absent = page.table_or_note(provenance.provenance(table[~table["trained"]], store))
+    assert isinstance(absent, Markdown) and absent.data == f"*{page.NOT_RECORDED}*"
+    shown = page.table_or_note(provenance.provenance(table, store)).to_html()
     assert "<tbody>" in shown and ">profile<" in shown and ">smoke<" in shown
 
 
@@ -329,13 +329,13 @@ def test_coverage_and_plan_budget_count_shared_runs_once(loss_records):
 
 
 def test_budget_note_says_whether_the_study_fits_and_in_what_order_it_ran():
-    from spine import report
+    from spine import sentences
 
     plan = (("comparison", None), ("ablation", None), ("multiclass", (0,)), ("loss", (0,)), ("stability", (0,)))
-    assert report.plan_order(plan) == ("comparison and ablation in every fold, "
-                                       "then multiclass, loss and stability in fold 0")
-    assert report.budget_note(5.5, 8, plan).startswith("5.5 machine hours: that fits within the 8 hours")
-    over = report.budget_note(10.24, 8, plan)
+    assert sentences.plan_order(plan) == ("comparison and ablation in every fold, "
+                                          "then multiclass, loss and stability in fold 0")
+    assert sentences.budget_note(5.5, 8, plan).startswith("5.5 machine hours: that fits within the 8 hours")
+    over = sentences.budget_note(10.24, 8, plan)
     assert over.startswith("10.2 machine hours: that is more than the 8 hours")
     assert over.endswith("then multiclass, loss and stability in fold 0.")
 
