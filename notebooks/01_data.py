@@ -46,8 +46,8 @@ from myst_nb import glue
 from spine import book_data, page, plots
 from spine.data import load_dataset, overview, preprocess
 from spine.training import analysis, engine
-from spine.training import store as results
 from spine.training.config import resolve_profile
+from spine.training.store import recorded_slices
 
 settings = resolve_profile(profile)
 source = book_data.resolve(data, profile, store)
@@ -113,7 +113,7 @@ if real_data:
     real = load_dataset(real_data, size=preprocess.STUDY_SIZE)
     sources["real slices"] = (real_data, real)
 elif source.recorded:  # the records' committed test inputs: every patient's central slices, SPIDER CC BY 4.0
-    real = results.recorded_slices(store, source.data_id)
+    real = recorded_slices(store, source.data_id)
     if real is not None:
         sources["real slices (records)"] = (f"{Path(store).name}/inputs/", real)
 page.format_counts(pd.DataFrame([{"data": name, "source": str(where), "data_id": s.data_id,

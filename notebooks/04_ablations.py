@@ -43,8 +43,8 @@ from myst_nb import glue
 from spine import book_data, page, paper, plots, sentences
 from spine.data import load_dataset
 from spine.training import comparisons, predictions, provenance, studies
-from spine.training import store as results
 from spine.training.config import resolve_profile
+from spine.training.store import recorded_inputs
 
 settings = resolve_profile(profile)
 
@@ -173,7 +173,7 @@ section = page.grid_section(attention, store, families=("U-Net", "ResUNet", "Pro
 
 # %% tags=["hide-input"]
 first = next(iter(predictions.trained_records(ablation, store).values()), None)
-inputs = results.recorded_inputs(first.config, store) if first is not None else None
+inputs = recorded_inputs(first.config, store) if first is not None else None
 if inputs is not None:
     image, structures = inputs.images[0], inputs.structures[0]
 else:

@@ -44,8 +44,8 @@ from myst_nb import glue
 from spine import book_data, explain, inference, page, paper, plots
 from spine.models import bottleneck_layer_name, decoder_layer_name
 from spine.training import engine, shipped
-from spine.training import store as results
 from spine.training.config import RunConfig
+from spine.training.store import recorded_inputs
 
 # %% [markdown]
 # # Grad-CAM (Fig. 6)
@@ -54,7 +54,7 @@ from spine.training.config import RunConfig
 source = book_data.resolve(data, profile, store)
 card = inference.model_card("binary")
 # the model's own test patients as the store keeps them, unless a slice folder or the phantom is asked for
-test = None if real_data or source.kind == "phantom" else results.recorded_inputs(RunConfig.from_dict(card["config"]), store)
+test = None if real_data or source.kind == "phantom" else recorded_inputs(RunConfig.from_dict(card["config"]), store)
 images_from = "real slices (records)" if test is not None else "real slices" if real_data else "phantom"
 book_data.Banner(f"Data: {'the synthetic phantom' if images_from == 'phantom' else images_from}.",
                  f"The shipped binary model (`spine/weights/binary.keras`, run `{card['run_id']}`) explained on "

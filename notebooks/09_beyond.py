@@ -47,7 +47,7 @@ from IPython.display import Markdown, display
 from spine import book_data, evaluation, inference, page, paper, plots, sentences
 from spine.data import overview, spider
 from spine.training import analysis, comparisons, engine, provenance, shipped, studies
-from spine.training import store as results
+from spine.training.store import recorded_source
 
 REAL_PROFILE = "cpu"  # the profile of the real-data runs (trained by a separate, long job)
 REAL_BUDGET_HOURS = 8  # the machine time the real-data study may take (issue 11)
@@ -60,7 +60,7 @@ SPIDER_MASKS = Path(os.environ.get("SPINE_SHARED_DATA", "../../shared/data")) / 
 # %% tags=["remove-input"]
 source = book_data.resolve(data, profile, store)
 # the real-data section: the slice folder if given, else the store's real-data records (no data needed)
-real_source = real_data or results.recorded_source(store, REAL_PROFILE)
+real_source = real_data or recorded_source(store, REAL_PROFILE)
 book_data.banner(source, executes="The whole-volume segmentation executes on a phantom volume"
                  + (" with the shipped binary model." if not source.trains else " with this build's proposed model."))
 

@@ -13,8 +13,8 @@ from spine import paper
 from spine.errors import ConfigError
 from spine.training import analysis, comparisons, make_config, predictions, provenance, shipped, studies
 from spine.training.engine import split_data
-from spine.training import store as results
 from spine.training.config import RunConfig
+from spine.training.store import inputs_path, load_record, records, run_dir, write_json
 
 DATA = "phantom:12"
 
@@ -26,13 +26,13 @@ def _write_record(store, config, val: dict, test: dict, per_image: pd.DataFrame 
                   history: dict | None = None):
     """A finished run's files, with chosen figures (no training): what the analyses read."""
     per_image = pd.DataFrame({"image": []}) if per_image is None else per_image
-    folder = results.run_dir(store, config)
+    folder = run_dir(store, config)
     folder.mkdir(parents=True)
-    results.write_json(folder / "config.json", config.to_dict())
-    results.write_json(folder / "metrics.json", {"selected_epoch": 1, "val": {"per_image": val},
-                                                 "test": {"per_image": test}, "test_ci95": {},
-                                                 "subsets": {"test": {"images": len(per_image)}}})
-    results.write_json(folder / "environment.json", {"wall_seconds": 1.0})
+    write_json(folder / "config.json", config.to_dict())
+    write_json(folder / "metrics.json", {"selected_epoch": 1, "val": {"per_image": val},
+                                         "test": {"per_image": test}, "test_ci95": {},
+                                         "subsets": {"test": {"images": len(per_image)}}})
+    write_json(folder / "environment.json", {"wall_seconds": 1.0})
     per_image.to_csv(folder / "per_image.csv", index=False)
     if history is not None:
         pd.DataFrame(history).to_csv(folder / "history.csv", index=False)
@@ -74,10 +74,10 @@ def test_a_relative_data_path_is_found_beside_the_store(tmp_path, monkeypatch):
                        settings={"width": 4}, seed=0)
     folder = _write_record(tmp_path / "results", config, {"dice": 0.5}, {"dice": 0.5})
     monkeypatch.chdir(tmp_path / "results")
-    record = results.load_record(folder)
+    record = load_record(folder)
     assert record.config.data == str(tmp_path / "slices") and record.config.run_id == config.run_id
     monkeypatch.chdir(tmp_path)
-    assert results.load_record(folder).config.data == "slices"  # found from here as it is
+    assert load_record(folder).config.data == "slices"  # found from here as it is
 
 # --------------------------------------------------------------------------- beside the study, selection
 
@@ -379,7 +379,7 @@ def test_study_record_trains_only_the_cell_asked_for(tmp_path):
     assert studies.study_record("comparison", DATA, "smoke", tmp_path, "Proposed", train_missing=False) is None
     record = studies.study_record("comparison", DATA, "smoke", tmp_path, "Proposed", "Dice")
     assert record is not None and record.config.model == "Proposed" and record.config.loss == "Dice"
-    assert [r.config.model for r in results.records(tmp_path)] == ["Proposed"]  # the rest of the grid untouched
+    assert [r.config.model for r in records(tmp_path)] == ["Proposed"]  # the rest of the grid untouched
     again = studies.study_record("comparison", DATA, "smoke", tmp_path, "Proposed", train_missing=False)
     assert again.path == record.path
     table = studies.study_table("comparison", DATA, "smoke", tmp_path)
@@ -514,7 +514,7 @@ def test_recorded_patient_draws_one_patients_slices_from_the_store(tmp_path):
         labels[:, 0, 0] = mark
         np.savez(folder / "predictions.npz", labels=labels, case_ids=np.array(["c3", "c1", "c2"]))
         rows.append({"model": model, "loss": "Dice", "trained": True, "run_ids": [config.run_id]})
-    inputs = results.inputs_path(config, tmp_path)
+    inputs = inputs_path(config, tmp_path)
     inputs.parent.mkdir(parents=True)
     structures = np.zeros((3, 8, 8), np.uint8)
     structures[1, 2:4, 2:4] = 1  # c2's reference

@@ -9,8 +9,8 @@ import pytest
 
 from spine import book_data, performance, sentences
 from spine.training import predictions
-from spine.training import store as results
 from spine.training.config import RECORD_VERSION, RunConfig, resolve_profile
+from spine.training.store import Record, code_version, inputs_path, recorded_data_id_of, recorded_source
 
 
 def _record(store, data_id, profile="cpu", version=RECORD_VERSION, model="U-Net", fold=0, finished=True):
@@ -30,7 +30,7 @@ def _record(store, data_id, profile="cpu", version=RECORD_VERSION, model="U-Net"
 
 def test_recorded_source_names_the_stores_current_real_records(tmp_path):
     store = tmp_path / "results"
-    assert results.recorded_source(store) is None  # no store at all
+    assert recorded_source(store) is None  # no store at all
     _record(store, "slices-a-1", model="U-Net")
     _record(store, "slices-a-1", model="Proposed")
     _record(store, "slices-b-2", model="U-Net")
@@ -40,10 +40,10 @@ def test_recorded_source_names_the_stores_current_real_records(tmp_path):
     _record(store, "phantom-3", model="U-Net")
     _record(store, "phantom-3", model="Proposed")
     _record(store, "phantom-3", model="ResUNet")  # the phantom never counts
-    assert results.recorded_source(store) == "recorded:slices-a-1"
-    assert results.recorded_data_id_of("recorded:slices-a-1") == "slices-a-1"
-    assert results.recorded_data_id_of("../shared/data/x") is None
-    assert results.recorded_source(store, "book") == "recorded:slices-b-2"
+    assert recorded_source(store) == "recorded:slices-a-1"
+    assert recorded_data_id_of("recorded:slices-a-1") == "slices-a-1"
+    assert recorded_data_id_of("../shared/data/x") is None
+    assert recorded_source(store, "book") == "recorded:slices-b-2"
 
 
 def test_a_recorded_source_finds_the_same_runs_as_the_data():
@@ -62,7 +62,7 @@ def test_a_recorded_source_finds_the_same_runs_as_the_data():
 def test_recorded_predictions_match_the_committed_inputs_by_case(tmp_path):
     store = tmp_path / "results"
     config = _record(store, "slices-a-1")
-    inputs = results.inputs_path(config, store)
+    inputs = inputs_path(config, store)
     inputs.parent.mkdir(parents=True)
     structures = np.zeros((3, 8, 8), np.uint8)
     structures[:, 2:4, 2:4] = np.array([1, 2, 3])[:, None, None]  # case c<k>: structure k, foreground in binary
@@ -72,7 +72,7 @@ def test_recorded_predictions_match_the_committed_inputs_by_case(tmp_path):
     labels = np.zeros((3, 8, 8), np.uint8)
     labels[0, 0, 0] = 1
     np.savez(store / config.run_id / "predictions.npz", labels=labels, case_ids=np.array(["c3", "c1", "c2"]))
-    record = results.Record(store / config.run_id, config, {})
+    record = Record(store / config.run_id, config, {})
     maps = predictions.recorded_predictions(record, store)
     assert list(maps["case_ids"]) == ["c3", "c1", "c2"]
     assert maps["prediction"][0, 0, 0] == 1  # the stored order is kept
@@ -165,6 +165,6 @@ def test_the_book_speed_line_comes_from_the_table():
 
 
 def test_the_environment_names_the_code_that_made_a_record():
-    version = results.code_version()
+    version = code_version()
     assert set(version) == {"spine_version", "record_version", "git_commit", "git_dirty"}
     assert version["record_version"] == RECORD_VERSION
