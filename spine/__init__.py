@@ -20,7 +20,7 @@ Modules, one idea each:
 - ``spine.plots``    the book's figures; ``spine.page`` how a chapter shows tables and a grid
                      beside the study; ``spine.sentences`` what the book and README say in words;
                      ``spine.book_data`` which data a chapter shows (``spine book --data``);
-                     ``spine.performance`` the benchmark tables
+                     ``spine.benchmark_tables`` the benchmarks' tables, read
 - ``spine.paper``    the study's reported tables
 - ``spine.book``     executing the chapters and rendering the book (``spine book``)
 - ``spine.colab``    what each chapter's first cell calls on Colab

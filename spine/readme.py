@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from spine import sentences
+from spine import benchmark_tables, sentences
 from spine.training import bodies_study, comparisons, provenance, shipped, studies
 from spine.training.config import augment_name
 
@@ -23,8 +23,6 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
     """The README's figures, as Markdown, computed from the records in ``store`` (the real-data
     study on ``real_data`` at ``profile``), the shipped models' cards and the benchmark tables in
     ``measurements``: nothing in it is typed by hand."""
-    from spine import performance
-
     lines = ["#### The real-data study (generated from `results/`)", ""]
     plan = provenance.plan_budget(real_data, profile, store)
     total = plan.set_index("grid").loc["all"]
@@ -66,7 +64,7 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
                      f"{card['test']['images']} |")
     lines += ["", *transfer_lines(store, real_data, profile, cards)]
     lines += ["", *bodies_study.readme_lines(store)]
-    tables = performance.read_tables(measurements)
+    tables = benchmark_tables.read_tables(measurements)
     lines += ["", "#### Performance (generated from `benchmarks/results/`)", ""]
     performance_lines: list[str] = []
     if "recipe_machine" in tables:
@@ -76,7 +74,7 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
                      f"{machine['matmul_bfloat16_gflop_per_s']:.0f}), on fold 0's validation patients: "
                      + recipe_summary_line(tables["recipe"]))
     if "epoch_stalls_before" in tables and "epoch_stalls" in tables:
-        before, after = (performance.stall_summary(tables[name]) for name in ("epoch_stalls_before", "epoch_stalls"))
+        before, after = (benchmark_tables.stall_summary(tables[name]) for name in ("epoch_stalls_before", "epoch_stalls"))
         performance_lines.append(f"Epochs that waited: with tf.data's autotuner on, {before['slow_epochs']} of {before['epochs']} "
                      f"epochs took {before['slow_wall_s']:.1f} s against {before['fast_wall_s']:.1f} s, idle after their "
                      f"last step; with it off (the engine now), {after['slow_epochs']} of {after['epochs']}, "
@@ -96,7 +94,7 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
         performance_lines.append(f"A training step of the proposed network uses {share} of the matmul peak measured in the same "
                      f"run; the other models {training['fraction_of_matmul_peak'].min():.0%} to "
                      f"{training['fraction_of_matmul_peak'].max():.0%}.")
-    performance_lines.append(performance.book_speed_line(tables.get("book_speed")))
+    performance_lines.append(benchmark_tables.book_speed_line(tables.get("book_speed")))
     lines.append("\n\n".join(performance_lines))
     return "\n".join(lines) + "\n"
 
@@ -193,13 +191,11 @@ def _mean_or_dash(table: pd.DataFrame, column: str) -> str:
 
 
 def recipe_summary_line(recipe: pd.DataFrame) -> str:
-    """The time to validation Dice 0.90 of each recipe, then :func:`spine.performance.recipe_summary`."""
-    from spine import performance
-
+    """The time to validation Dice 0.90 of each recipe, then :func:`spine.benchmark_tables.recipe_summary`."""
     at = recipe[recipe["target_val_dice"] == 0.90].set_index("recipe")
     reached = "; ".join(f"`{name}` {'never (best ' + format(row.best_val_dice, '.3f') + ')' if pd.isna(row.seconds_to_target) else format(row.seconds_to_target, '.0f') + ' s'}"
                         for name, row in at.iterrows())
-    return f"time to validation Dice 0.90: {reached}. " + performance.recipe_summary(recipe)
+    return f"time to validation Dice 0.90: {reached}. " + benchmark_tables.recipe_summary(recipe)
 
 
 def update_readme(path, store, real_data, measurements, profile: str = "cpu") -> bool:

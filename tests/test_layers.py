@@ -3,7 +3,7 @@
 Every import in ``spine/`` (module level or inside a function) is read with ``ast`` and must go
 to a module of the same layer or a lower one:
 errors, paper, stats < data < models < losses, metrics < inference, levels, explain, evaluation, transfer <
-training < plots, body_figures, sentences, page, book_data, readme, performance, book, colab, cli.
+training < plots, body_figures, sentences, page, book_data, readme, benchmark_tables, book, colab, cli.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ LAYERS = (
     ("spine.inference", "spine.levels", "spine.explain", "spine.evaluation", "spine.transfer"),
     ("spine.training",),
     ("spine.plots", "spine.body_figures", "spine.sentences", "spine.page", "spine.book_data", "spine.readme",
-     "spine.performance", "spine.book", "spine.colab", "spine.cli"),
+     "spine.benchmark_tables", "spine.book", "spine.colab", "spine.cli"),
 )
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spine import book_data, performance, sentences
+from spine import benchmark_tables, book_data, sentences
 from spine.training import predictions
 from spine.training.config import RECORD_VERSION, RunConfig, resolve_profile
 from spine.training.store import Record, code_version, inputs_path, recorded_data_id_of, recorded_source
@@ -159,9 +159,9 @@ def test_the_book_speed_line_comes_from_the_table():
     speed = pd.DataFrame({"role": ["old", "new"], "commit": ["6c3cc35aaaa", "1234567bbbb"],
                           "command": ["spine book ", "spine book "], "wall_s": [1000.0, 250.0], "exit_status": [0, 0],
                           "cpu_model": ["AMD EPYC", "AMD EPYC"], "cpu_count": [2, 2]})
-    line = performance.book_speed_line(speed)
+    line = benchmark_tables.book_speed_line(speed)
     assert "took 250 s at commit 1234567 against 1000 s at 6c3cc35: 0.25x the time" in line
-    assert "not measured yet" in performance.book_speed_line(None)
+    assert "not measured yet" in benchmark_tables.book_speed_line(None)
 
 
 def test_the_environment_names_the_code_that_made_a_record():
