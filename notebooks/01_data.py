@@ -43,14 +43,14 @@ import pandas as pd
 from IPython.display import display
 from myst_nb import glue
 
-from spine import plots, report
+from spine import book_data, page, plots
 from spine.data import load_dataset, overview, preprocess
 from spine.training import analysis, engine
-from spine.training import store as results
 from spine.training.config import resolve_profile
+from spine.training.store import recorded_slices
 
 settings = resolve_profile(profile)
-source = report.study_source(data, profile, store)
+source = book_data.resolve(data, profile, store)
 pipeline_data = source.data if source.trains else "phantom"  # what executes: the records' data need not be here
 data_name = "phantom" if str(pipeline_data).startswith("phantom") else Path(str(pipeline_data)).name
 
@@ -58,9 +58,9 @@ data_name = "phantom" if str(pipeline_data).startswith("phantom") else Path(str(
 # # The data (Figs. 1 and 3)
 
 # %% tags=["remove-input"]
-report.data_banner(source, executes=None if source.trains else
-                   "The pipeline on this page executes on the synthetic phantom; the real slices beside it are the "
-                   "test inputs committed with the records (or the slice folder given as `real_data`).")
+book_data.banner(source, executes=None if source.trains else
+                 "The pipeline on this page executes on the synthetic phantom; the real slices beside it are the "
+                 "test inputs committed with the records (or the slice folder given as `real_data`).")
 
 # %% [markdown]
 # ## Overview
@@ -113,12 +113,12 @@ if real_data:
     real = load_dataset(real_data, size=preprocess.STUDY_SIZE)
     sources["real slices"] = (real_data, real)
 elif source.recorded:  # the records' committed test inputs: every patient's central slices, SPIDER CC BY 4.0
-    real = results.recorded_slices(store, source.data_id)
+    real = recorded_slices(store, source.data_id)
     if real is not None:
         sources["real slices (records)"] = (f"{Path(store).name}/inputs/", real)
-plots.format_counts(pd.DataFrame([{"data": name, "source": str(where), "data_id": s.data_id,
-                                  "patients": len(set(s.patients)), "slices": len(s), "size": s.size}
-                                 for name, (where, s) in sources.items()]))
+page.format_counts(pd.DataFrame([{"data": name, "source": str(where), "data_id": s.data_id,
+                                 "patients": len(set(s.patients)), "slices": len(s), "size": s.size}
+                                for name, (where, s) in sources.items()]))
 
 # %% tags=["remove-cell"]
 glue("patients", len(set(dataset.patients)), display=False)
@@ -126,8 +126,8 @@ glue("slices", len(dataset), display=False)
 
 # %% tags=["remove-input"]
 if len(sources) == 1:
-    display(report.note("No real slices in this build (no records, no real_data): the real-data panels below are "
-                        "skipped."))
+    display(page.note("No real slices in this build (no records, no real_data): the real-data panels below are "
+                      "skipped."))
 
 # %% [markdown]
 # This build's data hold {glue:text}`patients` patients and {glue:text}`slices` slices.
@@ -147,7 +147,7 @@ if len(sources) == 1:
 # structure classes (4 classes with the background). The mapping, as the library applies it:
 
 # %% tags=["remove-input"]
-plots.format_table(overview.label_mapping_table())
+page.format_table(overview.label_mapping_table())
 
 # %% [markdown]
 # One slice of this build's data, read the way the study reads SPIDER (the volume's central
@@ -173,7 +173,7 @@ if real_data:
     plt.show()
     print(f"case {real_case['case_id']}: {real_case['image'].shape[0]} x {real_case['image'].shape[1]} pixels")
 else:
-    display(report.note("Left out: this build has no real slice folder (real_data)."))
+    display(page.note("Left out: this build has no real slice folder (real_data)."))
 
 # %% [markdown]
 # ## The preprocessing, step by step
@@ -223,7 +223,7 @@ glue("profile_grid", settings["size"] // preprocess.BOTTLENECK_FACTOR, display=F
 
 # %% tags=["remove-input"]
 balance = overview.class_balance({name: s.structures for name, (_, s) in sources.items()})
-plots.format_counts(balance, 2)
+page.format_counts(balance, 2)
 
 # %% tags=["remove-input"]
 plots.class_balance_plot(balance)
@@ -259,7 +259,7 @@ plt.show()
 # %% tags=["remove-input"]
 config = engine.make_config("Proposed", "Dice", "binary", pipeline_data, profile)
 subsets = engine.split_data(config)
-display(plots.format_counts(analysis.split_overview(config), 1))
+display(page.format_counts(analysis.split_overview(config), 1))
 print(f"data {config.data_id}, profile {profile}, split seed {settings['split_seed']}, validation seed {config.seed}; "
       f"patients in more than one subset: {len(overview.shared_patients(subsets))}")
 
@@ -271,13 +271,13 @@ print(f"data {config.data_id}, profile {profile}, split seed {settings['split_se
 if real_data:
     real_config = engine.make_config("Proposed", "Dice", "binary", real_data, profile)
     real_subsets = engine.split_data(real_config)
-    display(plots.format_counts(analysis.split_overview(real_config), 1))
+    display(page.format_counts(analysis.split_overview(real_config), 1))
     print(f"data {real_config.data_id}, profile {profile}; "
           f"patients in more than one subset: {len(overview.shared_patients(real_subsets))}")
 elif source.recorded and (folds := analysis.fold_patients(store, source.data_id)) is not None:
-    display(plots.format_counts(folds))
+    display(page.format_counts(folds))
 else:
-    display(report.note("Left out: this build has neither real-data records nor a real slice folder."))
+    display(page.note("Left out: this build has neither real-data records nor a real slice folder."))
 
 # %% [markdown]
 # ## Where we differ from the study, and why

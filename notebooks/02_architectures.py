@@ -41,8 +41,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from myst_nb import glue
 
-from spine import paper, plots
-from spine.report import Banner
+from spine import page, paper, plots
+from spine.book_data import Banner
 from spine.models import BASELINE_NAMES, MODEL_NAMES, report
 from spine.training.config import resolve_profile
 
@@ -83,7 +83,7 @@ Banner("Data: none.", "The networks are built and their weights counted; nothing
 # means and variances, two per normalised channel.
 
 # %% tags=["remove-input"]
-plots.format_counts(paper.table("complexity"))
+page.format_counts(paper.table("complexity"))
 
 # %% [markdown]
 # ## How we ran it
@@ -91,9 +91,9 @@ plots.format_counts(paper.table("complexity"))
 # its weights counted; nothing is trained and no data are read.
 
 # %% tags=["remove-input"]
-plots.format_table(pd.DataFrame({"setting": ["input", "classes", "width (base filters)", "builder", "Keras"],
-                                 "value": ["128 x 128 x 1", "2 (binary)", "64 (the study's)",
-                                           "spine.models.build_model", keras.__version__]}))
+page.format_table(pd.DataFrame({"setting": ["input", "classes", "width (base filters)", "builder", "Keras"],
+                                "value": ["128 x 128 x 1", "2 (binary)", "64 (the study's)",
+                                          "spine.models.build_model", keras.__version__]}))
 
 # %% [markdown]
 # ## The five networks
@@ -126,7 +126,7 @@ plots.format_table(pd.DataFrame({"setting": ["input", "classes", "width (base fi
 
 # %% tags=["remove-input"]
 outlines = report.outline_table(BASELINE_NAMES)
-plots.format_table(report.outline_wide(outlines))
+page.format_table(report.outline_wide(outlines))
 
 # %% [markdown]
 # Where the parameters sit. A 3 x 3 convolution that joins 512 or 1,024 channels to as many holds
@@ -151,7 +151,7 @@ glue("deep_share", float(100 * deep / proposed["params"].sum()), display=False)
 # The proposed network in more detail (layers, convolutions and BatchNorm layers per block):
 
 # %% tags=["remove-input"]
-plots.format_counts(outlines[outlines["model"] == "Proposed"].drop(columns="model"))
+page.format_counts(outlines[outlines["model"] == "Proposed"].drop(columns="model"))
 
 # %% [markdown]
 # ## What we found: parameter counts beside Table 8
@@ -161,7 +161,7 @@ plots.format_counts(outlines[outlines["model"] == "Proposed"].drop(columns="mode
 # %% tags=["remove-input"]
 counts = report.parameter_table(MODEL_NAMES)
 table8 = counts[counts["model"].isin(BASELINE_NAMES)].reset_index(drop=True).convert_dtypes()  # counts as integers
-plots.format_counts(table8, 2)
+page.format_counts(table8, 2)
 
 # %% tags=["remove-cell"]
 exact = table8[(table8["total"] == table8["study_total"]) & (table8["non_trainable"] == table8["study_non_trainable"])]
@@ -210,7 +210,7 @@ glue("transunet_diff", float(table8.set_index("model").loc["TransUNet", "total_d
 
 # %% tags=["remove-input"]
 variants = report.counts_table(counts, variants_only=True)
-plots.format_counts(variants)
+page.format_counts(variants)
 
 # %% tags=["remove-cell"]
 glue("largest_change", float(100 * (variants["added"].abs() / (variants["total"] - variants["added"])).max()),
@@ -230,7 +230,7 @@ glue("largest_change", float(100 * (variants["added"].abs() / (variants["total"]
 small = report.parameter_counts(BASELINE_NAMES, width=settings["width"],
                                 input_shape=(settings["size"], settings["size"], 1))
 print(f"profile {profile}: width {settings['width']}, input {settings['size']} x {settings['size']} x 1, 2 classes")
-plots.format_counts(report.counts_table(small))
+page.format_counts(report.counts_table(small))
 
 # %% [markdown]
 # ## Where we differ from the study, and why

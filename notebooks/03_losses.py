@@ -40,15 +40,15 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from spine import paper, plots, report
+from spine import book_data, page, paper, plots, sentences
 from spine.training import analysis, comparisons, provenance
 
 # %% [markdown]
 # # Loss functions (Table 2, Fig. 4)
 
 # %% tags=["remove-input"]
-source = report.study_source(data, profile, store)
-report.data_banner(source)
+source = book_data.resolve(data, profile, store)
+book_data.banner(source)
 
 # %% [markdown]
 # ## Overview
@@ -77,7 +77,7 @@ report.data_banner(source)
 # figures on the test set. Its "mIoU" matches the foreground IoU (see chapter 5).
 
 # %% tags=["remove-input"]
-plots.format_table(paper.table("loss"))
+page.format_table(paper.table("loss"))
 
 # %% [markdown]
 # The losses, in the study's words and the library's conventions (quoted in full in the
@@ -93,14 +93,14 @@ plots.format_table(paper.table("loss"))
 # the end). The runs behind every figure below:
 
 # %% tags=["remove-input"]
-table = report.study_grid(source, "loss", max_new_runs, folds=(0,) if source.kind == "records" else None)
-report.table_or_note(provenance.provenance(table, store), report.not_recorded("loss", source))
+table = book_data.grid_table(source, "loss", max_new_runs, folds=(0,) if source.kind == "records" else None)
+page.table_or_note(provenance.provenance(table, store), sentences.not_recorded("loss", source))
 
 # %% tags=["remove-cell"]
 proposed = table[table["model"] == "Proposed"]
 pairs = comparisons.paired_comparisons(proposed, store, reference="Dice", label="loss")
-glue("loss_headline", Markdown(report.pair_sentence(proposed, pairs, "Dice", "BCE", label="loss", grid="loss",
-                                                    source=source, what="the {} loss")), display=False)
+glue("loss_headline", Markdown(sentences.pair_sentence(proposed, pairs, "Dice", "BCE", label="loss", grid="loss",
+                                                       source=source, what="the {} loss")), display=False)
 
 # %% [markdown]
 # ## What we found
@@ -111,8 +111,8 @@ glue("loss_headline", Markdown(report.pair_sentence(proposed, pairs, "Dice", "BC
 # A "–" marks a cell not trained in this build.
 
 # %% tags=["remove-input"]
-report.table_or_note(analysis.beside_study(table[table["trained"]]), report.not_recorded("loss", source),
-                     plots.format_table, 4)
+page.table_or_note(analysis.beside_study(table[table["trained"]]), sentences.not_recorded("loss", source),
+                   page.format_table, 4)
 
 # %% [markdown]
 # The same grid as two maps, ours and the study's; in each row the best loss is in bold. Each
@@ -128,7 +128,7 @@ plt.show()
 # test patients (one fold's: few patients, so the smallest p they allow may rule a verdict out):
 
 # %% tags=["remove-input"]
-display(report.pairs_table(pairs, "Not enough recorded runs of the proposed network for a paired comparison."))
+display(page.pairs_table(pairs, "Not enough recorded runs of the proposed network for a paired comparison."))
 
 # %% [markdown]
 # ## Fig. 4: loss curves
@@ -141,7 +141,7 @@ display(report.pairs_table(pairs, "Not enough recorded runs of the proposed netw
 figure = plots.history_grid(table, analysis.histories(table, store), columns=("mask_loss", "val_dice"), by="loss",
                             hue="model")
 if figure is None:
-    display(report.note("No recorded run of this grid: no curves to draw."))
+    display(page.note("No recorded run of this grid: no curves to draw."))
 else:
     plt.show()
 
@@ -156,7 +156,7 @@ else:
 
 # %% tags=["remove-input"]
 selection = analysis.selection_table(table, store, group="model", choice="loss", metric="dice")
-report.table_or_note(selection[selection["trained"] > 0], report.not_recorded("loss", source), plots.format_counts, 4)
+page.table_or_note(selection[selection["trained"] > 0], sentences.not_recorded("loss", source), page.format_counts, 4)
 
 # %% [markdown]
 # Where "same pick" says *no*, choosing on the test set would have reported a better test figure

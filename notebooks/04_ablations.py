@@ -40,11 +40,11 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown
 from myst_nb import glue
 
-from spine import paper, plots, report
+from spine import book_data, page, paper, plots, sentences
 from spine.data import load_dataset
 from spine.training import comparisons, predictions, provenance, studies
-from spine.training import store as results
 from spine.training.config import resolve_profile
+from spine.training.store import recorded_inputs
 
 settings = resolve_profile(profile)
 
@@ -52,8 +52,8 @@ settings = resolve_profile(profile)
 # # Ablations (Tables 3, 4 and 5)
 
 # %% tags=["remove-input"]
-source = report.study_source(data, profile, store)
-report.data_banner(source)
+source = book_data.resolve(data, profile, store)
+book_data.banner(source)
 
 # %% [markdown]
 # ## Overview
@@ -86,7 +86,7 @@ report.data_banner(source)
 # the dual output, and with both (the proposed network).
 
 # %% tags=["remove-input"]
-plots.format_table(paper.table("ablation"))
+page.format_table(paper.table("ablation"))
 
 # %% [markdown]
 # **Table 4, skip attention**: a spatial attention module (SAM), CBAM (channel then spatial
@@ -94,14 +94,14 @@ plots.format_table(paper.table("ablation"))
 # Each row uses the loss the study lists beside it, which is not always the base network's.
 
 # %% tags=["remove-input"]
-plots.format_table(paper.table("attention"))
+page.format_table(paper.table("attention"))
 
 # %% [markdown]
 # **Table 5, augmentation**: the proposed network trained without and with augmentation
 # (rotations, shifts, zoom, horizontal flips).
 
 # %% tags=["remove-input"]
-plots.format_table(paper.table("augmentation"))
+page.format_table(paper.table("augmentation"))
 
 # %% [markdown]
 # ## How we ran it
@@ -115,22 +115,22 @@ if source.trains:
     tables = studies.run_studies(("ablation", "attention", "augmentation"), source.data, source.profile, store,
                                  max_new_runs=max_new_runs, verbose=False)
 else:  # the plan's folds: the ablation in every fold, the other two in fold 0
-    tables = {name: report.study_grid(source, name, folds=folds) for name, folds in studies.PLAN
+    tables = {name: book_data.grid_table(source, name, folds=folds) for name, folds in studies.PLAN
               if name in ("ablation", "attention", "augmentation")}
 ablation, attention, augmentation = (tables[name] for name in ("ablation", "attention", "augmentation"))
 runs = {"Table 3 (ablation)": ablation, "Table 4 (skip attention)": attention, "Table 5 (augmentation)": augmentation}
-report.table_or_note(provenance.provenance_side_by_side(runs, store), report.not_recorded("ablation", source))
+page.table_or_note(provenance.provenance_side_by_side(runs, store), sentences.not_recorded("ablation", source))
 
 # %% tags=["remove-cell"]
 ablation_pairs = comparisons.paired_comparisons(ablation, store)
 augmentation_pairs = comparisons.paired_comparisons(augmentation, store)
-glue("ablation_headline", Markdown(report.pair_sentence(ablation, ablation_pairs, "Proposed", "U-Net", grid="ablation",
-                                                        source=source)), display=False)
-glue("ablation_finding", Markdown(report.grid_finding(ablation, ablation_pairs, grid="ablation", source=source)),
+glue("ablation_headline", Markdown(sentences.pair_sentence(ablation, ablation_pairs, "Proposed", "U-Net",
+                                                           grid="ablation", source=source)), display=False)
+glue("ablation_finding", Markdown(sentences.grid_finding(ablation, ablation_pairs, grid="ablation", source=source)),
      display=False)
-glue("augmentation_headline", Markdown(report.pair_sentence(augmentation, augmentation_pairs, "Proposed",
-                                                            "Proposed + data augmentation", grid="augmentation",
-                                                            source=source)), display=False)
+glue("augmentation_headline", Markdown(sentences.pair_sentence(augmentation, augmentation_pairs, "Proposed",
+                                                               "Proposed + data augmentation", grid="augmentation",
+                                                               source=source)), display=False)
 
 # %% [markdown]
 # ## What we found
@@ -150,7 +150,7 @@ glue("augmentation_headline", Markdown(report.pair_sentence(augmentation, augmen
 # ### The two changes, one at a time (Table 3)
 
 # %% tags=["remove-input"]
-section = report.grid_section(ablation, store, reference="Proposed", absent=report.not_recorded("ablation", source))
+section = page.grid_section(ablation, store, reference="Proposed", absent=sentences.not_recorded("ablation", source))
 
 # %% [markdown]
 # ### Attention on the skip connections (Table 4)
@@ -159,9 +159,9 @@ section = report.grid_section(ablation, store, reference="Proposed", absent=repo
 # the loss's.
 
 # %% tags=["remove-input"]
-section = report.grid_section(attention, store, families=("U-Net", "ResUNet", "Proposed"),
+section = page.grid_section(attention, store, families=("U-Net", "ResUNet", "Proposed"),
                                bar_label=attention["model"] + " (" + attention["loss"] + ")",
-                               absent=report.not_recorded("skip-attention", source))
+                               absent=sentences.not_recorded("skip-attention", source))
 
 # %% [markdown]
 # ### Data augmentation (Table 5)
@@ -173,7 +173,7 @@ section = report.grid_section(attention, store, families=("U-Net", "ResUNet", "P
 
 # %% tags=["hide-input"]
 first = next(iter(predictions.trained_records(ablation, store).values()), None)
-inputs = results.recorded_inputs(first.config, store) if first is not None else None
+inputs = recorded_inputs(first.config, store) if first is not None else None
 if inputs is not None:
     image, structures = inputs.images[0], inputs.structures[0]
 else:
@@ -188,8 +188,8 @@ plt.show()
 # call for, one plausible reason for the study's drop with augmentation.
 
 # %% tags=["remove-input"]
-section = report.grid_section(augmentation, store, reference="Proposed",
-                               absent=report.not_recorded("augmentation", source))
+section = page.grid_section(augmentation, store, reference="Proposed",
+                               absent=sentences.not_recorded("augmentation", source))
 
 # %% [markdown]
 # ## Where we differ from the study, and why

@@ -40,15 +40,15 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from spine import paper, plots, report
+from spine import book_data, page, paper, plots, sentences
 from spine.training import analysis, comparisons, engine, predictions, provenance, studies
 
 # %% [markdown]
 # # Comparison with the baselines (Table 6, Fig. 5)
 
 # %% tags=["remove-input"]
-source = report.study_source(data, profile, store)
-report.data_banner(source)
+source = book_data.resolve(data, profile, store)
+book_data.banner(source)
 
 # %% [markdown]
 # ## Overview
@@ -76,7 +76,7 @@ report.data_banner(source)
 # 128 x 128 are given for the proposed model only):
 
 # %% tags=["remove-input"]
-plots.format_table(paper.table("comparison"))
+page.format_table(paper.table("comparison"))
 
 # %% [markdown]
 # ## How we ran it
@@ -86,8 +86,8 @@ plots.format_table(paper.table("comparison"))
 # recorded fold. The runs behind every figure below:
 
 # %% tags=["remove-input"]
-table = report.study_grid(source, "comparison", max_new_runs)
-display(report.table_or_note(provenance.provenance(table, store), report.not_recorded("comparison", source)))
+table = book_data.grid_table(source, "comparison", max_new_runs)
+display(page.table_or_note(provenance.provenance(table, store), sentences.not_recorded("comparison", source)))
 
 # %% [markdown]
 # ## What we found
@@ -96,10 +96,10 @@ display(report.table_or_note(provenance.provenance(table, store), report.not_rec
 seeds = studies.study_table("comparison-seeds", source.data, source.profile, store)  # read, never trained here
 pairs = comparisons.paired_comparisons(table, store, seeds=seeds)  # over patients and seeds once every seed is in
 glue("comparison_seeds", Markdown(comparisons.seed_note(seeds, pairs)), display=False)
-glue("comparison_headline", Markdown(report.pair_sentence(table, pairs, "Proposed", "U-Net", source=source)),
+glue("comparison_headline", Markdown(sentences.pair_sentence(table, pairs, "Proposed", "U-Net", source=source)),
      display=False)
-glue("comparison_finding", Markdown(report.grid_finding(table, pairs, source=source)), display=False)
-glue("comparison_recipe", Markdown(report.recipe_sensitivity(table, store, source.data, source.profile)
+glue("comparison_finding", Markdown(sentences.grid_finding(table, pairs, source=source)), display=False)
+glue("comparison_recipe", Markdown(sentences.recipe_sensitivity(table, store, source.data, source.profile)
                                    if source.kind != "phantom" and len(pairs) else
                                    "The recipe question concerns the real-data records; this build shows the phantom."),
      display=False)
@@ -118,7 +118,7 @@ glue("comparison_recipe", Markdown(report.recipe_sensitivity(table, store, sourc
 # %% tags=["remove-input"]
 columns = ["model", "patients", "f1", "study_f1", "dice_central", "fg_iou", "study_mIoU", "precision", "recall"]
 shown = table.rename(columns={"test_patients": "patients"})
-report.table_or_note(shown[[c for c in columns if c in shown]], report.not_recorded("comparison", source))
+page.table_or_note(shown[[c for c in columns if c in shown]], sentences.not_recorded("comparison", source))
 
 # %% tags=["remove-input"]
 if table["trained"].any():
@@ -134,7 +134,7 @@ if table["trained"].any():
 # as one family (`spine.stats.compare_family`; the sentences above come from this table):
 
 # %% tags=["remove-input"]
-report.pairs_table(pairs)
+page.pairs_table(pairs)
 
 # %% [markdown]
 # ### The patient an outcome rests on
@@ -142,14 +142,14 @@ report.pairs_table(pairs)
 # closest comparison's outcome, with every model's prediction on its slices:
 
 # %% tags=["remove-input"]
-focus = report.influential_patient(pairs)
+focus = sentences.influential_patient(pairs)
 drawn = predictions.recorded_patient(table, store, focus[0]) if focus else None
 if drawn is not None:
-    display(Markdown(report.patient_sentence(table, store, *focus)))
+    display(Markdown(sentences.patient_sentence(table, store, *focus)))
     plots.overlay_grid(drawn[0], drawn[2], "binary", titles=drawn[1])
     plt.show()
 else:
-    display(report.note("No single patient changes an outcome here, or no record keeps its predictions."))
+    display(page.note("No single patient changes an outcome here, or no record keeps its predictions."))
 
 # %% [markdown]
 # ### The recipe's patients: a sensitivity analysis
@@ -178,7 +178,7 @@ distances = analysis.distance_units(table, store)
 if len(distances):
     distances = distances.merge(table[["model", "study_hd_px", "study_assd_px"]], on="model").drop(columns="loss")
     distances = distances.drop(columns=[c for c in distances if "mm" in c and distances[c].isna().all()])
-report.table_or_note(distances, report.not_recorded("comparison", source), plots.format_table, 2)
+page.table_or_note(distances, sentences.not_recorded("comparison", source), page.format_table, 2)
 
 # %% [markdown]
 # ## Fig. 5: segmentations of test patients
@@ -197,11 +197,11 @@ elif table["trained"].any() and source.trains:  # records that keep no predictio
     plots.overlay_grid(sample.images, rows, "binary", titles=list(sample.case_ids))
     plt.show()
 else:
-    display(report.note(report.NO_FIGURE))
+    display(page.note(page.NO_FIGURE))
 
 # %% [markdown]
 # %% tags=["remove-cell"]
-glue("paper_profile_note", Markdown(report.paper_profile_note(store, "comparison")), display=False)
+glue("paper_profile_note", Markdown(sentences.paper_profile_note(store, "comparison")), display=False)
 
 # %% [markdown]
 # ## Where we differ from the study, and why

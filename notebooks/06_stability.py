@@ -41,15 +41,15 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from spine import paper, plots, report
+from spine import book_data, page, paper, plots, sentences
 from spine.training import analysis, provenance, studies
 
 # %% [markdown]
 # # Stability across seeds (Table 7)
 
 # %% tags=["remove-input"]
-source = report.study_source(data, profile, store)
-report.data_banner(source)
+source = book_data.resolve(data, profile, store)
+book_data.banner(source)
 
 # %% [markdown]
 # ## Overview
@@ -82,7 +82,7 @@ report.data_banner(source)
 # 0.9394 ± 0.0008 as mean ± SD.
 
 # %% tags=["remove-input"]
-plots.format_counts(paper.table("stability"), 4)
+page.format_counts(paper.table("stability"), 4)
 
 # %% [markdown]
 # Re-computed from the ten rows above (sample SD, ddof = 1), beside the single-run figure of the
@@ -90,7 +90,7 @@ plots.format_counts(paper.table("stability"), 4)
 
 # %% tags=["remove-input"]
 study_position = analysis.headline_vs_stability(metric="fg_iou")
-plots.format_turned(study_position, "source")
+page.format_turned(study_position, "source")
 
 # %% tags=["remove-input"]
 row = study_position.iloc[0]
@@ -113,8 +113,8 @@ display(Markdown(
 
 # %% tags=["remove-input"]
 stability_folds = (0,) if source.kind == "records" else None  # the plan runs the seeds in fold 0
-table = report.study_grid(source, "stability", max_new_runs, folds=stability_folds)
-display(report.table_or_note(provenance.provenance(table, store), report.not_recorded("stability", source)))
+table = book_data.grid_table(source, "stability", max_new_runs, folds=stability_folds)
+display(page.table_or_note(provenance.provenance(table, store), sentences.not_recorded("stability", source)))
 
 # %% [markdown]
 # Our single-run figure is the proposed model of the comparison grid (chapter 5), trained with
@@ -127,11 +127,11 @@ if source.trains:
     studies.study_record("comparison", source.data, source.profile, store, "Proposed", "Dice",
                          train_missing=max_new_runs != 0)
 comparison = studies.study_table("comparison", source.data, source.profile, store, folds=stability_folds)
-display(report.table_or_note(provenance.provenance(comparison[comparison["model"] == "Proposed"], store),
-                             report.not_recorded("comparison", source)))
+display(page.table_or_note(provenance.provenance(comparison[comparison["model"] == "Proposed"], store),
+                           sentences.not_recorded("comparison", source)))
 
 # %% tags=["remove-cell"]
-glue("stability_finding", Markdown(report.stability_sentence(table, comparison, source=source)), display=False)
+glue("stability_finding", Markdown(sentences.stability_sentence(table, comparison, source=source)), display=False)
 
 # %% [markdown]
 # ## What we found
@@ -144,8 +144,8 @@ glue("stability_finding", Markdown(report.stability_sentence(table, comparison, 
 # be compared, not the rows one by one.
 
 # %% tags=["remove-input"]
-report.table_or_note(analysis.beside_study(table[table["trained"]], keys=("seed",)),
-                     report.not_recorded("stability", source), plots.format_counts, 4)
+page.table_or_note(analysis.beside_study(table[table["trained"]], keys=("seed",)),
+                   sentences.not_recorded("stability", source), page.format_counts, 4)
 
 # %% [markdown]
 # Over the seeds, one column per metric: our mean, SD and range, then the study's (`study_`
@@ -154,8 +154,8 @@ report.table_or_note(analysis.beside_study(table[table["trained"]], keys=("seed"
 # set puts on one run, to set beside the SD that the seed alone produces.
 
 # %% tags=["remove-input"]
-report.table_or_note(analysis.stability_summary(table) if table["trained"].sum() > 1 else pd.DataFrame(),
-                     "Fewer than two seeds are recorded: no spread to summarise yet.", plots.format_turned, "metric")
+page.table_or_note(analysis.stability_summary(table) if table["trained"].sum() > 1 else pd.DataFrame(),
+                   "Fewer than two seeds are recorded: no spread to summarise yet.", page.format_turned, "metric")
 
 # %% [markdown]
 # ### Where the single-run figures fall
@@ -164,7 +164,7 @@ report.table_or_note(analysis.stability_summary(table) if table["trained"].sum()
 
 # %% tags=["remove-input"]
 positions = analysis.headline_vs_stability(table, comparison, metric="fg_iou")
-plots.format_turned(positions, "source")
+page.format_turned(positions, "source")
 
 # %% tags=["remove-input"]
 fig, axes = plt.subplots(2, 1, figsize=(8, 3.6))
@@ -187,7 +187,7 @@ fig.tight_layout()
 # runs, so they may be lucky or unlucky too, by an amount the study does not measure):
 
 # %% tags=["remove-input"]
-plots.format_counts(analysis.seed_vs_model_spread(table, comparison, metric="fg_iou"), 4)
+page.format_counts(analysis.seed_vs_model_spread(table, comparison, metric="fg_iou"), 4)
 
 # %% [markdown]
 # ## Where we differ from the study, and why

@@ -41,25 +41,25 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from spine import explain, inference, paper, plots, report
+from spine import book_data, explain, inference, page, paper, plots
 from spine.models import bottleneck_layer_name, decoder_layer_name
 from spine.training import engine, shipped
-from spine.training import store as results
 from spine.training.config import RunConfig
+from spine.training.store import recorded_inputs
 
 # %% [markdown]
 # # Grad-CAM (Fig. 6)
 
 # %% tags=["remove-input"]
-source = report.study_source(data, profile, store)
+source = book_data.resolve(data, profile, store)
 card = inference.model_card("binary")
 # the model's own test patients as the store keeps them, unless a slice folder or the phantom is asked for
-test = None if real_data or source.kind == "phantom" else results.recorded_inputs(RunConfig.from_dict(card["config"]), store)
+test = None if real_data or source.kind == "phantom" else recorded_inputs(RunConfig.from_dict(card["config"]), store)
 images_from = "real slices (records)" if test is not None else "real slices" if real_data else "phantom"
-report.Banner(f"Data: {'the synthetic phantom' if images_from == 'phantom' else images_from}.",
-              f"The shipped binary model (`spine/weights/binary.keras`, run `{card['run_id']}`) explained on "
-              + ("the phantom, data it was not trained on." if images_from == "phantom" else
-                 "its own test patients, which it never saw in training (" + report.SPIDER_CREDIT + ")."))
+book_data.Banner(f"Data: {'the synthetic phantom' if images_from == 'phantom' else images_from}.",
+                 f"The shipped binary model (`spine/weights/binary.keras`, run `{card['run_id']}`) explained on "
+                 + ("the phantom, data it was not trained on." if images_from == "phantom" else
+                    "its own test patients, which it never saw in training (" + book_data.SPIDER_CREDIT + ")."))
 
 # %% [markdown]
 # ## Overview
@@ -96,7 +96,7 @@ report.Banner(f"Data: {'the synthetic phantom' if images_from == 'phantom' else 
 # another, not a re-drawing of the study's Fig. 6 model.
 
 # %% tags=["remove-input"]
-plots.format_table(paper.table("comparison").query("model == 'Proposed'"))
+page.format_table(paper.table("comparison").query("model == 'Proposed'"))
 
 # %% [markdown]
 # ## How we ran it
@@ -106,7 +106,7 @@ plots.format_table(paper.table("comparison").query("model == 'Proposed'"))
 
 # %% tags=["remove-input"]
 model = inference.load_model(task="binary")
-plots.format_table(shipped.card_table(card))
+page.format_table(shipped.card_table(card))
 
 # %% [markdown]
 # The images are the test slices of the card's split: by default those of the model's own test
@@ -121,7 +121,7 @@ if test is not None:  # the committed inputs of the card's run: its own test pat
 else:
     test, own = shipped.shipped_test_images(card, real_data or "phantom")
 _, scored = engine.score(model, test, "binary")
-plots.format_table(pd.DataFrame([{
+page.format_table(pd.DataFrame([{
     "images": images_from, "data": test.data_id, "test images": len(test),
     "the model's own test patients": "yes" if own else "no", "recorded test dice": card["test"]["dice"],
     "dice on these images": scored["per_image"]["dice"]}]))
@@ -193,7 +193,7 @@ plt.show()
 
 # %% tags=["remove-input"]
 sanity = explain.gradcam_sanity(maps, reference)
-plots.format_counts(sanity, 3)
+page.format_counts(sanity, 3)
 
 # %% tags=["remove-cell"]
 decoder = sanity.iloc[-1]

@@ -41,15 +41,15 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from spine import paper, plots, report
+from spine import book_data, page, paper, plots, sentences
 from spine.training import analysis, comparisons, engine, predictions, provenance
 
 # %% [markdown]
 # # Multiclass segmentation (Table 9, Fig. 7)
 
 # %% tags=["remove-input"]
-source = report.study_source(data, profile, store)
-report.data_banner(source)
+source = book_data.resolve(data, profile, store)
+book_data.banner(source)
 
 # %% [markdown]
 # ## Overview
@@ -82,7 +82,7 @@ report.data_banner(source)
 # classes (with or without the background, per class or over all pixels).
 
 # %% tags=["remove-input"]
-plots.format_table(paper.table("multiclass"))
+page.format_table(paper.table("multiclass"))
 
 # %% [markdown]
 # ## How we ran it
@@ -91,16 +91,16 @@ plots.format_table(paper.table("multiclass"))
 # behind every figure below:
 
 # %% tags=["remove-input"]
-table = report.study_grid(source, "multiclass", max_new_runs, folds=(0,) if source.kind == "records" else None)
-display(report.table_or_note(provenance.provenance(table, store), report.not_recorded("4-class", source)))
+table = book_data.grid_table(source, "multiclass", max_new_runs, folds=(0,) if source.kind == "records" else None)
+display(page.table_or_note(provenance.provenance(table, store), sentences.not_recorded("4-class", source)))
 
 # %% tags=["remove-cell"]
 cce_dice = table[table["loss"] == "CCE-Dice"].reset_index(drop=True)
 cce_pairs = comparisons.paired_comparisons(cce_dice, store)
-glue("multiclass_headline", Markdown(report.pair_sentence(cce_dice, cce_pairs, "Proposed", "U-Net", grid="4-class",
-                                                          source=source)), display=False)
-glue("multiclass_finding", Markdown(report.grid_finding(cce_dice, cce_pairs, grid="4-class (CCE-Dice)",
-                                                        source=source)), display=False)
+glue("multiclass_headline", Markdown(sentences.pair_sentence(cce_dice, cce_pairs, "Proposed", "U-Net", grid="4-class",
+                                                             source=source)), display=False)
+glue("multiclass_finding", Markdown(sentences.grid_finding(cce_dice, cce_pairs, grid="4-class (CCE-Dice)",
+                                                           source=source)), display=False)
 
 # %% [markdown]
 # ## What we found
@@ -115,8 +115,8 @@ glue("multiclass_finding", Markdown(report.grid_finding(cce_dice, cce_pairs, gri
 # figure and our 95 % interval.
 
 # %% tags=["remove-input"]
-report.table_or_note(analysis.beside_study(cce_dice[cce_dice["trained"]], keys=("model",)),
-                     report.not_recorded("4-class", source))
+page.table_or_note(analysis.beside_study(cce_dice[cce_dice["trained"]], keys=("model",)),
+                   sentences.not_recorded("4-class", source))
 
 # %% [markdown]
 # The other figures of Table 9; `miou` averages the background's IoU in with the three
@@ -125,8 +125,8 @@ report.table_or_note(analysis.beside_study(cce_dice[cce_dice["trained"]], keys=(
 # %% tags=["remove-input"]
 for columns in (["model", "miou", "study_mIoU", "accuracy", "study_accuracy"],
                 ["model", "precision", "study_precision", "recall", "study_recall"]):  # two tables: one is too wide
-    display(report.table_or_note(cce_dice.loc[cce_dice["trained"], [c for c in columns if c in cce_dice]],
-                                 report.not_recorded("4-class", source)))
+    display(page.table_or_note(cce_dice.loc[cce_dice["trained"], [c for c in columns if c in cce_dice]],
+                               sentences.not_recorded("4-class", source)))
 
 # %% tags=["remove-input"]
 if cce_dice["trained"].any():
@@ -141,8 +141,8 @@ if cce_dice["trained"].any():
 # trained only the last column):
 
 # %% tags=["remove-input"]
-report.table_or_note(analysis.loss_grid(table, "f1") if table["trained"].any() else pd.DataFrame(),
-                     report.not_recorded("4-class", source))
+page.table_or_note(analysis.loss_grid(table, "f1") if table["trained"].any() else pd.DataFrame(),
+                   sentences.not_recorded("4-class", source))
 
 # %% [markdown]
 # ### Structure by structure
@@ -154,7 +154,7 @@ scores = analysis.structure_scores(table, store)
 done = scores[scores["trained"]].drop(columns="trained")
 done = done.assign(**{c: done[c].map(lambda ci: f"{ci[0]:.3f}–{ci[1]:.3f}") for c in done if c.endswith("_ci")})
 for kind in ("dice_", "iou_"):  # two tables: one is too wide for the page
-    display(report.table_or_note(done[["model", "loss", *[c for c in done if c.startswith(kind)]]], report.NO_RUNS))
+    display(page.table_or_note(done[["model", "loss", *[c for c in done if c.startswith(kind)]]], page.NO_RUNS))
 
 # %% tags=["remove-input"]
 if scores["trained"].any():
@@ -180,7 +180,7 @@ elif shown["trained"].any() and source.trains:
     plots.overlay_grid(sample.images, rows, "multiclass", titles=list(sample.case_ids))
     plt.show()
 else:
-    display(report.note(report.NO_FIGURE))
+    display(page.note(page.NO_FIGURE))
 
 # %% [markdown]
 # ## Where we differ from the study, and why

@@ -44,10 +44,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from spine import evaluation, inference, paper, plots, report
+from spine import book_data, evaluation, inference, page, paper, plots, sentences
 from spine.data import overview, spider
 from spine.training import analysis, comparisons, engine, provenance, shipped, studies
-from spine.training import store as results
+from spine.training.store import recorded_source
 
 REAL_PROFILE = "cpu"  # the profile of the real-data runs (trained by a separate, long job)
 REAL_BUDGET_HOURS = 8  # the machine time the real-data study may take (issue 11)
@@ -58,11 +58,11 @@ SPIDER_MASKS = Path(os.environ.get("SPINE_SHARED_DATA", "../../shared/data")) / 
 # # Beyond the study
 
 # %% tags=["remove-input"]
-source = report.study_source(data, profile, store)
+source = book_data.resolve(data, profile, store)
 # the real-data section: the slice folder if given, else the store's real-data records (no data needed)
-real_source = real_data or results.recorded_source(store, REAL_PROFILE)
-report.data_banner(source, executes="The whole-volume segmentation executes on a phantom volume"
-                   + (" with the shipped binary model." if not source.trains else " with this build's proposed model."))
+real_source = real_data or recorded_source(store, REAL_PROFILE)
+book_data.banner(source, executes="The whole-volume segmentation executes on a phantom volume"
+                 + (" with the shipped binary model." if not source.trains else " with this build's proposed model."))
 
 # %% [markdown]
 # ## Overview
@@ -98,7 +98,7 @@ report.data_banner(source, executes="The whole-volume segmentation executes on a
 # 128 x 128 grid for the proposed model only.
 
 # %% tags=["remove-input"]
-plots.format_table(paper.table("comparison"))
+page.format_table(paper.table("comparison"))
 
 # %% [markdown]
 # ## How we ran it
@@ -130,10 +130,10 @@ plots.format_table(paper.table("comparison"))
 
 # %% tags=["remove-input"]
 if real_data:
-    display(plots.format_counts(analysis.fold_overview(real_data, REAL_PROFILE), 1))
+    display(page.format_counts(analysis.fold_overview(real_data, REAL_PROFILE), 1))
 else:
-    display(report.note("That table needs the slice folder itself (real_data); the records keep the fold manifest "
-                        "(`results/folds/`, its patients per fold in chapter 1) and each fold's test inputs."))
+    display(page.note("That table needs the slice folder itself (real_data); the records keep the fold manifest "
+                      "(`results/folds/`, its patients per fold in chapter 1) and each fold's test inputs."))
 
 # %% [markdown]
 # The plan and its cost are written before the runs: every grid's runs in the order they go (a
@@ -143,9 +143,9 @@ else:
 # %% tags=["remove-input"]
 if real_source:
     plan = provenance.plan_budget(real_source, REAL_PROFILE, store)
-    display(plots.format_counts(plan, 1))
+    display(page.format_counts(plan, 1))
     hours = plan.loc[plan["grid"] == "all", "hours"].iloc[0]
-    display(Markdown(report.budget_note(hours, REAL_BUDGET_HOURS) if pd.notna(hours) else
+    display(Markdown(sentences.budget_note(hours, REAL_BUDGET_HOURS) if pd.notna(hours) else
                      "*No run of the plan is recorded yet, so its cost is not known from this machine.*"))
 
 # %% [markdown]
@@ -153,7 +153,7 @@ if real_source:
 
 # %% tags=["remove-input"]
 if real_source:
-    display(plots.format_counts(provenance.coverage(real_source, REAL_PROFILE, store)))
+    display(page.format_counts(provenance.coverage(real_source, REAL_PROFILE, store)))
     real = {name: studies.study_table(name, real_source, REAL_PROFILE, store)
             for name in ("comparison", "ablation", "augmentation", "multiclass")}
     display(Markdown(f"Data: `{real['comparison']['data_id'].iloc[0]}`, profile `{REAL_PROFILE}`, "
@@ -173,11 +173,11 @@ else:
 # %% tags=["remove-input"]
 if real is not None and real["comparison"]["trained"].any():
     done = real["comparison"][real["comparison"]["trained"]]
-    section = report.grid_section(done, store, keys=("model",), title="Real SPIDER slices: F1 (Dice) with 95% CI")
-    display(plots.format_counts(done[["model", "folds", "run_ids", "test_patients", "test_images", "dice",
-                                      "dice_central", "hd95", "assd"]]
-                                .assign(folds=lambda t: t["run_ids"].map(len).astype(str) + " of " + t["folds"].astype(str))
-                                .drop(columns="run_ids"), 4))
+    section = page.grid_section(done, store, keys=("model",), title="Real SPIDER slices: F1 (Dice) with 95% CI")
+    display(page.format_counts(done[["model", "folds", "run_ids", "test_patients", "test_images", "dice",
+                                     "dice_central", "hd95", "assd"]]
+                               .assign(folds=lambda t: t["run_ids"].map(len).astype(str) + " of " + t["folds"].astype(str))
+                               .drop(columns="run_ids"), 4))
 elif real is not None:
     display(Markdown("*No comparison run is recorded on the real slices yet.*"))
 
@@ -190,7 +190,7 @@ elif real is not None:
 # %% tags=["remove-input"]
 if real is not None:
     tasks = {"binary": real["comparison"], "multiclass": real["multiclass"]}
-    display(plots.format_table(analysis.target_check(tasks, loss={"multiclass": "CCE-Dice"}), 4))
+    display(page.format_table(analysis.target_check(tasks, loss={"multiclass": "CCE-Dice"}), 4))
 
 # %% [markdown]
 # #### Ablation, augmentation and 4 classes on real slices
@@ -206,13 +206,13 @@ if real is not None:
         if len(done) > 1:
             shown += 1
             display(Markdown(f"**{name.capitalize()}** (real slices)"))
-            section = report.grid_section(done, store, title=f"{name}: F1 (Dice) with 95% CI")
+            section = page.grid_section(done, store, title=f"{name}: F1 (Dice) with 95% CI")
     multiclass = real["multiclass"][real["multiclass"]["trained"]]
     if len(multiclass):
         shown += 1
         display(Markdown("**4 classes** (real slices): Dice per structure, with 95 % intervals"))
         scores = analysis.structure_scores(multiclass, store)
-        display(plots.format_table(scores.drop(columns=[c for c in scores if c.endswith("_ci")]), 4))
+        display(page.format_table(scores.drop(columns=[c for c in scores if c.endswith("_ci")]), 4))
         plots.structure_bars(scores, "dice", title="Real slices: Dice per structure (95% CI)")
         plt.show()
     if not shown:
@@ -232,7 +232,7 @@ if real is not None:
 cards, behind = shipped.shipped_runs(store)
 if cards:
     if behind:  # the records behind the cards, when this build's store has them
-        display(plots.format_counts(analysis.run_summaries(behind), 4))
+        display(page.format_counts(analysis.run_summaries(behind), 4))
     display(Markdown("Chosen on: " + "; ".join(f"`{task}.keras`: {card['selected_on']}" for task, card in cards.items())))
 else:
     display(Markdown("*No model is shipped with this version of spine.*"))
@@ -264,8 +264,8 @@ if volume_model is not None:
     check = evaluation.phantom_volume_check(volume_model, VOLUME_CASE, tempfile.mkdtemp(prefix="spine-volume-"))
     volume, segmentation, scores = check["volume"], check["segmentation"], check["scores"]
     display(Markdown(f"Model: {described}. The input file and the file written:"))
-    display(plots.format_table(overview.geometry_table({check["source"].name: volume,
-                                                        f"out/{check['output'].name}": segmentation})))
+    display(page.format_table(overview.geometry_table({check["source"].name: volume,
+                                                       f"out/{check['output'].name}": segmentation})))
 else:
     display(Markdown("*The proposed model is not in the store and this build may not train it.*"))
 
@@ -279,7 +279,7 @@ if volume_model is not None:
     plots.volume_slices(volume, segmentation, check["reference"], "binary", count=3)
     plt.show()
     keys = ["dice", "iou", "precision", "recall", "hd_mm", "hd95_mm", "assd_mm"]
-    display(plots.format_table(pd.DataFrame([{k: scores[k] for k in keys}]), 3))
+    display(page.format_table(pd.DataFrame([{k: scores[k] for k in keys}]), 3))
     display(Markdown(f"{scores['voxels_predicted']:,} voxels predicted as foreground, "
                      f"{scores['voxels_reference']:,} in the reference, of {volume.GetNumberOfPixels():,}."))
 
@@ -293,7 +293,7 @@ grid_folds = (0,) if source.kind == "records" else None  # the plan's stability 
 stability = studies.study_table("stability", source.data, source.profile, store, folds=grid_folds)
 comparison = studies.study_table("comparison", source.data, source.profile, store, folds=grid_folds)
 comparison_all = studies.study_table("comparison", source.data, source.profile, store)  # every recorded fold
-plots.format_turned(analysis.headline_vs_stability(stability, comparison, metric="fg_iou"), "source")
+page.format_turned(analysis.headline_vs_stability(stability, comparison, metric="fg_iou"), "source")
 
 # %% [markdown]
 # ### Choosing the loss on validation, not on test
@@ -304,11 +304,11 @@ plots.format_turned(analysis.headline_vs_stability(stability, comparison, metric
 # test set flatters the result.
 
 # %% tags=["remove-input"]
-losses = report.study_grid(source, "loss", max_new_runs, folds=grid_folds)
-display(report.table_or_note(provenance.provenance(losses, store), report.not_recorded("loss", source)))
+losses = book_data.grid_table(source, "loss", max_new_runs, folds=grid_folds)
+display(page.table_or_note(provenance.provenance(losses, store), sentences.not_recorded("loss", source)))
 selection = analysis.selection_table(losses, store)
-display(report.table_or_note(selection[selection["trained"] > 0], report.not_recorded("loss", source),
-                             plots.format_counts, 4))
+display(page.table_or_note(selection[selection["trained"] > 0], sentences.not_recorded("loss", source),
+                           page.format_counts, 4))
 
 # %% [markdown]
 # ### Are the differences significant?
@@ -319,17 +319,17 @@ display(report.table_or_note(selection[selection["trained"] > 0], report.not_rec
 
 # %% tags=["remove-input"]
 paired = comparisons.paired_comparisons(comparison_all, store)
-display(report.pairs_table(paired, "No paired comparison yet: it needs the proposed model and at least one other in "
+display(page.pairs_table(paired, "No paired comparison yet: it needs the proposed model and at least one other in "
                                    "the store."))
 if len(paired) and source.kind != "phantom":
-    display(Markdown(report.recipe_sensitivity(comparison_all, store, source.data, source.profile)))
+    display(Markdown(sentences.recipe_sensitivity(comparison_all, store, source.data, source.profile)))
 
 # %% [markdown]
 # The same question for seeds: the gap between the best two models of a comparison, measured in
 # the seed-to-seed SD of the stability study (below about 2, a different seed could swap them):
 
 # %% tags=["remove-input"]
-plots.format_counts(analysis.seed_vs_model_spread(stability, comparison, metric="fg_iou"), 4)
+page.format_counts(analysis.seed_vs_model_spread(stability, comparison, metric="fg_iou"), 4)
 
 # %% [markdown]
 # ### Boundary errors in millimetres
@@ -339,8 +339,8 @@ plots.format_counts(analysis.seed_vs_model_spread(stability, comparison, metric=
 # the range of pixel sizes over the test images:
 
 # %% tags=["remove-input"]
-report.table_or_note(analysis.distance_units(comparison_all, store), report.not_recorded("comparison", source),
-                     plots.format_table, 2)
+page.table_or_note(analysis.distance_units(comparison_all, store), sentences.not_recorded("comparison", source),
+                   page.format_table, 2)
 
 # %% [markdown]
 # What the study's own HD and ASSD (Table 6, in pixels) mean in millimetres, over the pixel sizes
@@ -354,8 +354,8 @@ if SPIDER_MASKS.is_dir():
     display(Markdown(f"{len(sizes)} SPIDER T1 series; one pixel at 128 x 128 is "
                      f"{sizes[['mm per pixel (rows)', 'mm per pixel (columns)']].min().min():.2f} to "
                      f"{sizes[['mm per pixel (rows)', 'mm per pixel (columns)']].max().max():.2f} mm."))
-    display(plots.format_table(spider.pixels_in_mm({"HD (the study, Table 6)": study["hd_px"],
-                                                    "ASSD (the study, Table 6)": study["assd_px"]}, sizes), 2))
+    display(page.format_table(spider.pixels_in_mm({"HD (the study, Table 6)": study["hd_px"],
+                                                   "ASSD (the study, Table 6)": study["assd_px"]}, sizes), 2))
 else:
     display(Markdown(f"*The SPIDER masks with their original geometry are not at `{SPIDER_MASKS}`: "
                      "the conversion of the study's figures is left out.*"))

@@ -43,17 +43,17 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from spine import performance, plots, report
+from spine import benchmark_tables, book_data, page, plots
 
 folder = Path(measurements)
-tables = performance.read_tables(folder)
-machine, peak = performance.machine(tables)
+tables = benchmark_tables.read_tables(folder)
+machine, peak = benchmark_tables.machine(tables)
 
 
 def show(name: str, digits: int = 2):
     """A measured table without its machine column, or a note that it was not measured."""
     if name in tables:
-        display(plots.format_counts(tables[name].drop(columns="machine", errors="ignore"), digits))
+        display(page.format_counts(tables[name].drop(columns="machine", errors="ignore"), digits))
     else:
         display(Markdown(f"*`{name}.csv` is not in `{folder}`: run `python benchmarks/performance.py`.*"))
 
@@ -62,7 +62,7 @@ def show(name: str, digits: int = 2):
 # # Performance on a laptop-class CPU
 
 # %% tags=["remove-input"]
-report.Banner("Data: the benchmark tables.", "Measurements read from `benchmarks/results/`, each with the machine it was made on; nothing is measured while the book is built.")
+book_data.Banner("Data: the benchmark tables.", "Measurements read from `benchmarks/results/`, each with the machine it was made on; nothing is measured while the book is built.")
 
 # %% [markdown]
 # ## Overview
@@ -122,7 +122,7 @@ show("training")
 if "training" in tables:
     plots.throughput_bars(tables["training"], peak)
     plt.show()
-    s = performance.width_speedup(tables["training"])
+    s = benchmark_tables.width_speedup(tables["training"])
     display(Markdown(f"From the study's setting (width {s['study_width']}, batch {s['study_batch']}) to the "
                      f"`cpu` profile's (width {s['reduced_width']}, batch {s['reduced_batch']}), training "
                      f"is {s['speedup_min']:.1f}x to {s['speedup_max']:.1f}x faster across the models (batch size barely "
@@ -162,7 +162,7 @@ show("epoch_stalls_before", 3)
 
 # %% tags=["remove-input"]
 if "epoch_stalls_before" in tables:
-    stalls = performance.stall_summary(tables["epoch_stalls_before"])
+    stalls = benchmark_tables.stall_summary(tables["epoch_stalls_before"])
     display(Markdown(f"The steps of every epoch add up to about the same time (median step {stalls['median_step_s']:.2f} s); "
                      f"the slow epochs are slow **after** their last step: {stalls['slow_epochs']} of "
                      f"{stalls['epochs']} epochs took {stalls['slow_wall_s']:.1f} s against {stalls['fast_wall_s']:.1f} s, "
@@ -184,7 +184,7 @@ if "epoch_stalls_before" in tables:
 # %% tags=["remove-input"]
 show("inference")
 if "inference" in tables:
-    best, verdict = performance.inference_verdict(tables["inference"], TARGET_SLICES_PER_S)
+    best, verdict = benchmark_tables.inference_verdict(tables["inference"], TARGET_SLICES_PER_S)
     display(Markdown(f"Best rate (batch 1 or 16): {', '.join(f'{task} {rate:.0f}' for task, rate in best.items())} slices/s; the "
                      f"shipped models {verdict} the target of {TARGET_SLICES_PER_S} slices/s."))
 
@@ -205,7 +205,7 @@ show("recipe", 4)
 
 # %% tags=["remove-input"]
 if "recipe" in tables:
-    recipe = performance.recipe_summary(tables["recipe"])
+    recipe = benchmark_tables.recipe_summary(tables["recipe"])
     display(Markdown(recipe))
 
 # %% [markdown]

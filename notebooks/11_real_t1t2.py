@@ -44,7 +44,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from spine import body_figures, inference, plots, report
+from spine import body_figures, book_data, inference, page
 from spine.training import bodies_study
 
 PREVIOUS = bodies_study.SHIPPED_BEFORE  # the runs shipped before the body volumes were used: the baseline
@@ -60,12 +60,12 @@ tables = {task: bodies_study.runs_table(store, task) for task in ("multiclass", 
 # # Real T1 and T2 volumes
 
 # %% tags=["remove-input"]
-report.Banner("Data: the records' body checks.",
-              "Real T1 FSE, TIRM, T2 SE and T2 TSE volumes with their vertebral bodies labelled (Zukic et al., "
-              "Computer Graphics Forum 33, 2014; Chu et al., PLoS ONE 10(11): e0143327, 2015; re-sampled by "
-              "JonathanRamos/fastcleverseg), beside SPIDER's T2-SPACE slices (van der Graaf et al., 2024, CC BY 4.0). "
-              "Tables come from the scores stored in `results/`; the overlays are drawn only where the volumes are "
-              "beside the checkout. Profile `cpu`, fold 0, seed 0.")
+book_data.Banner("Data: the records' body checks.",
+                 "Real T1 FSE, TIRM, T2 SE and T2 TSE volumes with their vertebral bodies labelled (Zukic et al., "
+                 "Computer Graphics Forum 33, 2014; Chu et al., PLoS ONE 10(11): e0143327, 2015; re-sampled by "
+                 "JonathanRamos/fastcleverseg), beside SPIDER's T2-SPACE slices (van der Graaf et al., 2024, CC BY 4.0). "
+                 "Tables come from the scores stored in `results/`; the overlays are drawn only where the volumes are "
+                 "beside the checkout. Profile `cpu`, fold 0, seed 0.")
 
 # %% [markdown]
 # ## Overview
@@ -135,7 +135,7 @@ report.Banner("Data: the records' body checks.",
 # ### 4 classes
 
 # %% tags=["remove-input"]
-report.table_or_note(tables["multiclass"], "No 4-class run has a body check in this store yet.", lambda t: plots.format_counts(bodies_study.runs_view(t), 3))
+page.table_or_note(tables["multiclass"], "No 4-class run has a body check in this store yet.", lambda t: page.format_counts(bodies_study.runs_view(t), 3))
 
 # %% tags=["remove-input"]
 display(Markdown(bodies_study.finding(tables["multiclass"], PREVIOUS["multiclass"], "multiclass",
@@ -146,8 +146,8 @@ display(Markdown(bodies_study.finding(tables["multiclass"], PREVIOUS["multiclass
 
 # %% tags=["remove-input"]
 compared = [PREVIOUS["multiclass"], *[r for r in tables["multiclass"]["run"] if r != PREVIOUS["multiclass"]]]
-report.table_or_note(bodies_study.exams_table(store, compared), "No body check recorded.",
-                     lambda t: plots.format_counts(t, 3))
+page.table_or_note(bodies_study.exams_table(store, compared), "No body check recorded.",
+                   lambda t: page.format_counts(t, 3))
 
 # %% [markdown]
 # ### Where the models fail: by distance from the mid-line
@@ -190,7 +190,7 @@ else:
 # ### 2 classes
 
 # %% tags=["remove-input"]
-report.table_or_note(tables["binary"], "No binary run has a body check in this store yet.", lambda t: plots.format_counts(bodies_study.runs_view(t), 3))
+page.table_or_note(tables["binary"], "No binary run has a body check in this store yet.", lambda t: page.format_counts(bodies_study.runs_view(t), 3))
 
 # %% tags=["remove-input"]
 display(Markdown(bodies_study.finding(tables["binary"], PREVIOUS["binary"], "binary",
@@ -207,9 +207,9 @@ display(Markdown(bodies_study.finding(tables["binary"], PREVIOUS["binary"], "bin
 
 # %% tags=["remove-input"]
 level_runs = {"shipped before": PREVIOUS["multiclass"], "shipped now": shipped.get("multiclass")}
-report.table_or_note(bodies_study.level_order_table(store, {k: v for k, v in level_runs.items() if v}),
-                     "No stored transfer check of these runs has the level order yet (`spine transfer RUN --check FOLDER`).",
-                     lambda t: plots.format_counts(t, 3))
+page.table_or_note(bodies_study.level_order_table(store, {k: v for k, v in level_runs.items() if v}),
+                   "No stored transfer check of these runs has the level order yet (`spine transfer RUN --check FOLDER`).",
+                   lambda t: page.format_counts(t, 3))
 
 # %% [markdown]
 # ### Input size, ensembles and flips

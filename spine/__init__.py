@@ -17,8 +17,10 @@ Modules, one idea each:
                      the analyses of their records (``analysis``)
 - ``spine.inference`` segmenting files in their native geometry (``spine predict``)
 - ``spine.explain``  Seg-Grad-CAM and its sanity checks
-- ``spine.plots``    the book's figures and table formatting; ``spine.report`` a grid beside the
-                     study; ``spine.performance`` the benchmark tables
+- ``spine.plots``    the book's figures; ``spine.page`` how a chapter shows tables and a grid
+                     beside the study; ``spine.sentences`` what the book and README say in words;
+                     ``spine.book_data`` which data a chapter shows (``spine book --data``);
+                     ``spine.benchmark_tables`` the benchmarks' tables, read
 - ``spine.paper``    the study's reported tables
 - ``spine.book``     executing the chapters and rendering the book (``spine book``)
 - ``spine.colab``    what each chapter's first cell calls on Colab

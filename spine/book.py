@@ -10,7 +10,7 @@ Which data: by default (``data="recorded"``) the study's chapters show the real-
 committed in the store and train nothing (what must execute, the data pipeline and whole-volume
 inference, runs on the phantom); ``data="phantom"`` re-executes the study on the phantom, training
 what the store lacks (at most ``max_new_runs`` per chapter); a data folder reads and fills its
-records. Every page says which in its first line (``spine.report.data_banner``).
+records. Every page says which in its first line (``spine.book_data.banner``).
 
 What a person sees: a progress line per chapter and the path of the log (``_build/book.log``),
 where the kernels' and libraries' output goes; the chapters' outputs carry none of it.
@@ -114,7 +114,7 @@ def _remove_injected_parameters(notebook: Path) -> None:
 def default_profile(data) -> str:
     """The profile a book on ``data`` uses unless told: ``book`` on the phantom, else the real-data
     records' (``cpu``)."""
-    from spine.report import RECORDS_PROFILE
+    from spine.book_data import RECORDS_PROFILE
 
     return "book" if str(data).startswith("phantom") else RECORDS_PROFILE
 

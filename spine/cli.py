@@ -311,11 +311,19 @@ def _common() -> argparse.ArgumentParser:
 
 
 def _settings_args(parser, profile_default="cpu") -> None:
-    parser.add_argument("--data", default="phantom", help=DATA_HELP)
+    _data_arg(parser)
     _profile_arg(parser, profile_default)
     parser.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
                         help="override a profile field, e.g. --set epochs=3 (repeatable)")
-    parser.add_argument("--store", default="results", help=STORE_HELP)
+    _store_arg(parser)
+
+
+def _data_arg(parser) -> None:
+    parser.add_argument("--data", default="phantom", help=DATA_HELP)
+
+
+def _store_arg(parser, text: str = STORE_HELP) -> None:
+    parser.add_argument("--store", default="results", help=text)
 
 
 def _profile_arg(parser, default) -> None:
@@ -353,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     data = command("data", _cmd_data, "prepare a data source and summarise it", tensorflow=False)
-    data.add_argument("--data", default="phantom", help=DATA_HELP)
+    _data_arg(data)
     data.add_argument("--sequence", default="t1", type=_one_of(_sequences),
                       help="the SPIDER sequence: t1 (default, the study's), t2 or t2_SPACE")
     data.add_argument("--size", type=_number(int, 16, 1024), default=128,
@@ -446,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     exported.add_argument("task", choices=TASKS)
     exported.add_argument("--data", required=True, help="the data source of the candidate runs")
     _profile_arg(exported, "cpu")
-    exported.add_argument("--store", default="results", help=STORE_HELP)
+    _store_arg(exported)
     exported.add_argument("--out", required=True,
                           help="output folder (the shipped models: spine/weights of a source checkout)")
     exported.add_argument("--overwrite", action="store_true", help="replace an existing model file")
@@ -483,8 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "(the study re-executed on the phantom), or a data folder (its records, filled)")
     book.add_argument("--profile", type=_one_of(_profile_names),
                       help="the chapters' profile (default: book on the phantom, else cpu)")
-    book.add_argument("--store", default="results",
-                      help="the results store the chapters read and fill (default: the committed records)")
+    _store_arg(book, "the results store the chapters read and fill (default: the committed records)")
     book.add_argument("--max-new-runs", type=_number(int, -1), default=1,
                       help="train at most this many missing runs per chapter (default 1, so a build "
                            "from committed records stays within minutes; -1: all; never with --data recorded)")

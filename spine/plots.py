@@ -1,11 +1,10 @@
-"""Figures and table formatting for the book, with one look throughout: the same colour for
-each structure, masks drawn over the MRI, the study's figures beside ours, tables as pandas
-Stylers with fixed decimals and the study's columns in grey.
+"""The book's figures, with one look throughout: the same colour for each structure, masks drawn
+over the MRI, the study's figures beside ours.
 
-Functions here draw or format what they are given; the tables they draw come from
-``spine.data.overview`` (data summaries), ``spine.models.report`` (the architecture tables),
-``spine.training.analysis`` (analyses of the study grids), ``spine.explain`` (Grad-CAM) and
-``spine.training.studies`` (the grids).
+Functions here draw what they are given; the tables they draw come from ``spine.data.overview``
+(data summaries), ``spine.models.report`` (the architecture tables), ``spine.training.analysis``
+(analyses of the study grids), ``spine.explain`` (Grad-CAM) and ``spine.training.studies`` (the
+grids). The tables themselves are shown in the book's look by :mod:`spine.page`.
 """
 
 from __future__ import annotations
@@ -85,59 +84,6 @@ def ours_vs_study(table: pd.DataFrame, metric: str, study_metric: str, label: st
     if title:
         ax.set_title(title)
     return ax
-
-
-# --------------------------------------------------------------------------- tables
-
-
-def format_table(table: pd.DataFrame, digits: int = 4):
-    """A pandas Styler with fixed decimals (none for whole-number columns such as seeds or
-    counts, even when a missing value made them float) and the study's columns in grey."""
-    formats = {}
-    for column in table.select_dtypes("number").columns:
-        values = table[column].dropna()
-        whole = len(values) > 0 and bool(np.all(np.mod(values, 1) == 0))
-        formats[column] = "{:.0f}" if whole else f"{{:.{digits}f}}"
-    return _styled(table, formats)
-
-
-def _styled(table: pd.DataFrame, formats: dict):
-    """The book's table look: ``formats`` per column, missing values as "–", no index, the study's
-    columns in grey."""
-    styler = table.style.format(formats, na_rep="–").hide(axis="index")
-    styler = styler.format_index(lambda label: str(label).replace("_", "_<wbr>"), axis="columns")  # may wrap there
-    study = [c for c in table.columns if str(c).startswith("study")]
-    return styler.set_properties(subset=study, color="#666666") if study else styler
-
-
-def format_counts(table: pd.DataFrame, digits: int = 2):
-    """Like :func:`format_table` for counts: integer columns with thousands separators, other numbers
-    with ``digits`` decimals, missing values as "–", the study's columns in grey."""
-    formats = {column: "{:,.0f}" if pd.api.types.is_integer_dtype(table[column]) else f"{{:,.{digits}f}}"
-               for column in table.select_dtypes("number").columns}
-    return _styled(table, formats)
-
-
-def format_turned(table: pd.DataFrame, index: str, digits: int = 4):
-    """A table of few rows and many columns turned to fit the page: one column per row of ``table``
-    (headed by its ``index`` value), one row per other column (the study's rows in grey); a column
-    of whole numbers without decimals, other numbers with ``digits``, tuples (intervals) element by
-    element, missing values as "–"."""
-    def cell(value, whole: bool) -> str:
-        if isinstance(value, tuple):
-            return "(" + ", ".join(cell(v, False) for v in value) + ")"
-        if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-            return "–" if np.isnan(value) else f"{value:,.0f}" if whole else f"{value:,.{digits}f}"
-        return str(value)
-
-    def shown(column: pd.Series) -> pd.Series:
-        numbers = pd.to_numeric(column, errors="coerce").dropna() if column.dtype != object else pd.Series(dtype=float)
-        whole = len(numbers) > 0 and bool(np.all(np.mod(numbers, 1) == 0))
-        return column.map(lambda value: cell(value, whole))
-
-    turned = table.set_index(index).apply(shown).T.rename_axis("").reset_index()
-    study = turned.index[turned[""].astype(str).str.startswith("study")]
-    return _styled(turned, {}).set_properties(subset=pd.IndexSlice[study, :], color="#666666")
 
 
 # --------------------------------------------------------------------------- chapter 1: data

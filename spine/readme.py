@@ -2,7 +2,7 @@
 the benchmarks, computed from the records in ``results/``, the models' cards and the tables in
 ``benchmarks/results/`` (nothing in them is typed by hand). :func:`update_readme` rewrites the part
 of the README between :data:`README_BEGIN` and :data:`README_END`; ``tests/test_readme.py`` fails
-when it is stale. The sentences that compare models are :mod:`spine.report`'s.
+when it is stale. The sentences that compare models are :mod:`spine.sentences`'s.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from spine import level_thresholds, report
+from spine import benchmark_tables, level_thresholds, sentences
 from spine.training import bodies_study, comparisons, provenance, shipped, studies
 from spine.training.config import augment_name
 
@@ -23,8 +23,6 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
     """The README's figures, as Markdown, computed from the records in ``store`` (the real-data
     study on ``real_data`` at ``profile``), the shipped models' cards and the benchmark tables in
     ``measurements``: nothing in it is typed by hand."""
-    from spine import performance
-
     lines = ["#### The real-data study (generated from `results/`)", ""]
     plan = provenance.plan_budget(real_data, profile, store)
     total = plan.set_index("grid").loc["all"]
@@ -43,20 +41,20 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
                   f"({slices} central slices each), 95 % BCa intervals over patients; the central slice alone is the "
                   "study's view; the paired difference is the proposed network's Dice minus the row's, with the "
                   f"sign-flip p of that mean difference Holm-adjusted over the {len(pairs)} comparisons (Wilcoxon's p beside it) "
-                  f"and the verdict ({report.verdict_rule()}):", "",
+                  f"and the verdict ({sentences.verdict_rule()}):", "",
                   "| model | folds | patients | Dice (95 % CI) | central-slice Dice | Proposed - model (95 % CI) | "
                   "sign-flip p, Holm (Wilcoxon p) | verdict |", "|---|---|---|---|---|---|---|---|"]
         for row in done.itertuples():
             key = f"Proposed - {row.model}"
             pair = pairs.loc[key] if key in pairs.index else None
             paired = ("– | – | –" if pair is None else
-                      f"{report.signed(pair['mean Δdice'])} ({report.signed(pair['95% CI'][0])} to {report.signed(pair['95% CI'][1])}) | "
+                      f"{sentences.signed(pair['mean Δdice'])} ({sentences.signed(pair['95% CI'][0])} to {sentences.signed(pair['95% CI'][1])}) | "
                       f"{pair['Holm p']:.2g} ({pair['Wilcoxon p']:.2g}) | {pair['verdict']}"
-                      + (f" (without patient {pair['influential']}: {report.signed(pair['without it (Δ, CI, Holm p)'][0])}, "
+                      + (f" (without patient {pair['influential']}: {sentences.signed(pair['without it (Δ, CI, Holm p)'][0])}, "
                          f"Holm p = {pair['without it (Δ, CI, Holm p)'][3]:.2g})" if pair["influential"] else ""))
             lines.append(f"| {row.model} | {len(row.run_ids)} of {row.folds} | {int(row.test_patients)} | "
                          f"{row.dice:.3f} ({row.dice_ci[0]:.3f}-{row.dice_ci[1]:.3f}) | {row.dice_central:.3f} | {paired} |")
-        lines += ["", seed_note, "", report.recipe_sensitivity(comparison, store, real_data, profile)]
+        lines += ["", seed_note, "", sentences.recipe_sensitivity(comparison, store, real_data, profile)]
     else:
         lines.append("No comparison run is recorded yet.")
     lines += ["", "#### The shipped models (from their cards, `spine/weights/<task>.json`)", "",
@@ -69,7 +67,7 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
     lines += ["", *transfer_lines(store, real_data, profile, cards)]
     lines += ["", *bodies_study.readme_lines(store)]
     lines += ["", *level_thresholds.readme_lines(measurements)]
-    tables = performance.read_tables(measurements)
+    tables = benchmark_tables.read_tables(measurements)
     lines += ["", "#### Performance (generated from `benchmarks/results/`)", ""]
     performance_lines: list[str] = []
     if "recipe_machine" in tables:
@@ -79,7 +77,7 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
                      f"{machine['matmul_bfloat16_gflop_per_s']:.0f}), on fold 0's validation patients: "
                      + recipe_summary_line(tables["recipe"]))
     if "epoch_stalls_before" in tables and "epoch_stalls" in tables:
-        before, after = (performance.stall_summary(tables[name]) for name in ("epoch_stalls_before", "epoch_stalls"))
+        before, after = (benchmark_tables.stall_summary(tables[name]) for name in ("epoch_stalls_before", "epoch_stalls"))
         performance_lines.append(f"Epochs that waited: with tf.data's autotuner on, {before['slow_epochs']} of {before['epochs']} "
                      f"epochs took {before['slow_wall_s']:.1f} s against {before['fast_wall_s']:.1f} s, idle after their "
                      f"last step; with it off (the engine now), {after['slow_epochs']} of {after['epochs']}, "
@@ -99,7 +97,7 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
         performance_lines.append(f"A training step of the proposed network uses {share} of the matmul peak measured in the same "
                      f"run; the other models {training['fraction_of_matmul_peak'].min():.0%} to "
                      f"{training['fraction_of_matmul_peak'].max():.0%}.")
-    performance_lines.append(performance.book_speed_line(tables.get("book_speed")))
+    performance_lines.append(benchmark_tables.book_speed_line(tables.get("book_speed")))
     lines.append("\n\n".join(performance_lines))
     return "\n".join(lines) + "\n"
 
@@ -132,7 +130,7 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
                      f"{config.model}, {config.loss} | {augment_name(config.augment)} | {config.settings['epochs']} | "
                      f"{export.validation_score(record):.3f} | {record.metrics['test']['per_image']['dice']:.3f} | "
                      f"{_phantom_pair(check, 'phantom')} | {_phantom_pair(check, export.PHANTOM_FIGURE)} | "
-                     f"{real['dice']['mean']:.3f} ({report.interval_text(real['dice']['ci95'])}) | {real['recall']['mean']:.2f} | "
+                     f"{real['dice']['mean']:.3f} ({sentences.interval_text(real['dice']['ci95'])}) | {real['recall']['mean']:.2f} | "
                      f"{real['precision']['mean']:.2f} | {_mean_or_dash(central, 'dice')} | "
                      f"{_mean_or_dash(central, 'dice_in_reference_rows')} | {_level_order(check)} |")
     multiclass = next((check for r, check in checked if r.path.name in shipped and r.config.task == "multiclass"), None)
@@ -141,7 +139,7 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
     if figures["slices"]:
         least = multiclass["t1t2_vertebrae"]["min_reference_fraction"]
         lateral = per_slice[per_slice["reference_fraction"].between(least, CENTRAL_REFERENCE_FRACTION, inclusive="left")]
-        sentence = (f"The shipped 4-class model scores {figures['dice']['mean']:.3f} ({report.interval_text(figures['dice']['ci95'])}) "
+        sentence = (f"The shipped 4-class model scores {figures['dice']['mean']:.3f} ({sentences.interval_text(figures['dice']['ci95'])}) "
                     f"on the {figures['slices']} slices whose reference covers at least {CENTRAL_REFERENCE_FRACTION:.0%} of "
                     f"the image")
         if len(lateral):
@@ -150,7 +148,7 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
         if "dice_in_reference_rows" in figures:
             sentence += (f". Within the rows the reference spans, its Dice on those {figures['slices']} slices is "
                          f"{figures['dice_in_reference_rows']['mean']:.3f} "
-                         f"({report.interval_text(figures['dice_in_reference_rows']['ci95'])})")
+                         f"({sentences.interval_text(figures['dice_in_reference_rows']['ci95'])})")
         lines += ["", sentence + "."]
     return lines + _coverage_lines(real_data)
 
@@ -162,7 +160,7 @@ def _level_order(check: dict) -> str:
     if not order:
         return "-"
     right = order["right"]
-    return f"{right['mean']:.2f} ({report.interval_text(right['ci95'])}) / {order['found']['mean']:.2f}"
+    return f"{right['mean']:.2f} ({sentences.interval_text(right['ci95'])}) / {order['found']['mean']:.2f}"
 
 
 def _coverage_lines(real_data) -> list[str]:
@@ -207,13 +205,11 @@ def _mean_or_dash(table: pd.DataFrame, column: str) -> str:
 
 
 def recipe_summary_line(recipe: pd.DataFrame) -> str:
-    """The time to validation Dice 0.90 of each recipe, then :func:`spine.performance.recipe_summary`."""
-    from spine import performance
-
+    """The time to validation Dice 0.90 of each recipe, then :func:`spine.benchmark_tables.recipe_summary`."""
     at = recipe[recipe["target_val_dice"] == 0.90].set_index("recipe")
     reached = "; ".join(f"`{name}` {'never (best ' + format(row.best_val_dice, '.3f') + ')' if pd.isna(row.seconds_to_target) else format(row.seconds_to_target, '.0f') + ' s'}"
                         for name, row in at.iterrows())
-    return f"time to validation Dice 0.90: {reached}. " + performance.recipe_summary(recipe)
+    return f"time to validation Dice 0.90: {reached}. " + benchmark_tables.recipe_summary(recipe)
 
 
 def update_readme(path, store, real_data, measurements, profile: str = "cpu") -> bool:

@@ -13,8 +13,8 @@ from spine import paper
 from spine.errors import ConfigError
 from spine.training import analysis, comparisons, make_config, predictions, provenance, shipped, studies
 from spine.training.engine import split_data
-from spine.training import store as results
 from spine.training.config import RunConfig
+from spine.training.store import inputs_path, load_record, records, run_dir, write_json
 
 DATA = "phantom:12"
 
@@ -26,13 +26,13 @@ def _write_record(store, config, val: dict, test: dict, per_image: pd.DataFrame 
                   history: dict | None = None):
     """A finished run's files, with chosen figures (no training): what the analyses read."""
     per_image = pd.DataFrame({"image": []}) if per_image is None else per_image
-    folder = results.run_dir(store, config)
+    folder = run_dir(store, config)
     folder.mkdir(parents=True)
-    results.write_json(folder / "config.json", config.to_dict())
-    results.write_json(folder / "metrics.json", {"selected_epoch": 1, "val": {"per_image": val},
-                                                 "test": {"per_image": test}, "test_ci95": {},
-                                                 "subsets": {"test": {"images": len(per_image)}}})
-    results.write_json(folder / "environment.json", {"wall_seconds": 1.0})
+    write_json(folder / "config.json", config.to_dict())
+    write_json(folder / "metrics.json", {"selected_epoch": 1, "val": {"per_image": val},
+                                         "test": {"per_image": test}, "test_ci95": {},
+                                         "subsets": {"test": {"images": len(per_image)}}})
+    write_json(folder / "environment.json", {"wall_seconds": 1.0})
     per_image.to_csv(folder / "per_image.csv", index=False)
     if history is not None:
         pd.DataFrame(history).to_csv(folder / "history.csv", index=False)
@@ -74,10 +74,10 @@ def test_a_relative_data_path_is_found_beside_the_store(tmp_path, monkeypatch):
                        settings={"width": 4}, seed=0)
     folder = _write_record(tmp_path / "results", config, {"dice": 0.5}, {"dice": 0.5})
     monkeypatch.chdir(tmp_path / "results")
-    record = results.load_record(folder)
+    record = load_record(folder)
     assert record.config.data == str(tmp_path / "slices") and record.config.run_id == config.run_id
     monkeypatch.chdir(tmp_path)
-    assert results.load_record(folder).config.data == "slices"  # found from here as it is
+    assert load_record(folder).config.data == "slices"  # found from here as it is
 
 # --------------------------------------------------------------------------- beside the study, selection
 
@@ -285,19 +285,19 @@ def test_paired_comparisons_within_families(loss_records):
 def test_grid_section_shows_what_the_chapters_show(loss_records):
     import matplotlib
 
-    from spine import report
+    from spine import page
 
     store, table = loss_records
     unet = table[table["model"] == "U-Net"].assign(dice_ci=None)
-    shown = report.grid_section(unet.assign(model=unet["loss"]), store, reference="Dice")
+    shown = page.grid_section(unet.assign(model=unet["loss"]), store, reference="Dice")
     assert shown["pairs"]["comparison"].tolist() == ["Dice - BCE"]
     assert list(shown["table"]["loss"]) == list(unet["loss"])
     ax = shown["figure"].axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == list(unet["loss"])
     matplotlib.pyplot.close(shown["figure"])
-    lonely = report.grid_section(unet.head(1), store)  # no reference row: a note, no pairs
+    lonely = page.grid_section(unet.head(1), store)  # no reference row: a note, no pairs
     assert lonely["pairs"].empty
-    untrained = report.grid_section(table[~table["trained"]].drop(columns="f1"), store)  # as study_table gives it
+    untrained = page.grid_section(table[~table["trained"]].drop(columns="f1"), store)  # as study_table gives it
     assert untrained["figure"] is None and untrained["pairs"].empty
 
 
@@ -306,12 +306,12 @@ def test_table_or_note_never_shows_an_empty_table(loss_records):
     with recorded runs it gets the table, rows included."""
     from IPython.display import Markdown
 
-    from spine import report
+    from spine import page
 
     store, table = loss_records
-    absent = report.table_or_note(provenance.provenance(table[~table["trained"]], store))
-    assert isinstance(absent, Markdown) and absent.data == f"*{report.NOT_RECORDED}*"
-    shown = report.table_or_note(provenance.provenance(table, store)).to_html()
+    absent = page.table_or_note(provenance.provenance(table[~table["trained"]], store))
+    assert isinstance(absent, Markdown) and absent.data == f"*{page.NOT_RECORDED}*"
+    shown = page.table_or_note(provenance.provenance(table, store)).to_html()
     assert "<tbody>" in shown and ">profile<" in shown and ">smoke<" in shown
 
 
@@ -329,13 +329,13 @@ def test_coverage_and_plan_budget_count_shared_runs_once(loss_records):
 
 
 def test_budget_note_says_whether_the_study_fits_and_in_what_order_it_ran():
-    from spine import report
+    from spine import sentences
 
     plan = (("comparison", None), ("ablation", None), ("multiclass", (0,)), ("loss", (0,)), ("stability", (0,)))
-    assert report.plan_order(plan) == ("comparison and ablation in every fold, "
-                                       "then multiclass, loss and stability in fold 0")
-    assert report.budget_note(5.5, 8, plan).startswith("5.5 machine hours: that fits within the 8 hours")
-    over = report.budget_note(10.24, 8, plan)
+    assert sentences.plan_order(plan) == ("comparison and ablation in every fold, "
+                                          "then multiclass, loss and stability in fold 0")
+    assert sentences.budget_note(5.5, 8, plan).startswith("5.5 machine hours: that fits within the 8 hours")
+    over = sentences.budget_note(10.24, 8, plan)
     assert over.startswith("10.2 machine hours: that is more than the 8 hours")
     assert over.endswith("then multiclass, loss and stability in fold 0.")
 
@@ -380,7 +380,7 @@ def test_study_record_trains_only_the_cell_asked_for(tmp_path):
     assert studies.study_record("comparison", DATA, "smoke", tmp_path, "Proposed", train_missing=False) is None
     record = studies.study_record("comparison", DATA, "smoke", tmp_path, "Proposed", "Dice")
     assert record is not None and record.config.model == "Proposed" and record.config.loss == "Dice"
-    assert [r.config.model for r in results.records(tmp_path)] == ["Proposed"]  # the rest of the grid untouched
+    assert [r.config.model for r in records(tmp_path)] == ["Proposed"]  # the rest of the grid untouched
     again = studies.study_record("comparison", DATA, "smoke", tmp_path, "Proposed", train_missing=False)
     assert again.path == record.path
     table = studies.study_table("comparison", DATA, "smoke", tmp_path)
@@ -515,7 +515,7 @@ def test_recorded_patient_draws_one_patients_slices_from_the_store(tmp_path):
         labels[:, 0, 0] = mark
         np.savez(folder / "predictions.npz", labels=labels, case_ids=np.array(["c3", "c1", "c2"]))
         rows.append({"model": model, "loss": "Dice", "trained": True, "run_ids": [config.run_id]})
-    inputs = results.inputs_path(config, tmp_path)
+    inputs = inputs_path(config, tmp_path)
     inputs.parent.mkdir(parents=True)
     structures = np.zeros((3, 8, 8), np.uint8)
     structures[1, 2:4, 2:4] = 1  # c2's reference

@@ -9,7 +9,7 @@ import pytest
 
 from spine.errors import ConfigError, DataError
 from spine.training import engine, make_config, resolve_profile, studies, train
-from spine.training import store as results
+from spine.training.store import RECORD_FILES, inputs_path, is_finished, load_record, read_json, write_json
 
 pytestmark = pytest.mark.slow
 DATA = "phantom:12"
@@ -28,7 +28,7 @@ def reference(tmp_path_factory):
 
 def test_record_files_and_contents(reference):
     config, record = reference
-    for name in results.RECORD_FILES + ("model.keras", "split.csv"):
+    for name in RECORD_FILES + ("model.keras", "split.csv"):
         assert (record.path / name).is_file(), name
     assert not (record.path / "last.keras").exists() and not (record.path / "state.json").exists()
     assert record.path.name == config.run_id
@@ -66,7 +66,7 @@ def interrupt_at_epoch(config, store, monkeypatch, stop: int):
 def test_resume_after_interruption_gives_the_same_record(reference, tmp_path, monkeypatch):
     config, uninterrupted = reference
     original = interrupt_at_epoch(config, tmp_path, monkeypatch, 1)
-    assert not results.is_finished(tmp_path / config.run_id)
+    assert not is_finished(tmp_path / config.run_id)
     checkpoint = tmp_path / config.run_id / "last.keras"
     assert checkpoint.is_file() and not list(checkpoint.parent.glob(".*.keras"))  # no temporary left behind
     monkeypatch.setattr(engine, "epoch_dataset", original)
@@ -149,8 +149,8 @@ def test_a_record_without_its_model_is_retrained_only_when_asked_and_left_untouc
     (copy / "model.keras").unlink()
     before = {p.name: p.read_bytes() for p in copy.iterdir()}
     with pytest.raises(DataError, match="no model file.*retrain"):
-        engine.record_model(results.load_record(copy))
-    model = engine.retrain(results.load_record(copy))
+        engine.record_model(load_record(copy))
+    model = engine.retrain(load_record(copy))
     assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
     test = engine.split_data(config)["test"]
     original = engine.record_model(record)
@@ -203,7 +203,7 @@ def test_stored_predictions_rescore_to_the_recorded_metrics(folded):
     config, store, record = folded
     from spine.data import SliceSet
 
-    stored = np.load(results.inputs_path(config, store))
+    stored = np.load(inputs_path(config, store))
     predictions = record.predictions()
     np.testing.assert_array_equal(predictions["case_ids"], stored["case_ids"])
     test = SliceSet(images=stored["images"][..., None] / 255.0, structures=stored["structures"],
@@ -263,9 +263,9 @@ def test_a_checkpoint_ahead_of_its_state_starts_the_run_over(folded, tmp_path, m
     config, _, uninterrupted = folded
     original = interrupt_at_epoch(config, tmp_path, monkeypatch, 2)
     state_path = tmp_path / config.run_id / "state.json"
-    state = results.read_json(state_path)
+    state = read_json(state_path)
     assert state["epochs_done"] == 2  # the checkpoint of epoch 2
-    results.write_json(state_path, state | {"epochs_done": 1, "history": state["history"][:1]})  # the older state
+    write_json(state_path, state | {"epochs_done": 1, "history": state["history"][:1]})  # the older state
     monkeypatch.setattr(engine, "epoch_dataset", original)
     resumed = train(config, tmp_path, verbose=False)
     pd.testing.assert_frame_equal(resumed.per_image(), uninterrupted.per_image())

@@ -2,8 +2,8 @@
 
 Every import in ``spine/`` (module level or inside a function) is read with ``ast`` and must go
 to a module of the same layer or a lower one:
-errors, paper, stats < data < models < losses, metrics < inference, levels, level_thresholds, explain, evaluation, transfer <
-training < plots, body_figures, report, readme, performance, book, colab, cli.
+errors, paper, stats < data < models < losses, metrics < inference, levels, level_thresholds, explain, evaluation,
+transfer < training < plots, body_figures, sentences, page, book_data, readme, benchmark_tables, book, colab, cli.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ LAYERS = (
     ("spine.losses", "spine.metrics"),
     ("spine.inference", "spine.levels", "spine.level_thresholds", "spine.explain", "spine.evaluation", "spine.transfer"),
     ("spine.training",),
-    ("spine.plots", "spine.body_figures", "spine.report", "spine.readme", "spine.performance", "spine.book", "spine.colab",
-     "spine.cli"),
+    ("spine.plots", "spine.body_figures", "spine.sentences", "spine.page", "spine.book_data", "spine.readme",
+     "spine.benchmark_tables", "spine.book", "spine.colab", "spine.cli"),
 )
 
 
@@ -123,7 +123,8 @@ def test_importing_and_recording_need_no_docstrings():
     """Under ``python -OO`` docstrings are None: the modules still import and the conventions a
     record stores are still there."""
     code = ("import spine.cli, spine.evaluation, spine.explain, spine.inference, spine.metrics, spine.plots, "
-            "spine.report, spine.training.analysis, spine.training.engine, spine.training.export\n"
+            "spine.page, spine.sentences, spine.book_data, spine.training.analysis, spine.training.engine, "
+            "spine.training.export\n"
             "assert spine.metrics.__doc__ is not None or sys.flags.optimize < 2\n"
             "print(spine.metrics.CONVENTIONS.strip().splitlines()[0])")
     done = subprocess.run([sys.executable, "-OO", "-c", "import sys\n" + code], capture_output=True, text=True,

@@ -1,4 +1,4 @@
-"""The book's figures and table formatting (spine.plots), drawn from small made-up inputs."""
+"""The book's figures (spine.plots) and tables in its look (spine.page), drawn from small made-up inputs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
-from spine import plots  # noqa: E402
+from spine import page, plots  # noqa: E402
 from spine.models import report  # noqa: E402
 from spine.data import SliceSet, phantom  # noqa: E402
 from spine.data.labels import label_values_to_classes  # noqa: E402
@@ -145,7 +145,7 @@ def test_counts_table_and_format_counts():
     assert report.counts_table(frame).equals(report.counts_table(counts))
     assert list(report.counts_table(frame, variants_only=True)["model"]) == ["U-Net + SAM"]
     assert "added" not in report.counts_table({"U-Net": counts["U-Net"]})  # no variant, no empty columns
-    html = plots.format_counts(table.reset_index().assign(study_total=31050114, pct=0.17, p=1.0)).to_html()
+    html = page.format_counts(table.reset_index().assign(study_total=31050114, pct=0.17, p=1.0)).to_html()
     assert "31,050,114" in html and "0.17" in html and "1.00" in html and "–" in html
     assert ">100<" in html  # the added parameters, an integer column with gaps
     assert "study_<wbr>total" in html  # a snake_case header may wrap after its underscore
@@ -300,11 +300,11 @@ def test_every_figure_colours_classes_from_the_one_palette(monkeypatch):
 def test_a_wide_table_turned_keeps_every_value_in_its_place():
     table = pd.DataFrame({"source": ["a", "b"], "runs": [10, 5], "mean": [0.88914, np.nan],
                           "ci": [(0.1, 0.25), (0.3, 0.4)], "run": ["seed 0", "seed 1"]})
-    turned = plots.format_turned(table, "source", digits=3).data
+    turned = page.format_turned(table, "source", digits=3).data
     assert list(turned.columns) == ["", "a", "b"] and list(turned[""]) == ["runs", "mean", "ci", "run"]
     assert list(turned["a"]) == ["10", "0.889", "(0.100, 0.250)", "seed 0"]
     assert list(turned["b"]) == ["5", "–", "(0.300, 0.400)", "seed 1"]
     exact = pd.DataFrame({"source": ["a", "b"], "p": [1.0, 0.25], "study_sd": [0.5, 0.1]})
-    styled = plots.format_turned(exact, "source", digits=2)
+    styled = page.format_turned(exact, "source", digits=2)
     assert list(styled.data.iloc[0]) == ["p", "1.00", "0.25"]  # a column of fractions keeps its decimals at 1
     assert "color: #666666" in styled.to_html() and list(styled.data[""]) == ["p", "study_sd"]

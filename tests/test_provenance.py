@@ -43,7 +43,7 @@ def test_chapter_5_says_whether_the_study_settings_were_run(tmp_path):
     import json
     import shutil
 
-    from spine import report
+    from spine import sentences
     from spine.training import load_record
 
     from conftest import ROOT
@@ -51,9 +51,9 @@ def test_chapter_5_says_whether_the_study_settings_were_run(tmp_path):
     comparison = next(r for r in (load_record(p) for p in sorted((ROOT / "results").iterdir())
                                   if (p / "metrics.json").is_file())
                       if (r.config.model, r.config.loss, r.config.task) == ("U-Net", "Dice", "binary"))
-    assert "were not run" in report.paper_profile_note(ROOT / "results", "comparison")
+    assert "were not run" in sentences.paper_profile_note(ROOT / "results", "comparison")
     copy = tmp_path / comparison.path.name
     shutil.copytree(comparison.path, copy)
     config = json.loads((copy / "config.json").read_text())
     (copy / "config.json").write_text(json.dumps(config | {"profile": "paper"}))
-    assert report.paper_profile_note(tmp_path, "comparison").startswith(f"1 run(s) of this grid are recorded")
+    assert sentences.paper_profile_note(tmp_path, "comparison").startswith(f"1 run(s) of this grid are recorded")

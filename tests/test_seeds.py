@@ -4,7 +4,7 @@ the verdicts with and without every seed in the store (records written by hand, 
 import pandas as pd
 import pytest
 
-from spine import report
+from spine import sentences
 from spine.cli import build_parser
 from spine.training import comparisons, make_config, studies
 from spine.training.config import RunConfig
@@ -48,11 +48,11 @@ def test_a_complete_seeds_grid_puts_the_seeds_into_the_verdicts(seed_records):
     assert unet["verdict"] == "ahead" and unet["95% CI, patients and seeds"][0] > 0
     low, high = resunet["95% CI, patients and seeds"]
     assert low < 0 < high and resunet["verdict"] == "not distinguishable"
-    sentence = report.verdict(resunet, "Proposed", "ResUNet")
+    sentence = sentences.verdict(resunet, "Proposed", "ResUNet")
     assert "mean of 3 seeds, 95 % CI over patients and seeds" in sentence
     assert sentence.endswith("over patients alone the proposed network would be ahead of ResUNet, but the interval "
                              "over patients and seeds holds 0)")
-    assert report.verdict(unet, "Proposed", "U-Net").endswith(": the proposed network is ahead of U-Net")
+    assert sentences.verdict(unet, "Proposed", "U-Net").endswith(": the proposed network is ahead of U-Net")
     note = comparisons.seed_note(seeds, pairs.reset_index())
     assert note.startswith("Seed variation is included: every compared model has seeds 0, 1 and 2 recorded in "
                            "each of the 2 folds; each patient's value is the mean over its 3 seeds")
@@ -68,7 +68,7 @@ def test_a_missing_seed_leaves_the_verdicts_to_patients_and_says_so(seed_records
     assert "seeds" not in pairs and pairs.equals(comparisons.paired_comparisons(table, store))
     # seed 0 alone: ResUNet's first seed lifts fold 0 by 0.1 and lowers fold 1 by 0.1
     assert pairs.set_index("comparison").loc["Proposed - ResUNet", "verdict"] == "not distinguishable"
-    assert "seeds" not in report.verdict(pairs.iloc[0], "Proposed", "U-Net")
+    assert "seeds" not in sentences.verdict(pairs.iloc[0], "Proposed", "U-Net")
     note = comparisons.seed_note(seeds, pairs)
     assert note.startswith("Seed variation is not yet included: each model is trained once in each of the 2 folds "
                            "(seed 0), so these verdicts hold the variation between test patients only")

@@ -35,8 +35,8 @@ from spine.data import load_dataset, load_split
 from spine.data.labels import foreground_classes
 from spine.data.splits import patient_key
 from spine.errors import ConfigError
-from spine.training import store as results
 from spine.training.engine import make_config, split_data
+from spine.training.store import DEFAULT_STORE, Record, load_record, read_json, recorded_inputs
 from spine.training.studies import STUDY_COLUMNS, fold_numbers, pooled_per_patient
 
 # Our metric -> a table row's 95 % interval (over test patients; test images for first-format records).
@@ -116,7 +116,7 @@ def selection_table(table: pd.DataFrame, store, group: str = "model", choice: st
         if len(done):
             scores = []
             for r in done.itertuples():
-                metrics = results.load_record(Path(store) / r.run_id).metrics
+                metrics = load_record(Path(store) / r.run_id).metrics
                 val, test = metrics["val"]["per_image"][metric], metrics["test"]["per_image"][metric]
                 scores.append((getattr(r, choice), np.nan if val is None else val, np.nan if test is None else test))
             by_val = max(scores, key=lambda s: -np.inf if np.isnan(s[1]) else s[1])
@@ -260,7 +260,7 @@ def seed_vs_model_spread(stability: pd.DataFrame | None = None, comparison: pd.D
 # --------------------------------------------------------------------------- per structure, per unit
 
 
-def structure_scores(table: pd.DataFrame, store=results.DEFAULT_STORE, structures=STRUCTURES) -> pd.DataFrame:
+def structure_scores(table: pd.DataFrame, store=DEFAULT_STORE, structures=STRUCTURES) -> pd.DataFrame:
     """Per-structure Dice and IoU of every row of a multiclass table.
 
     Columns: model, loss, trained, then for each structure ``dice_<s>``, ``dice_<s>_ci`` (95 %
@@ -288,13 +288,13 @@ def structure_scores(table: pd.DataFrame, store=results.DEFAULT_STORE, structure
 def _test_units(run_ids, store) -> pd.DataFrame:
     """The test values of a table row's records: one row per patient where the records have
     per-patient tables (the protocol's unit), else one per image."""
-    records = [results.load_record(Path(store) / run) for run in run_ids]
+    records = [load_record(Path(store) / run) for run in run_ids]
     if all((r.path / "per_patient.csv").is_file() for r in records):
         return pooled_per_patient(records)
     return pd.concat([r.per_image() for r in records], ignore_index=True)
 
 
-def distance_units(table: pd.DataFrame, store=results.DEFAULT_STORE) -> pd.DataFrame:
+def distance_units(table: pd.DataFrame, store=DEFAULT_STORE) -> pd.DataFrame:
     """Boundary errors in pixels and in millimetres, with the pixel size behind the conversion.
 
     Per trained row: HD, HD95 and ASSD in pixels of the model's grid and in mm (NaN where the data
@@ -304,7 +304,7 @@ def distance_units(table: pd.DataFrame, store=results.DEFAULT_STORE) -> pd.DataF
     rows = []
     for row in table[table["trained"]].itertuples():
         run_ids = getattr(row, "run_ids", None) or [row.run_id]
-        records = [results.load_record(Path(store) / run) for run in run_ids]
+        records = [load_record(Path(store) / run) for run in run_ids]
         spacing = np.concatenate([_test_spacing(r, store) for r in records]).astype(float).mean(axis=1)
         record = records[0]
         means = row._asdict() if len(records) > 1 else record.metrics["test"]["per_image"]
@@ -316,10 +316,10 @@ def distance_units(table: pd.DataFrame, store=results.DEFAULT_STORE) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def _test_spacing(record: results.Record, store) -> np.ndarray:
+def _test_spacing(record: Record, store) -> np.ndarray:
     """The (row, column) pixel sizes of a record's test images: from the store's inputs where it
     keeps them, else from its data (loaded and split again)."""
-    inputs = results.recorded_inputs(record.config, store)
+    inputs = recorded_inputs(record.config, store)
     if inputs is not None:
         return inputs.spacing
     return split_data(record.config)["test"].spacing
@@ -373,13 +373,13 @@ def fold_patients(store, data_id: str) -> pd.DataFrame | None:
 # --------------------------------------------------------------------------- what the runs produced
 
 
-def run_summaries(runs: dict[str, results.Record]) -> pd.DataFrame:
+def run_summaries(runs: dict[str, Record]) -> pd.DataFrame:
     """One row per named record: what it is (model, loss, task, epochs, seed), how it was selected
     (epoch, validation Dice) and its test figures with the Dice interval, and its wall minutes."""
     rows = []
     for name, record in runs.items():
         test, ci = record.metrics["test"]["per_image"], record.metrics["test_ci95"].get("dice", {})
-        wall = results.read_json(record.path / "environment.json")["wall_seconds"]
+        wall = read_json(record.path / "environment.json")["wall_seconds"]
         rows.append({"run": name, "model": record.config.model, "loss": record.config.loss,
                      "task": record.config.task, "epochs": record.config.settings["epochs"],
                      "seed": record.config.seed, "selected epoch": record.metrics["selected_epoch"],
@@ -399,7 +399,7 @@ def histories(table: pd.DataFrame, store) -> dict[str, pd.DataFrame]:
     """
     out = {}
     for run_id in table.loc[table["trained"], "run_id"]:
-        history = results.load_record(Path(store) / run_id).history()
+        history = load_record(Path(store) / run_id).history()
         out[run_id] = history if "mask_loss" in history else history.assign(mask_loss=history["loss"])
     return out
 

@@ -30,7 +30,6 @@ import dataclasses
 import functools
 import logging
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -50,8 +49,9 @@ from spine.inference import predict_labels
 from spine.models import build_model, has_dual_output
 from spine.training import augment as augmentation
 from spine.training import device, robust
-from spine.training import store as results
 from spine.training.config import RunConfig, augment_mode, resolve_profile
+from spine.training.store import (DEFAULT_STORE, Record, check_writable, environment, find_record, inputs_path,
+                                  load_record, read_json, recorded_data_id_of, run_dir, write_json)
 
 # Keras' loops warn about re-tracing and AutoGraph about conversions: noise for users (and for
 # the book's pages, where they would appear between the figures).
@@ -104,7 +104,7 @@ def make_config(model: str, loss: str, task: str = "binary", data="phantom", pro
 
 def source_data_id(data, size: int) -> str:
     """The content id of a data source prepared at ``size`` (a ``recorded:<data_id>`` source names it)."""
-    return results.recorded_data_id_of(str(data)) or _data_id(str(data), size)
+    return recorded_data_id_of(str(data)) or _data_id(str(data), size)
 
 
 @functools.lru_cache(maxsize=32)
@@ -128,7 +128,7 @@ def init_model_path(store, run_id: str) -> Path:
     if path.is_file():
         return path
     for card in sorted(WEIGHTS.glob("*.json")):
-        if results.read_json(card).get("run_id") == run_id:
+        if read_json(card).get("run_id") == run_id:
             return card.with_suffix(".keras")
     raise DataError(path, f"no model file of run {run_id} (in its record or shipped) to start from")
 
@@ -160,7 +160,7 @@ def _split(config: RunConfig, split_folder: Path | None = None) -> tuple[dict, s
     """:func:`split_data`, and the case ids of each validation and test patient's central slice
     (the study's view, nearest the middle of all the patient's slices)."""
     settings = config.settings
-    if results.recorded_data_id_of(config.data):
+    if recorded_data_id_of(config.data):
         raise DataError(config.data, "the data are named by their content id only (their records can be read, "
                                      "but splitting or training needs the data themselves: give their folder)")
     dataset = _same_data(load_dataset(config.data, size=settings["size"]), config.data, config.data_id)
@@ -200,7 +200,7 @@ def _check_data(config: RunConfig, folder: Path) -> dict:
     digests = {key: _same_data(load_dataset(source, size=config.settings["size"]), source, data_id).data_sha256
                for key, (source, data_id) in sources.items()}
     started = folder / "config.json"
-    recorded = results.read_json(started).get("resolved", {}) if started.is_file() else {}
+    recorded = read_json(started).get("resolved", {}) if started.is_file() else {}
     for key, digest in digests.items():
         if recorded.get(key, digest) != digest:
             raise DataError(sources[key][0], f"its files' bytes differ from those run {folder.name} started on; "
@@ -235,7 +235,7 @@ def save_folds(config: RunConfig, store) -> Path | None:
 
 def save_inputs(config: RunConfig, store, test) -> Path:
     """The fold's test images (8-bit), references and patients, written once (compressed)."""
-    path = results.inputs_path(config, store)
+    path = inputs_path(config, store)
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -428,7 +428,7 @@ def _checkpoint(model, best: list, folder: Path, state: dict) -> None:
     for row in state["history"]:
         row.setdefault("seconds", round(row["fit_seconds"] + row["val_seconds"] + row.get("checkpoint_seconds", 0), 2))
     state["seconds"] = sum(row["seconds"] for row in state["history"])
-    results.write_json(folder / "state.json", state)  # last: state never runs ahead of the files
+    write_json(folder / "state.json", state)  # last: state never runs ahead of the files
 
 
 def _load_best(model, folder: Path, state: dict) -> list:
@@ -454,14 +454,14 @@ def _load_checkpoint(path: Path) -> keras.Model:
                               "(restart=True) to start this run over") from exc
 
 
-def train(config: RunConfig, store=results.DEFAULT_STORE, *, force: bool = False, resume: bool = True,
-          verbose: bool = True) -> results.Record:
+def train(config: RunConfig, store=DEFAULT_STORE, *, force: bool = False, resume: bool = True,
+          verbose: bool = True) -> Record:
     """Train, select on validation, test once, and record; an existing record is returned as is."""
-    store = results.check_writable(store)
-    existing = results.find_record(store, config)
+    store = check_writable(store)
+    existing = find_record(store, config)
     if existing is not None and not force:
         return existing
-    folder = results.run_dir(store, config)
+    folder = run_dir(store, config)
     if force or not resume:
         shutil.rmtree(folder, ignore_errors=True)
     digests = _check_data(config, folder)  # before anything is written
@@ -475,15 +475,15 @@ def train(config: RunConfig, store=results.DEFAULT_STORE, *, force: bool = False
     state, model = None, None
     if state_path.is_file() and (folder / "last.keras").is_file():
         # The checkpoint carries the optimizer and the layers' random-generator states.
-        state = results.read_json(state_path)
+        state = read_json(state_path)
         model = _load_checkpoint(folder / "last.keras")
         if int(model.optimizer.iterations) != state["epochs_done"] * steps:
             # interrupted between writing the checkpoint and its state: they disagree, start over
             log.warning("%s: checkpoint and state disagree; training this run from the start", folder)
             state, model = None, None
     if state is None:
-        results.write_json(folder / "config.json", config.to_dict() | {"resolved": {"precision": precision,
-                                                                                    **device.describe(), **digests}})
+        write_json(folder / "config.json", config.to_dict() | {"resolved": {"precision": precision,
+                                                                            **device.describe(), **digests}})
         keras.utils.set_random_seed(config.seed)
         state = {"epochs_done": 0, "best_val_dice": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0,
                  "precision": precision}
@@ -495,7 +495,7 @@ def train(config: RunConfig, store=results.DEFAULT_STORE, *, force: bool = False
     return _finish(model, config, folder, store, subsets, central, state)
 
 
-def _finish(model, config, folder: Path, store, subsets, central: set, state: dict) -> results.Record:
+def _finish(model, config, folder: Path, store, subsets, central: set, state: dict) -> Record:
     started = time.perf_counter()
     test = subsets["test"]
     predictions = predict_labels(model, test.images)
@@ -526,16 +526,16 @@ def _finish(model, config, folder: Path, store, subsets, central: set, state: di
     with atomic_path(folder / "predictions.npz") as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, labels=predictions.astype(np.uint8), case_ids=test.case_ids)
     save_inputs(config, store, test)
-    environment = results.environment(state["seconds"] + time.perf_counter() - started)
-    results.write_json(folder / "environment.json", environment | {"precision": state["precision"]})
+    write_json(folder / "environment.json",
+               environment(state["seconds"] + time.perf_counter() - started) | {"precision": state["precision"]})
     if config.partial is not None:
         checked = load_split(folder / "split.csv")
-        results.write_json(folder / transfer.BODY_CHECK_FILE, transfer.body_check(model, config.partial, checked))
+        write_json(folder / transfer.BODY_CHECK_FILE, transfer.body_check(model, config.partial, checked))
     save_model(model, folder / "model.keras")
     for leftover in ("last.keras", "best.npz", "state.json"):
         (folder / leftover).unlink(missing_ok=True)
-    results.write_json(folder / "metrics.json", payload)  # last: its presence marks the run finished
-    return results.load_record(folder)
+    write_json(folder / "metrics.json", payload)  # last: its presence marks the run finished
+    return load_record(folder)
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -551,7 +551,7 @@ def evaluate_run(path, data=None) -> tuple[pd.DataFrame, dict]:
     each) except any the run trained or validated on: another sequence of the same archive
     shares patients. ``summary["scored"]`` says which it was.
     """
-    record = results.load_record(path)
+    record = load_record(path)
     config = record.config
     model = keras.saving.load_model(record.model_path)
     size = config.settings["size"]
@@ -572,7 +572,7 @@ def evaluate_run(path, data=None) -> tuple[pd.DataFrame, dict]:
                        f"{data} without the {excluded} patient(s) the run trained or validated on"}
 
 
-def record_model(record: results.Record) -> keras.Model:
+def record_model(record: Record) -> keras.Model:
     """The run's selected model, from the record's own file. Records are committed without their
     model files; for one of those, :func:`retrain` is the call that trains it again."""
     if not record.model_path.is_file():
@@ -581,7 +581,7 @@ def record_model(record: results.Record) -> keras.Model:
     return keras.saving.load_model(record.model_path)
 
 
-def retrain(record: results.Record) -> keras.Model:
+def retrain(record: Record) -> keras.Model:
     """The run's selected model: from the record's file if it has one, otherwise trained again (same
     configuration and seed: minutes) into a scratch store in the cache, so the record itself is
     never rewritten."""

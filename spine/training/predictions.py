@@ -13,13 +13,13 @@ import pandas as pd
 
 from spine.errors import ConfigError
 from spine.inference import predict_labels
-from spine.training import store as results
 from spine.training.engine import record_model, split_data
+from spine.training.store import Record, load_record, recorded_inputs
 
 
-def trained_records(table: pd.DataFrame, store) -> dict[str, results.Record]:
+def trained_records(table: pd.DataFrame, store) -> dict[str, Record]:
     """The record of every trained row of a table, by run id."""
-    return {run_id: results.load_record(Path(store) / run_id) for run_id in table.loc[table["trained"], "run_id"]}
+    return {run_id: load_record(Path(store) / run_id) for run_id in table.loc[table["trained"], "run_id"]}
 
 
 def model_predictions(table: pd.DataFrame, store, images, models: dict | None = None) -> dict:
@@ -33,7 +33,7 @@ def model_predictions(table: pd.DataFrame, store, images, models: dict | None = 
     models = models or {}
     out = {}
     for name, row in _trained_rows(table):
-        model = models[row.run_id] if row.run_id in models else record_model(results.load_record(Path(store) / row.run_id))
+        model = models[row.run_id] if row.run_id in models else record_model(load_record(Path(store) / row.run_id))
         out[name] = predict_labels(model, images)
     return out
 
@@ -46,13 +46,13 @@ def sample_predictions(table: pd.DataFrame, store, count: int = 4, models: dict 
     name, ``"reference"`` (in the rows' task) first, then each trained row's (:func:`model_predictions`,
     with ``models`` as there).
     """
-    first = results.load_record(Path(store) / table.loc[table["trained"], "run_id"].iloc[0])
+    first = load_record(Path(store) / table.loc[table["trained"], "run_id"].iloc[0])
     test = split_data(first.config)["test"]
     sample = test.select(np.arange(min(count, len(test))))
     return sample, {"reference": sample.labels(first.config.task), **model_predictions(table, store, sample.images, models)}
 
 
-def recorded_predictions(record: results.Record, store=None) -> dict | None:
+def recorded_predictions(record: Record, store=None) -> dict | None:
     """A record's test images as the store keeps them: ``{"images"`` (N, S, S, 1) in [0, 1],
     ``"reference"`` and ``"prediction"`` (N, S, S) label maps in the record's task, ``"case_ids"``,
     ``"patients"``, ``"spacing"``}``, the stored predictions matched to the fold's committed inputs
@@ -61,7 +61,7 @@ def recorded_predictions(record: results.Record, store=None) -> dict | None:
     store = Path(store) if store is not None else record.path.parent
     if not (record.path / "predictions.npz").is_file():
         return None
-    inputs = results.recorded_inputs(record.config, store)
+    inputs = recorded_inputs(record.config, store)
     if inputs is None:
         return None
     stored = record.predictions()
@@ -109,7 +109,7 @@ def recorded_sample(table: pd.DataFrame, store, count: int = 4, fold: int | None
 def _row_records(table: pd.DataFrame, store) -> dict[str, list]:
     """The records of every trained row of a table, by row name (the model, with the loss in
     brackets when the table holds several losses)."""
-    return {name: [results.load_record(Path(store) / run_id) for run_id in getattr(row, "run_ids", None) or [row.run_id]]
+    return {name: [load_record(Path(store) / run_id) for run_id in getattr(row, "run_ids", None) or [row.run_id]]
             for name, row in _trained_rows(table)}
 
 

@@ -11,19 +11,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spine.training import store as results
 from spine.training import studies
+from spine.training.store import DEFAULT_STORE, is_finished, load_record, read_json, record_code
 
 
-def plan_budget(data, profile: str, store=results.DEFAULT_STORE, minutes_per_run: float | None = None,
+def plan_budget(data, profile: str, store=DEFAULT_STORE, minutes_per_run: float | None = None,
                 plan=studies.PLAN) -> pd.DataFrame:
     """Per grid of the plan: its new runs, how many are recorded, and the machine hours they take
     at ``minutes_per_run`` (default: the mean wall minutes of the plan's recorded runs)."""
     runs = studies.plan_runs(data, profile, plan)
-    runs["recorded"] = [results.is_finished(Path(store) / run) for run in runs["run_id"]]
+    runs["recorded"] = [is_finished(Path(store) / run) for run in runs["run_id"]]
     if minutes_per_run is None:
         done = runs.loc[runs["recorded"], "run_id"]
-        minutes = [results.read_json(Path(store) / run / "environment.json")["wall_seconds"] / 60 for run in done]
+        minutes = [read_json(Path(store) / run / "environment.json")["wall_seconds"] / 60 for run in done]
         minutes_per_run = float(np.mean(minutes)) if minutes else float("nan")
     table = runs.groupby("grid", sort=False).agg(folds=("fold", lambda f: ", ".join(map(str, sorted(set(f))))),
                                                  runs=("run_id", "size"), recorded=("recorded", "sum")).reset_index()
@@ -33,17 +33,17 @@ def plan_budget(data, profile: str, store=results.DEFAULT_STORE, minutes_per_run
     return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
 
 
-def provenance(table: pd.DataFrame, store=results.DEFAULT_STORE) -> pd.DataFrame:
+def provenance(table: pd.DataFrame, store=DEFAULT_STORE) -> pd.DataFrame:
     """How a table's runs were made: data, profile and its settings, seeds, runs, wall time."""
-    done = [results.load_record(Path(store) / run) for runs in table.loc[table["trained"], "run_ids"] for run in runs]
+    done = [load_record(Path(store) / run) for runs in table.loc[table["trained"], "run_ids"] for run in runs]
     if not done:
         return pd.DataFrame()
     first = done[0].config
-    minutes = sum(results.read_json(r.path / "environment.json")["wall_seconds"] for r in done) / 60
+    minutes = sum(read_json(r.path / "environment.json")["wall_seconds"] for r in done) / 60
     facts = {"data": first.data_id, "profile": first.profile, **first.settings,
              "seeds": ", ".join(sorted({str(r.config.seed) for r in done})),
              "runs": f"{len(done)} of {table['folds'].sum()}",
-             "code": code_summary([results.record_code(r) for r in done]),
+             "code": code_summary([record_code(r) for r in done]),
              "wall minutes (all runs)": round(minutes, 1)}
     return pd.DataFrame({"setting": list(facts), "value": [str(v) for v in facts.values()]})
 
@@ -60,7 +60,7 @@ def code_summary(codes: list[str]) -> str:
     return "; ".join(named) + (f"; {rest} other commit{'s' * (rest > 1)}" if rest > 0 else "")
 
 
-def provenance_side_by_side(tables: dict[str, pd.DataFrame], store=results.DEFAULT_STORE) -> pd.DataFrame:
+def provenance_side_by_side(tables: dict[str, pd.DataFrame], store=DEFAULT_STORE) -> pd.DataFrame:
     """:func:`provenance` of several tables as one: a row per setting, a column per table."""
     facts = {name: provenance(table, store) for name, table in tables.items()}
     columns = {name: table.set_index("setting")["value"] for name, table in facts.items() if len(table)}
@@ -73,7 +73,7 @@ def provenance_side_by_side(tables: dict[str, pd.DataFrame], store=results.DEFAU
 MISSING_LISTED = 6  # coverage names at most this many missing runs of a grid, then counts them
 
 
-def coverage(data, profile: str, store=results.DEFAULT_STORE, plan=studies.PLAN) -> pd.DataFrame:
+def coverage(data, profile: str, store=DEFAULT_STORE, plan=studies.PLAN) -> pd.DataFrame:
     """Per grid of ``plan``, in the folds the plan runs it in: how many of its runs on ``data`` at
     ``profile`` the store holds, and which are missing."""
     rows = []

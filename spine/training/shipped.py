@@ -13,9 +13,9 @@ import pandas as pd
 from spine.data import TASKS
 from spine.errors import ConfigError
 from spine.inference import model_card
-from spine.training import store as results
 from spine.training.config import RunConfig
 from spine.training.engine import split_data
+from spine.training.store import is_finished, load_record
 
 
 def shipped_runs(store) -> tuple[dict, dict]:
@@ -27,8 +27,8 @@ def shipped_runs(store) -> tuple[dict, dict]:
             cards[task] = model_card(task)
         except ConfigError:  # none shipped for this task
             continue
-    records = {f"{task}.keras": results.load_record(Path(store) / card["run_id"]) for task, card in cards.items()
-               if results.is_finished(Path(store) / card["run_id"])}
+    records = {f"{task}.keras": load_record(Path(store) / card["run_id"]) for task, card in cards.items()
+               if is_finished(Path(store) / card["run_id"])}
     return cards, records
 
 
