@@ -158,7 +158,7 @@ def _level_order(check: dict) -> str:
     interval of the first."""
     order = check.get("t1t2_level_order")
     if not order:
-        return "-"
+        return "–"
     right = order["right"]
     return f"{right['mean']:.2f} ({sentences.interval_text(right['ci95'])}) / {order['found']['mean']:.2f}"
 

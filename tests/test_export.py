@@ -195,9 +195,9 @@ def test_the_readme_lists_the_stored_checks_with_central_and_lateral_slices(tmp_
     assert len(rows) == 2 and f"`{shipped.path.name}` (shipped)" in rows[0] and "robust-half" in rows[0]
     # 3 slices with >= 1 % reference: Dice mean (0.8 + 0.6 + 0.2) / 3; >= 5 %: (0.8 + 0.6) / 2
     # slices with >= 5 % reference: Dice (0.8 + 0.6) / 2, in the reference's rows (0.9 + 0.7) / 2
-    # a binary model's check has no level order (a 4-class model's: tests/test_transfer.py): "-"
-    assert "| 0.90 / 0.60 | 0.80 / 0.50 | 0.533 (" in rows[0] and rows[0].endswith("| 0.700 | 0.800 | - |")
-    assert "| 0.30 / 0.40 | – | 0.500 (" in rows[1] and rows[1].endswith("| 0.500 | – | - |")
+    # a binary model's check has no level order (a 4-class model's: tests/test_transfer.py): "–"
+    assert "| 0.90 / 0.60 | 0.80 / 0.50 | 0.533 (" in rows[0] and rows[0].endswith("| 0.700 | 0.800 | – |")
+    assert "| 0.30 / 0.40 | – | 0.500 (" in rows[1] and rows[1].endswith("| 0.500 | – | – |")
     assert not any("shipped 4-class" in line for line in lines)  # no shipped 4-class model among them
     four = _record_with_model(tmp_path, "TransUNet", val=0.9, test=0.85, saved=False, task="multiclass")
     _stored_check(four, 0.9, 0.6)
