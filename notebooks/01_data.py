@@ -45,8 +45,9 @@ from myst_nb import glue
 
 from spine import book_data, page, plots
 from spine.data import load_dataset, overview, preprocess
-from spine.training import analysis, engine
+from spine.training import engine
 from spine.training.config import resolve_profile
+from spine.training.folds import fold_patients, split_overview
 from spine.training.store import recorded_slices
 
 settings = resolve_profile(profile)
@@ -259,7 +260,7 @@ plt.show()
 # %% tags=["remove-input"]
 config = engine.make_config("Proposed", "Dice", "binary", pipeline_data, profile)
 subsets = engine.split_data(config)
-display(page.format_counts(analysis.split_overview(config), 1))
+display(page.format_counts(split_overview(config), 1))
 print(f"data {config.data_id}, profile {profile}, split seed {settings['split_seed']}, validation seed {config.seed}; "
       f"patients in more than one subset: {len(overview.shared_patients(subsets))}")
 
@@ -271,10 +272,10 @@ print(f"data {config.data_id}, profile {profile}, split seed {settings['split_se
 if real_data:
     real_config = engine.make_config("Proposed", "Dice", "binary", real_data, profile)
     real_subsets = engine.split_data(real_config)
-    display(page.format_counts(analysis.split_overview(real_config), 1))
+    display(page.format_counts(split_overview(real_config), 1))
     print(f"data {real_config.data_id}, profile {profile}; "
           f"patients in more than one subset: {len(overview.shared_patients(real_subsets))}")
-elif source.recorded and (folds := analysis.fold_patients(store, source.data_id)) is not None:
+elif source.recorded and (folds := fold_patients(store, source.data_id)) is not None:
     display(page.format_counts(folds))
 else:
     display(page.note("Left out: this build has neither real-data records nor a real slice folder."))

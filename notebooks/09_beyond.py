@@ -47,6 +47,7 @@ from IPython.display import Markdown, display
 from spine import book_data, evaluation, inference, page, paper, plots, sentences
 from spine.data import overview, spider
 from spine.training import analysis, comparisons, engine, provenance, shipped, studies
+from spine.training.folds import fold_overview
 from spine.training.store import recorded_source
 
 REAL_PROFILE = "cpu"  # the profile of the real-data runs (trained by a separate, long job)
@@ -130,7 +131,7 @@ page.format_table(paper.table("comparison"))
 
 # %% tags=["remove-input"]
 if real_data:
-    display(page.format_counts(analysis.fold_overview(real_data, REAL_PROFILE), 1))
+    display(page.format_counts(fold_overview(real_data, REAL_PROFILE), 1))
 else:
     display(page.note("That table needs the slice folder itself (real_data); the records keep the fold manifest "
                       "(`results/folds/`, its patients per fold in chapter 1) and each fold's test inputs."))

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from spine.training import analysis, studies
+from spine.training import studies
+from spine.training.folds import fold_patients
 from spine.training.store import RECORDED, RECORDED_PREFIX, recorded_data_id_of, recorded_source
 
 SPIDER_CREDIT = ("SPIDER: van der Graaf et al., *Scientific Data* 11, 264 (2024), CC BY 4.0; the slices are its "
@@ -67,7 +68,7 @@ def patients_recorded(source: Source) -> int | None:
     """How many patients the records' data hold (from the store's fold manifest), if known."""
     if source.data_id is None:
         return None
-    folds = analysis.fold_patients(source.store, source.data_id)
+    folds = fold_patients(source.store, source.data_id)
     return None if folds is None else int(folds["patients"].sum())
 
 

@@ -14,6 +14,7 @@ from spine.errors import ConfigError
 from spine.training import analysis, comparisons, make_config, predictions, provenance, shipped, studies
 from spine.training.engine import split_data
 from spine.training.config import RunConfig
+from spine.training.folds import fold_overview, fold_patients, split_overview
 from spine.training.store import inputs_path, load_record, records, run_dir, write_json
 
 DATA = "phantom:12"
@@ -401,14 +402,14 @@ def test_study_record_trains_only_the_cell_asked_for(tmp_path):
 
 def test_split_overview_counts_the_engines_split():
     config = make_config("U-Net", "Dice", "binary", "phantom:5", "smoke")
-    table = analysis.split_overview(config).set_index("subset")
+    table = split_overview(config).set_index("subset")
     assert list(table.index) == ["train", "val", "test", "all"]
     assert table.loc["all", "patients"] == 5 and table.loc["all", "share of patients (%)"] == pytest.approx(100.0)
     assert (table.loc[["train", "val", "test"], "patients"] >= 1).all()
     used = split_data(config)
     assert table.loc["test", "slices a run uses"] == len(used["test"])
     assert table.loc["all", "slices in the data"] == 5  # the phantom: one central slice per patient
-    folds = analysis.fold_overview("phantom:5", "smoke")  # no folds at smoke: fold 0, the split above
+    folds = fold_overview("phantom:5", "smoke")  # no folds at smoke: fold 0, the split above
     assert set(folds["fold"]) == {0} and folds.drop(columns="fold").equals(table.reset_index())
 
 
@@ -532,6 +533,6 @@ def test_fold_patients_reads_the_manifest_in_natural_order(tmp_path):
     (tmp_path / "folds").mkdir()
     pd.DataFrame({"patient": ["10", "9", "2", "11"], "fold": [0, 0, 1, 1]}).to_csv(
         tmp_path / "folds" / "data-k2-seed0.csv", index=False)
-    table = analysis.fold_patients(tmp_path, "data")
+    table = fold_patients(tmp_path, "data")
     assert table.to_dict("list") == {"fold": [0, 1], "patients": [2, 2], "ids": ["9, 10", "2, 11"]}
-    assert analysis.fold_patients(tmp_path, "other") is None
+    assert fold_patients(tmp_path, "other") is None

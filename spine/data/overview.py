@@ -6,7 +6,7 @@
   structures;
 - :func:`class_balance`: each structure's share of the pixels, per dataset;
 - :func:`shared_patients`: the patients found in more than one subset (none, for a split by
-  patient; the split a run uses is ``spine.training.analysis.split_overview``);
+  patient; the split a run uses is ``spine.training.folds.split_overview``);
 - :func:`geometry_table`: size, spacing, origin and direction of volumes side by side.
 
 The figures drawn from these are in ``spine.plots``.

@@ -12,32 +12,28 @@ where it needs them the records in the store, into a table the book shows:
   :func:`stability_summary` and :func:`seed_vs_model_spread` (single runs against repeated ones);
 - **per structure, per unit**: :func:`structure_scores` (multiclass Dice and IoU per structure)
   and :func:`distance_units` (boundary errors in pixels and millimetres);
-- **the split**: :func:`split_overview` (patients and slices per subset of a run's split),
-  :func:`fold_overview` (that of every fold) and :func:`fold_patients` (the store's fold manifest);
 - **what the runs produced**: :func:`run_summaries` (single runs side by side) and
   :func:`histories` (training curves).
 
-Nothing here trains: grids are ``spine.training.studies``'s. Label maps of the grids' models are
+Nothing here trains: grids are ``spine.training.studies``'s. The split of a run and the folds
+as tables are :mod:`spine.training.folds`'s. Label maps of the grids' models are
 :mod:`spine.training.predictions`'s, the shipped models' cards :mod:`spine.training.shipped`'s,
 and the figures of these tables are in ``spine.plots``.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from spine import paper, stats
-from spine.data import load_dataset, load_split
 from spine.data.labels import foreground_classes
-from spine.data.splits import patient_key
 from spine.errors import ConfigError
-from spine.training.engine import make_config, split_data
+from spine.training.engine import split_data
 from spine.training.store import DEFAULT_STORE, Record, load_record, read_json, recorded_inputs
-from spine.training.studies import STUDY_COLUMNS, fold_numbers, pooled_per_patient
+from spine.training.studies import STUDY_COLUMNS, pooled_per_patient
 
 # Our metric -> a table row's 95 % interval (over test patients; test images for first-format records).
 CI_OF = {"f1": "dice_ci", "fg_iou": "iou_ci", "miou": "miou_ci", "hd95": "hd95_ci", "assd": "assd_ci"}
@@ -328,46 +324,6 @@ def _test_spacing(record: Record, store) -> np.ndarray:
 def _number(value) -> float:
     """A stored figure as a float (JSON null, i.e. an undefined value, as NaN)."""
     return np.nan if value is None else float(value)
-
-
-# --------------------------------------------------------------------------- the split
-
-
-def split_overview(config) -> pd.DataFrame:
-    """The split of a run (``engine.split_data``): per subset, the patients, the slices of the data,
-    the slices a run uses (the profile keeps a few per patient near the mid-line and may cap the
-    training set), each subset's share of the patients, and a total row."""
-    with tempfile.TemporaryDirectory() as folder:
-        used = split_data(config, Path(folder))
-        split = load_split(Path(folder) / "split.csv")
-    data = load_dataset(config.data, size=config.settings["size"])
-    subset_of = dict(zip(split["patient"].astype(str), split["subset"]))
-    rows = [{"subset": name, "patients": int((split["subset"] == name).sum()),
-             "slices in the data": int(sum(subset_of[str(p)] == name for p in data.patients)),
-             "slices a run uses": len(s), "patients a run uses": len(set(map(str, s.patients)))}
-            for name, s in used.items() if name in ("train", "val", "test")]
-    table = pd.DataFrame(rows)
-    total = table["patients"].sum()
-    table["share of patients (%)"] = 100.0 * table["patients"] / total
-    totals = {c: table[c].sum() for c in table.columns if c != "subset"} | {"subset": "all"}
-    return pd.concat([table, pd.DataFrame([totals])], ignore_index=True)
-
-
-def fold_overview(data, profile: str) -> pd.DataFrame:
-    """:func:`split_overview` of every fold of ``profile`` (needs the data itself), with a ``fold`` column."""
-    return pd.concat([split_overview(make_config("Proposed", "Dice", "binary", data, profile, fold=k)).assign(fold=k)
-                      for k in fold_numbers(profile)], ignore_index=True)
-
-
-def fold_patients(store, data_id: str) -> pd.DataFrame | None:
-    """From the store's fold manifest of ``data_id`` (no data needed): per fold, how many patients
-    and which; ``None`` when the store has none."""
-    manifests = sorted((Path(store) / "folds").glob(f"{data_id}-k*.csv"))
-    if not manifests:
-        return None
-    manifest = pd.read_csv(manifests[0], dtype={"patient": str})
-    return manifest.groupby("fold").agg(patients=("patient", "size"),
-                                        ids=("patient", lambda p: ", ".join(sorted(p, key=patient_key)))).reset_index()
 
 
 # --------------------------------------------------------------------------- what the runs produced
