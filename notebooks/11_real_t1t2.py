@@ -139,7 +139,8 @@ page.table_or_note(tables["multiclass"], "No 4-class run has a body check in thi
 
 # %% tags=["remove-input"]
 display(Markdown(bodies_study.finding(tables["multiclass"], PREVIOUS["multiclass"], "multiclass",
-                                     bodies_study.best_validation(store, PREVIOUS["multiclass"]))))
+                                     bodies_study.best_validation(store, PREVIOUS["multiclass"]),
+                                     shipped.get("multiclass"))))
 
 # %% [markdown]
 # ### Exam by exam
@@ -194,7 +195,8 @@ page.table_or_note(tables["binary"], "No binary run has a body check in this sto
 
 # %% tags=["remove-input"]
 display(Markdown(bodies_study.finding(tables["binary"], PREVIOUS["binary"], "binary",
-                                     bodies_study.best_validation(store, PREVIOUS["binary"]))))
+                                     bodies_study.best_validation(store, PREVIOUS["binary"]),
+                                     shipped.get("binary"))))
 
 # %% [markdown]
 # ### Per-level labels on real T1 and T2 slices

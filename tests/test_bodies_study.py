@@ -48,6 +48,10 @@ def test_the_finding_names_both_runs_and_says_when_nothing_compares():
     else:
         best = partial.loc[partial["body_dice_val"].idxmax()]
         assert SHIPPED_BEFORE in sentence and best["run"] in sentence and f"{best['body_dice_val']:.3f}" in sentence
+        other = table[table["run"] != best["run"]].iloc[-1]  # a run shipped now that is not the best one
+        named = bodies_study.finding(table, SHIPPED_BEFORE, "multiclass", shipped=other["run"])
+        assert named.startswith(sentence) and f"ships **{other['run']}**: body Dice {other['body_dice_val']:.3f}" in named
+        assert bodies_study.finding(table, SHIPPED_BEFORE, "multiclass", shipped=best["run"]) == sentence
     assert bodies_study.finding(table.iloc[0:0], SHIPPED_BEFORE, "binary").startswith("*No binary")
 
 

@@ -174,10 +174,12 @@ def best_validation(store, run_id: str) -> float | None:
     return max(validation_score(r) for r in same)
 
 
-def finding(table: pd.DataFrame, previous: str, task: str, best_validation: float | None = None) -> str:
+def finding(table: pd.DataFrame, previous: str, task: str, best_validation: float | None = None,
+            shipped: str | None = None) -> str:
     """The sentence on one task's :func:`runs_table`: the ``previous`` shipped run against the
-    partial-label run with the best validation-exam body Dice, and whether that run is within the
-    export rule's tolerance of ``best_validation`` (the best fold-0 T2-SPACE validation Dice) if given."""
+    partial-label run with the best validation-exam body Dice, whether that run is within the
+    export rule's tolerance of ``best_validation`` (the best fold-0 T2-SPACE validation Dice) if given,
+    and the ``shipped`` run's figures where it is another."""
     from spine.training.export import VALIDATION_TOLERANCE
 
     table = table.set_index("run") if len(table) else table
@@ -197,12 +199,22 @@ def finding(table: pd.DataFrame, previous: str, task: str, best_validation: floa
         sentence += (f" Its T2-SPACE validation Dice is {'within' if close else 'more than'} {VALIDATION_TOLERANCE} "
                      f"{'of' if close else 'below'} the best fold-0 run's ({best_validation:.3f}), "
                      f"{'so the export rule may choose it' if close else 'so the export rule cannot ship it'}.")
+    if shipped not in (None, previous, after.name) and shipped in table.index:
+        now = table.loc[shipped]
+        sentence += (f" The export rule ships **{shipped}**: body Dice {now['body_dice_val']:.3f} on the validation "
+                     f"exams and {now['body_dice_test']:.3f} on the test exams; T2-SPACE validation Dice "
+                     f"{now['t2space_val_dice']:.3f}, test {now['t2space_test_dice']:.3f}.")
     return sentence
 
 
-def readme_lines(store, previous: dict[str, str] = SHIPPED_BEFORE) -> list[str]:
+def readme_lines(store, previous: dict[str, str] = SHIPPED_BEFORE, shipped: dict[str, str] | None = None) -> list[str]:
     """The README's section on the body check: every checked run of both tasks, then each task's
-    :func:`finding` against the run it ``previous`` names."""
+    :func:`finding` against the run it ``previous`` names, and the run ``shipped`` names now (by
+    task; default: the shipped cards')."""
+    if shipped is None:
+        from spine.inference import WEIGHTS
+
+        shipped = shipped_run_ids(WEIGHTS)
     header = ("| run | task | trained | T2-SPACE validation Dice | T2-SPACE test Dice | body Dice, validation exams "
               "(95 % CI) | body Dice, test exams (95 % CI) | image-steps | minutes |")
     lines = ["#### Real T1/T2/TIRM volumes: the body check (generated from `results/*/bodies.json`)", "",
@@ -219,7 +231,8 @@ def readme_lines(store, previous: dict[str, str] = SHIPPED_BEFORE) -> list[str]:
                          f"{row['t2space_test_dice']:.3f} | {' | '.join(intervals)} | {row['image_steps']:,} | "
                          f"{row['wall_min']:.0f} |")
     for task in ("multiclass", "binary"):
-        lines += ["", finding(tables[task], previous[task], task, best_validation(store, previous[task]))]
+        lines += ["", finding(tables[task], previous[task], task, best_validation(store, previous[task]),
+                              shipped.get(task))]
     return lines
 
 
