@@ -258,17 +258,19 @@ def test_shipped_models_score_their_recorded_test_figure_on_the_real_slices(task
     assert summary_row["test dice"] == card["test"]["dice"] and summary_row["task"] == task
 
 
-#: Dice floors of the shipped models on phantom case 2025 (a patient no model has seen). Measured
-#: with the files shipped now (robust training): binary 0.650 on the central sagittal slice and
-#: 0.659 on the volume; 4-class (mean over vertebra, disc and canal) 0.600 and 0.761. The floors
-#: sit 0.05 below, so a path that loses part of the anatomy (an axis flipped, a slice transposed,
-#: the volume mis-oriented) fails; a model shipped anew must be measured again.
-PHANTOM_DICE_FLOOR = {"binary": (0.60, 0.60), "multiclass": (0.55, 0.71)}  # (slice, volume)
+#: Dice floors of the shipped models on the T2 phantom case 2025 (a patient no model has seen). Measured
+#: with the files shipped now: binary 0.868 on the central sagittal slice and 0.674 on the volume;
+#: 4-class (mean over vertebra, disc and canal) 0.105 and 0.449 (the 4-class model, fine-tuned on
+#: real T1/T2 bodies without intensity randomisation, does poorly on the phantom: 0.036 and 0.328 on
+#: its T1 case; see its card's transfer check). The floors sit about 0.05 below, so a path that loses
+#: part of the anatomy (an axis flipped, a slice transposed, the volume mis-oriented) fails the
+#: volume's; a model shipped anew must be measured again.
+PHANTOM_DICE_FLOOR = {"binary": (0.80, 0.60), "multiclass": (0.05, 0.40)}  # (slice, volume)
 
 
 @pytest.mark.slow
 def test_spine_predict_uses_the_shipped_models_on_a_png_and_a_volume(tmp_path):
-    image, mask = phantom.make_case(2025, permuted=True)
+    image, mask = phantom.make_case(2025, "t2", permuted=True)
     volume = tmp_path / "volume.mha"
     sitk.WriteImage(image, str(volume))
     middle, _ = central_sagittal_slice(image)
