@@ -451,6 +451,16 @@ def test_shipped_model_rescored_on_its_own_test_patients_matches_its_card(t2spac
     assert scored["per_image"]["dice"] == pytest.approx(card["test"]["dice"], abs=1e-6)
 
 
+def test_the_shipped_models_split_applies_to_the_phantom_from_any_folder(tmp_path, monkeypatch):
+    """Chapter 7 on the phantom: the split of the shipped run (trained also on partial labels, named
+    by a path relative to the repository) is a choice of phantom images, not that run's data."""
+    from spine.inference import model_card
+
+    monkeypatch.chdir(tmp_path)
+    test, own = shipped.shipped_test_images(model_card("binary"), "phantom")
+    assert len(test) > 0 and not own
+
+
 def test_code_summary_names_the_most_frequent_versions_and_counts_the_rest():
     codes = ["spine 0.1.0, aaaa"] * 3 + ["spine 0.1.0, bbbb"] * 2 + ["spine 0.1.0, cccc", "not recorded"]
     assert provenance.code_summary(codes) == "spine 0.1.0, aaaa (3 runs); spine 0.1.0, bbbb (2 runs); 2 other commits"

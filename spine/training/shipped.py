@@ -14,7 +14,7 @@ from spine.data import TASKS
 from spine.errors import ConfigError
 from spine.inference import model_card
 from spine.training.config import RunConfig
-from spine.training.engine import split_data
+from spine.training.engine import source_data_id, split_data
 from spine.training.store import is_finished, load_record
 
 
@@ -50,5 +50,8 @@ def shipped_test_images(card: dict, data) -> tuple:
     images it never saw in training. On other data (the phantom) the split is only a choice of
     images. Returns ``(SliceSet, own)``; the slices are prepared at the model's input size."""
     recorded = RunConfig.from_dict(card["config"])
-    test = split_data(dataclasses.replace(recorded, data=str(data)))["test"]
+    # the split of ``data`` as the run would make it; partial labels only add training slices
+    config = dataclasses.replace(recorded, data=str(data), data_id=source_data_id(data, recorded.settings["size"]),
+                                 partial=None, partial_id=None)
+    test = split_data(config)["test"]
     return test, test.data_id == recorded.data_id
