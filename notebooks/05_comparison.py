@@ -162,7 +162,7 @@ else:
 # every model with each seed of `studies.COMPARISON_SEEDS` in every fold; with all of them
 # recorded, the comparisons above use each patient's mean over the seeds, and a verdict also needs
 # the 95 % interval of a two-level bootstrap (each fold's seeds of each model, then the patients;
-# `spine.stats.seed_bootstrap`) to exclude 0. What the store holds now:
+# `spine.stats.seed_bootstrap`) to exclude 0. The next paragraph says, from the store, which applies here.
 #
 # {glue:md}`comparison_seeds`
 
