@@ -9,7 +9,7 @@ import pytest
 
 from spine.errors import ConfigError, DataError
 from spine.training import engine, make_config, resolve_profile, studies, train
-from spine.training.store import RECORD_FILES, inputs_path, is_finished, load_record, read_json, write_json
+from spine.training.store import RECORD_FILES, inputs_path, is_finished, load_record, read_json, run_dir, write_json
 
 pytestmark = pytest.mark.slow
 DATA = "phantom:12"
@@ -277,14 +277,14 @@ def test_a_run_whose_data_now_prepare_otherwise_is_refused_before_anything_is_wr
     changed = dataclasses.replace(config, data_id=config.data_id.rsplit("-", 1)[0] + "-0123456789abcdef")
     with pytest.raises(DataError, match="not the run's"):
         train(changed, tmp_path, verbose=False)
-    assert not results.run_dir(tmp_path, changed).exists()
+    assert not run_dir(tmp_path, changed).exists()
 
 
 def test_a_run_resumed_on_data_whose_bytes_changed_is_refused(tmp_path):
     config = smoke_config()
-    folder = results.run_dir(tmp_path, config)
+    folder = run_dir(tmp_path, config)
     folder.mkdir(parents=True)  # an interrupted run that started on other bytes
-    results.write_json(folder / "config.json", config.to_dict() | {"resolved": {"data_sha256": "0" * 64}})
+    write_json(folder / "config.json", config.to_dict() | {"resolved": {"data_sha256": "0" * 64}})
     with pytest.raises(DataError, match="bytes differ from those run"):
         train(config, tmp_path, verbose=False)
     assert sorted(p.name for p in folder.iterdir()) == ["config.json"]
@@ -292,6 +292,6 @@ def test_a_run_resumed_on_data_whose_bytes_changed_is_refused(tmp_path):
 
 def test_a_record_keeps_the_sha256_of_its_data(reference):
     config, record = reference
-    resolved = results.read_json(record.path / "config.json")["resolved"]
+    resolved = read_json(record.path / "config.json")["resolved"]
     digest = engine.load_dataset(config.data, size=config.settings["size"]).data_sha256
     assert resolved["data_sha256"] == digest and len(digest) == 64  # the phantom's written files too
