@@ -403,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--partial", metavar="FOLDER",
                        help="also train on the vertebral-body volumes of FOLDER (vertebral-bodies-t1t2: every "
                             "--set partial_stride=K-th sagittal slice, default 2, of its training patients, "
-                            "unlabelled pixels ignored unless known background); its validation and test exams "
+                            "unlabelled pixels ignored unless known background; --set partial_fold=K holds out fold K "
+                            "of its exams, default the run's --fold); its validation and test exams "
                             "get the body check, stored as bodies.json in the record (spine/data/bodies.py)")
     train.add_argument("--init", metavar="RUN_ID",
                        help="start from the selected weights of this finished run of the store (the same model, "

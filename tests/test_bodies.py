@@ -9,7 +9,9 @@ import tensorflow as tf
 from spine import losses, transfer
 from spine.data import bodies, load_dataset, make_split
 from spine.data.labels import BACKGROUND, DISC, UNKNOWN, VERTEBRA, structures_to_classes
-from spine.errors import DataError
+from spine.errors import ConfigError, DataError
+from spine.training import make_config
+from spine.training.engine import partial_split
 
 from conftest import SHARED_DATA, _require
 
@@ -184,3 +186,22 @@ def test_the_gap_between_adjacent_bodies_is_disc_and_a_missing_body_is_not():
 def test_the_records_name_the_current_rules_by_the_data_id_they_give_the_shared_folder():
     data_id = load_dataset(_require(BODIES)).data_id
     assert bodies.RULES_OF_DATA_ID[data_id] == bodies.PARTIAL_LABELS_VERSION
+
+
+def test_partial_fold_holds_out_another_fold_of_the_exams_under_one_split_of_the_data(tmp_path):
+    folder = tmp_path / "bodies"
+    patients = [f"vb9_{k:02d}" for k in range(1, 11)]  # two per fold of the cpu profile's five
+    for patient in patients:
+        write_exam(folder, name=f"{patient}_t2-tse")
+    request = dict(model="U-Net", loss="Dice", task="binary", data="phantom:12", profile="cpu", partial=folder)
+    own = make_config(**request)
+    assert make_config(**request, overrides={"partial_fold": 0}).run_id == own.run_id  # the default is not stored
+    moved = make_config(**request, overrides={"partial_fold": 3})
+    assert moved.run_id != own.run_id and moved.fold == own.fold == 0
+    expected = make_split(patients, seed=0, val_seed=0, folds=5, fold=3)
+    held_out = partial_split(moved, folder)
+    assert held_out.set_index("patient")["subset"].to_dict() == expected.set_index("patient")["subset"].to_dict()
+    assert held_out.query("subset == 'test'")["patient"].tolist() != \
+        partial_split(own, folder).query("subset == 'test'")["patient"].tolist()
+    with pytest.raises(ConfigError, match="partial_fold=5"):
+        make_config(**request, overrides={"partial_fold": 5})

@@ -27,7 +27,9 @@ LEGACY_SETTINGS = {"folds": 0, "lr_schedule": "constant", "warmup_epochs": 0.0, 
                    "checkpoint_every": 1}
 # Settings of a run that adds a partially labelled source (RunConfig.partial), beside the profile's:
 #   partial_stride  every k-th sagittal slice of each partially labelled exam (1 mm apart) is trained on
-PARTIAL_FIELDS = {"partial_stride": int}
+PARTIAL_FIELDS = {"partial_stride": int, "partial_fold": int}
+# partial_fold (which fold of the partially labelled exams this run holds out) defaults to the run's
+# own fold and is stored only where it differs, so the runs made before it keep their ids.
 PARTIAL_DEFAULTS = {"partial_stride": 2}
 LR_SCHEDULES = ("constant", "cosine")
 # What a field's value must be, so that a bad --set value stops before any work.

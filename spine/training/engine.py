@@ -43,7 +43,7 @@ from spine import losses, metrics, stats, transfer
 from spine.data import (concat, detect_layout, labels, load_dataset, load_split, make_folds, make_split, save_split,
                         subset_mask)
 from spine.data.io import atomic_path
-from spine.errors import DataError
+from spine.errors import ConfigError, DataError
 from spine.data.preprocess import BOTTLENECK_FACTOR
 from spine.inference import predict_labels
 from spine.models import build_model, has_dual_output
@@ -67,7 +67,9 @@ def make_config(model: str, loss: str, task: str = "binary", data="phantom", pro
     """Resolve a run request; the data source is prepared (or read from the cache) to identify it.
 
     ``partial``: a second training source with partial labels (a ``vertebral-bodies-t1t2`` folder,
-    :mod:`spine.data.bodies`), split by patient into the same folds as ``data``; its training
+    :mod:`spine.data.bodies`), split by patient into the same folds as ``data`` (fold
+    ``partial_fold`` of them held out, the run's own fold unless set: so the exams can be
+    cross-validated under one split of ``data``); its training
     patients' slices (every ``partial_stride``-th) join the training set, its validation and test
     exams get the body check (:func:`spine.transfer.body_check`) stored with the record.
 
@@ -83,15 +85,16 @@ def make_config(model: str, loss: str, task: str = "binary", data="phantom", pro
     settings = resolve_profile(profile, overrides, partial=partial is not None)
     labels.check_task(task)
     if model not in MODEL_NAMES:
-        from spine.errors import ConfigError
-
         raise ConfigError(f"unknown model {model!r}; valid: {', '.join(MODEL_NAMES)}")
     losses.get_loss(loss, task)
     if not 0 <= fold < max(settings["folds"], 1):
-        from spine.errors import ConfigError
-
         raise ConfigError(f"fold {fold} does not exist at profile {profile!r}: "
                           f"folds are 0..{max(settings['folds'], 1) - 1}")
+    if settings.get("partial_fold") == fold:
+        del settings["partial_fold"]  # the default, stored only where it differs
+    if not 0 <= settings.get("partial_fold", fold) < max(settings["folds"], 1):
+        raise ConfigError(f"profile field partial_fold={settings['partial_fold']}: folds are "
+                          f"0..{max(settings['folds'], 1) - 1}")
     # the precision this machine trains in, not "auto": a float16 GPU run and a float32 CPU run are different runs
     settings["precision"] = device.resolve_precision(settings["precision"])
     if data_id is None:
@@ -143,12 +146,12 @@ def _start_from(model: keras.Model, config: RunConfig, store) -> None:
 
 
 def partial_split(config: RunConfig, source) -> pd.DataFrame:
-    """The partially labelled source's patients split as the run's data are (same folds, fold and
-    validation seed): ``patient, subset``."""
+    """The partially labelled source's patients split as the run's data are (same folds and
+    validation seed; fold ``partial_fold``, the run's own unless set): ``patient, subset``."""
     settings = config.settings
     patients = load_dataset(source, size=settings["size"]).patients
     return make_split(patients, seed=settings["split_seed"], val_seed=config.seed, folds=settings["folds"],
-                      fold=config.fold)
+                      fold=settings.get("partial_fold", config.fold))
 
 
 def split_data(config: RunConfig, split_folder: Path | None = None) -> dict:
