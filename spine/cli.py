@@ -158,9 +158,9 @@ def _cmd_predict(args) -> int:
 def _cmd_export(args) -> int:
     from spine.training import export
 
-    record, compared, close = export.best_record(args.store, args.data, args.profile, args.task)
-    path = export.export_model(record, args.out, compared, close, overwrite=args.overwrite, t1t2_folder=args.check)
-    _emit(args, {"model": str(path), **export.card(record, compared, close)["test"]})
+    choice = export.best_record(args.store, args.data, args.profile, args.task)
+    path = export.export_model(choice, args.out, overwrite=args.overwrite, t1t2_folder=args.check)
+    _emit(args, {"model": str(path), **export.card(choice)["test"]})
     return 0
 
 
@@ -451,7 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "write the recorded run the export rule chooses as a model file with its card (how the "
                        "shipped models are made): the best fold-0, seed-0 validation Dice, unless runs trained for "
                        "other sequences come within VALIDATION_TOLERANCE of it; then the best of those on the body "
-                       "check of the validation exams, else on the held-out phantom T1/T2 cases (spine/training/export.py)")
+                       "check of the validation exams (averaged over every fold of the exams where a recipe was "
+                       "cross-validated with --set partial_fold=K, its fold-0 run shipped), else on the held-out "
+                       "phantom T1/T2 cases (spine/training/export.py)")
     exported.add_argument("task", choices=TASKS)
     exported.add_argument("--data", required=True, help="the data source of the candidate runs")
     _profile_arg(exported, "cpu")
@@ -472,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     checked.add_argument("--bodies", metavar="FOLDER",
                          help="also run the body check on the vertebral-body volumes of FOLDER "
                               "(vertebral-bodies-t1t2), stored as bodies.json with each exam's subset in the "
-                              "run's fold (the export rule chooses on its validation exams)")
+                              "run's fold of the exams (the export rule chooses on its validation exams)")
 
     study = command("study", _cmd_study, "run one of the study's grids and print its table")
     study.add_argument("name", type=_one_of(_study_names),

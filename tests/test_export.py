@@ -37,13 +37,17 @@ DATA = "phantom:12"
 
 
 def _record_with_model(store, model: str, val: float, test: float, seed: int = 0, fold: int = 0, augment=False,
-                       saved: bool = True, task: str = "binary", partial_id: str | None = None):
+                       saved: bool = True, task: str = "binary", partial_id: str | None = None,
+                       partial_fold: int | None = None):
     """A finished run with chosen figures and an (untrained) model file (unless not ``saved``):
-    what export reads; with ``partial_id``, a run that also trained on those partial labels."""
+    what export reads; with ``partial_id``, a run that also trained on those partial labels (holding
+    out fold ``partial_fold`` of their exams, if given)."""
     config = make_config(model, "Dice", task, DATA, "smoke", seed=seed, fold=fold, augment=augment,
                          overrides={"folds": 3})
     if partial_id is not None:
         config = dataclasses.replace(config, partial="vertebral-bodies-t1t2", partial_id=partial_id)
+    if partial_fold is not None:
+        config = dataclasses.replace(config, settings=config.settings | {"partial_fold": partial_fold})
     folder = run_dir(store, config)
     folder.mkdir(parents=True)
     write_json(folder / "config.json", config.to_dict())
@@ -73,8 +77,8 @@ def test_best_record_is_chosen_on_validation_not_test(tmp_path, monkeypatch):
     _record_with_model(tmp_path, "Proposed", val=0.99, test=0.99, seed=3)  # other validation patients
     _record_with_model(tmp_path, "TransUNet", val=0.98, test=0.99, fold=1)  # another fold: other patients too
     monkeypatch.setattr(export, "phantom_score", lambda record: pytest.fail("no robust run: no phantom"))
-    record, compared, close = export.best_record(tmp_path, DATA, "smoke", "binary")
-    assert record.path == chosen.path and (compared, close) == (2, 0)
+    choice = export.best_record(tmp_path, DATA, "smoke", "binary")
+    assert choice.record.path == chosen.path and (choice.compared, choice.close) == (2, 0)
     assert len(export.candidates(tmp_path, DATA, "smoke", "binary")) == 5
     with pytest.raises(ConfigError, match="no finished seed-0, fold-0 multiclass run"):
         export.best_record(tmp_path, DATA, "smoke", "multiclass")
@@ -88,9 +92,41 @@ def test_robust_runs_close_on_validation_are_preferred_best_on_the_phantom(tmp_p
     _record_with_model(tmp_path, "TransUNet", val=0.880, test=0.99, augment="robust")  # not close: never asked
     phantom = {"ResUNet": 0.7, "Attention U-Net": 0.6}
     monkeypatch.setattr(export, "phantom_score", lambda record: phantom[record.config.model])
-    record, compared, close = export.best_record(tmp_path, DATA, "smoke", "binary")
-    assert record.path == chosen.path and (compared, close) == (5, 2)
-    assert "phantom" in export.selection(compared, close) and "within 0.01" in export.selection(compared, close)
+    choice = export.best_record(tmp_path, DATA, "smoke", "binary")
+    assert choice.record.path == chosen.path and (choice.compared, choice.close) == (5, 2)
+    assert "phantom" in export.selection(choice) and "within 0.01" in export.selection(choice)
+
+
+def _bodies(record, val: float, test: list[float]):
+    """Store a body check on the record: its validation exams' mean Dice, and one test exam (of its
+    own patient) per given Dice."""
+    exams = [{"exam": f"e{record.path.name}{i}", "subset": "test", "patient": f"p{record.path.name}{i}",
+              "dice": dice, "recall": dice, "precision": dice} for i, dice in enumerate(test)]
+    write_json(record.path / transfer.BODY_CHECK_FILE, {"val": {"dice": {"mean": val}}, "exams": exams})
+    return record
+
+
+def test_a_recipe_cross_validated_over_the_exams_is_chosen_on_every_fold_and_ships_its_fold_0(tmp_path):
+    current, = [i for i, version in bodies.RULES_OF_DATA_ID.items() if version == bodies.PARTIAL_LABELS_VERSION]
+    partial = dict(val=0.90, test=0.9, partial_id=current)
+    _bodies(_record_with_model(tmp_path, "U-Net", **partial), 0.99, [0.9])  # best fold 0, one fold only
+    lucky = _bodies(_record_with_model(tmp_path, "ResUNet", **partial), 0.95, [0.5])  # good on fold 0 alone
+    for k in (1, 2):
+        _bodies(_record_with_model(tmp_path, "ResUNet", **partial, partial_fold=k), 0.50, [0.5])
+    steady = _bodies(_record_with_model(tmp_path, "TransUNet", **partial), 0.80, [0.7, 0.8])
+    folds = [steady] + [_bodies(_record_with_model(tmp_path, "TransUNet", **partial, partial_fold=k), 0.80, [0.75])
+                        for k in (1, 2)]
+    _bodies(_record_with_model(tmp_path, "Proposed", **partial | {"val": 0.80}), 0.99, [0.99])  # not close
+    for k in (1, 2):
+        _bodies(_record_with_model(tmp_path, "Proposed", **partial | {"val": 0.80}, partial_fold=k), 0.99, [0.99])
+    choice = export.best_record(tmp_path, DATA, "smoke", "binary")
+    assert choice.record.path == steady.path and [r.path for r in choice.folds] == [r.path for r in folds]
+    assert (choice.compared, choice.close, choice.crossed) == (4, 3, 2)
+    assert "over 3 folds of the exams" in export.selection(choice)
+    crossed = export.card(choice)["bodies_cross_validated"]
+    assert crossed["val_dice"] == pytest.approx(0.80) and crossed["test"]["exams"] == 4
+    assert crossed["test"]["dice"]["mean"] == pytest.approx(np.mean([0.7, 0.8, 0.75, 0.75]))
+    assert lucky.path != choice.record.path
 
 
 def test_partial_label_runs_count_only_under_the_current_rules(tmp_path):
@@ -112,7 +148,7 @@ def test_export_writes_the_weights_without_the_optimizer_and_a_card(tmp_path, mo
     check = {"phantom": {"t1": {"cases": 20, "dice": 0.5}, "t2": {"cases": 20, "dice": 0.6}}}
     monkeypatch.setattr(export.transfer, "transfer_check", lambda model, folder: check)  # tests/test_transfer.py
     record = _record_with_model(tmp_path / "store", "Proposed", val=0.8, test=0.7)
-    path = export.export_model(record, tmp_path / "weights", compared=2, t1t2_folder=None)
+    path = export.export_model(export.Choice(record, compared=2, close=0), tmp_path / "weights", t1t2_folder=None)
     shipped = keras.saving.load_model(path)
     original = keras.saving.load_model(record.model_path, compile=False)
     for mine, theirs in zip(shipped.weights, original.weights, strict=True):
@@ -125,7 +161,7 @@ def test_export_writes_the_weights_without_the_optimizer_and_a_card(tmp_path, mo
     assert card["validation"] == {"dice": 0.8} and card["test"]["dice"] == 0.7 and "best of 2" in card["selected_on"]
     assert card["augment"] == "none" and card["transfer"] == check
     with pytest.raises(ConfigError, match="exists"):
-        export.export_model(record, tmp_path / "weights")
+        export.export_model(export.Choice(record, 2, 0), tmp_path / "weights")
 
 
 def _stored_check(record, t1_dice: float, t2_dice: float, slice_dice=(0.8, 0.6, 0.2, 0.0), rows: bool = True) -> dict:
@@ -174,9 +210,9 @@ def test_export_keeps_a_stored_real_slice_check_when_given_no_slices(tmp_path, m
     record = _record_with_model(tmp_path, "U-Net", val=0.8, test=0.7)
     stored = _stored_check(record, t1_dice=0.9, t2_dice=0.6)
     monkeypatch.setattr(export.transfer, "transfer_check", lambda model, folder=None: {"phantom": {}})
-    export.export_model(record, tmp_path / "weights")
+    export.export_model(export.Choice(record, 1, 0), tmp_path / "weights")
     assert export.stored_check(record.path) == stored
-    export.export_model(record, tmp_path / "weights", overwrite=True, t1t2_folder="t1t2")
+    export.export_model(export.Choice(record, 1, 0), tmp_path / "weights", overwrite=True, t1t2_folder="t1t2")
     assert export.stored_check(record.path) == {"phantom": {}}
 
 

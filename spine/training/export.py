@@ -5,10 +5,11 @@ when no ``--model`` is given. :func:`best_record` picks, among the finished seed
 a task on one data source and profile (seed 0 and one fold: they share their validation patients,
 so their validation figures compare), the run with the best mean **validation** Dice (never the test
 figure, which stays an unbiased estimate of the shipped model), unless runs trained for other
-sequences (a robust augmentation, :mod:`spine.training.robust`) come within
-:data:`VALIDATION_TOLERANCE` of it: as good on T2-SPACE as fold 0's few validation patients can tell,
-they are preferred, the best of them on the held-out phantom T1 and T2 cases
-(:func:`spine.transfer.phantom_scores`). :func:`export_model` writes
+sequences (a robust augmentation, :mod:`spine.training.robust`, or real T1/T2 exams with partial
+labels) come within :data:`VALIDATION_TOLERANCE` of it: as good on T2-SPACE as fold 0's few
+validation patients can tell, they are preferred, the best of them on the vertebral-body exams
+(cross-validated over the exams' folds where a recipe has been; :func:`best_record` states the
+rule) or, without exams, on the held-out phantom T1 and T2 cases. :func:`export_model` writes
 that run's model without its optimizer state (a third of the file) and, beside it, a JSON card naming
 the run, its augmentation, how it was chosen, its recorded test figures (against which the shipped
 file is tested) and its transfer check (phantom T1 / T2 and, where given, the real T1/T2 slices:
@@ -17,10 +18,13 @@ reported, never chosen on).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
+import pandas as pd
 
 from spine import transfer
 from spine.data.bodies import PARTIAL_LABELS_VERSION, RULES_OF_DATA_ID
@@ -121,46 +125,119 @@ def _transfers(record: results.Record) -> bool:
     return record.config.augment in robust.RANDOMISED_FRACTION or record.config.partial is not None
 
 
-def best_record(store, data, profile: str, task: str, *, need_model: bool = True) -> tuple[results.Record, int, int]:
-    """Among the seed-0, fold-0 :func:`candidates`, the runs trained for other sequences (robust
-    augmentation or partial labels) within :data:`VALIDATION_TOLERANCE` of the best mean validation
-    Dice: the best of them on the body check of the validation exams (:func:`body_score`) where any
-    has one, else the best on the phantom (:func:`phantom_score`); without such runs, that best run.
-    Also returns how many runs it was chosen from, and how many were that close. The chosen run
-    needs its model file unless ``need_model`` is false (to check a choice from the records alone)."""
-    runs = [r for r in candidates(store, data, profile, task)
-            if (r.config.seed, r.config.fold) == (0, 0) and np.isfinite(validation_score(r))]
+def exam_fold(record: results.Record) -> int:
+    """The fold of the vertebral-body exams a partial-label run holds out (its own fold unless
+    ``partial_fold`` says otherwise)."""
+    return record.config.settings.get("partial_fold", record.config.fold)
+
+
+def recipe(record: results.Record) -> str:
+    """A run's configuration but the fold of the exams it holds out: the runs of one recipe
+    cross-validate it over the exams."""
+    config = record.config.to_dict()
+    config["settings"] = {k: v for k, v in config["settings"].items() if k != "partial_fold"}
+    return json.dumps({k: v for k, v in config.items() if k not in ("data", "partial")}, sort_keys=True)
+
+
+def cross_validated(runs: list[results.Record]) -> dict[str, list[results.Record]]:
+    """The recipes among ``runs`` with a body check recorded on every fold of the exams: recipe ->
+    its runs in fold order."""
+    groups: dict[str, dict[int, results.Record]] = {}
+    for run in runs:
+        if np.isfinite(body_score(run)):
+            groups.setdefault(recipe(run), {})[exam_fold(run)] = run
+    return {key: [folds[k] for k in sorted(folds)] for key, folds in groups.items()
+            if sorted(folds) == list(range(next(iter(folds.values())).config.settings["folds"]))}
+
+
+def cross_validated_score(runs: list[results.Record]) -> float:
+    """A cross-validated recipe's figure: its folds' mean body Dice of the validation exams, averaged."""
+    return float(np.mean([body_score(run) for run in runs]))
+
+
+def cross_validated_bodies(runs: list[results.Record]) -> dict:
+    """A cross-validated recipe's body check: the validation figure the rule chooses on, and the
+    test exams of every fold pooled (each exam once, scored by the run that never saw it), with
+    intervals over patients."""
+    tested = pd.concat([pd.DataFrame(results.read_json(run.path / transfer.BODY_CHECK_FILE)["exams"])
+                        .query("subset == 'test'").assign(run_id=run.path.name, fold=exam_fold(run)) for run in runs],
+                       ignore_index=True)
+    return {"folds": len(runs), "runs": [run.path.name for run in runs], "val_dice": cross_validated_score(runs),
+            "test": transfer.summarize_bodies(tested), "exams": tested.to_dict("records")}
+
+
+class Choice(NamedTuple):
+    """The run the rule ships, and what it was chosen from."""
+
+    record: results.Record
+    compared: int  # finished seed-0 runs of fold 0
+    close: int  # of them, runs trained for other sequences within VALIDATION_TOLERANCE of the best
+    crossed: int = 0  # of those, recipes cross-validated over every fold of the exams
+    folds: tuple = ()  # the chosen recipe's runs, one per fold of the exams, where it is cross-validated
+
+
+def best_record(store, data, profile: str, task: str, *, need_model: bool = True) -> Choice:
+    """The run to ship, by a rule declared before its runs:
+
+    1. among the seed-0, fold-0 :func:`candidates` holding out their own fold of the exams, the
+       runs trained for other sequences (robust augmentation or partial labels) within
+       :data:`VALIDATION_TOLERANCE` of the best mean validation Dice are *close*;
+    2. where any close run's recipe is cross-validated over every fold of the vertebral-body
+       exams (:func:`cross_validated`: runs differing only in ``partial_fold``), the best such
+       recipe on its folds' validation exams (:func:`cross_validated_score`) is chosen, and its run
+       of fold 0 ships: two validation subjects per fold are too few to choose on alone;
+    3. else the close run best on the body check of its validation exams (:func:`body_score`) where
+       any has one, else the best on the phantom (:func:`phantom_score`); without close runs, the
+       best run.
+
+    The chosen run needs its model file unless ``need_model`` is false (to check a choice from the
+    records alone)."""
+    everything = [r for r in candidates(store, data, profile, task)
+                  if (r.config.seed, r.config.fold) == (0, 0) and np.isfinite(validation_score(r))]
+    runs = [r for r in everything if exam_fold(r) == r.config.fold]
     if not runs:
         raise ConfigError(f"no finished seed-0, fold-0 {task} run with a validation Dice "
                           f"for {data} at profile {profile!r} in {store}")
     best = max(map(validation_score, runs))
     close = [r for r in runs if _transfers(r) and validation_score(r) >= best - VALIDATION_TOLERANCE]
-    if any(np.isfinite(body_score(r)) for r in close):
-        chosen = max(close, key=body_score)
+    crossed = {key: folds for key, folds in cross_validated(everything).items() if key in map(recipe, close)}
+    if crossed:
+        folds = crossed[max(crossed, key=lambda key: cross_validated_score(crossed[key]))]
+        chosen = next(r for r in close if recipe(r) == recipe(folds[0]))
+    elif any(np.isfinite(body_score(r)) for r in close):
+        chosen, folds = max(close, key=body_score), ()
     elif len(close) > 1:
-        chosen = max(close, key=phantom_score)
+        chosen, folds = max(close, key=phantom_score), ()
     else:
-        chosen = close[0] if close else max(runs, key=validation_score)
+        chosen, folds = (close[0] if close else max(runs, key=validation_score)), ()
     if need_model and not chosen.model_path.is_file():
         raise ConfigError(f"the chosen run {chosen.path.name} has no model file (records are committed without "
                           "them); train it again (engine.retrain) into this store first")
-    return chosen, len(runs), len(close)
+    return Choice(chosen, len(runs), len(close), len(crossed), tuple(folds))
 
 
-def selection(compared: int, close: int = 0, on_bodies: bool = False) -> str:
+def selection(choice: Choice) -> str:
     """How the shipped run was chosen, in words (the card's ``selected_on``)."""
-    runs = f"{compared} finished seed-0 run(s) of fold 0"
-    if not close:
+    runs = f"{choice.compared} finished seed-0 run(s) of fold 0"
+    if not choice.close:
         return f"mean validation {SELECTION_METRIC}, best of {runs}"
-    figure = ("mean body Dice in the anterior column of the validation exams (real T1/T2/TIRM volumes)" if on_bodies
-              else f"mean phantom T1/T2 {SELECTION_METRIC} over every sagittal slice")
-    return (f"{figure}, best of the {close} run(s) trained for other sequences within "
-            f"{VALIDATION_TOLERANCE} of the best mean validation {SELECTION_METRIC} of {runs}")
+    within = (f"the {choice.close} run(s) trained for other sequences within {VALIDATION_TOLERANCE} of the best "
+              f"mean validation {SELECTION_METRIC} of {runs}")
+    if choice.crossed:
+        return (f"mean body Dice in the anterior column of the validation exams (real T1/T2/TIRM volumes) over "
+                f"{len(choice.folds)} folds of the exams, best of the {choice.crossed} recipe(s) so cross-validated "
+                f"among {within}; its run of fold 0")
+    if np.isfinite(body_score(choice.record)):
+        return ("mean body Dice in the anterior column of the validation exams (real T1/T2/TIRM volumes), best of "
+                + within)
+    return f"mean phantom T1/T2 {SELECTION_METRIC} over every sagittal slice, best of {within}"
 
 
-def card(record: results.Record, compared: int, close: int = 0, check: dict | None = None) -> dict:
+def card(choice: Choice, check: dict | None = None) -> dict:
     """What the shipped file is: its run and augmentation, how it was chosen, its recorded test
-    figures, and its transfer check (``check``: :func:`spine.transfer.transfer_check`) if given."""
+    figures, its transfer check (``check``: :func:`spine.transfer.transfer_check`) if given, and
+    its recipe's cross-validated body check where it has one."""
+    record = choice.record
     test = record.metrics["test"]
     recorded = results.read_json(record.path / "config.json")  # the data path as recorded, not as found here
     figures = {"images": test["n_images"], **{k: test["per_image"].get(k) for k in CARD_FIGURES}}
@@ -169,17 +246,21 @@ def card(record: results.Record, compared: int, close: int = 0, check: dict | No
         figures |= {"patients": patients["n"], "patient_mean_dice": patients["means"]["dice"]}
     bodies = results.read_json(record.path / transfer.BODY_CHECK_FILE) if np.isfinite(body_score(record)) else None
     return {"run_id": record.path.name, "config": recorded, "augment": augment_name(record.config.augment),
-            "selected_on": selection(compared, close, np.isfinite(body_score(record))),
+            "selected_on": selection(choice),
             "validation": {SELECTION_METRIC: validation_score(record)}, "test": figures,
             "selected_epoch": record.metrics["selected_epoch"]} | ({"transfer": check} if check else {}) | (
-        {"bodies": {key: bodies[key] for key in ("source", "val", "test") if key in bodies}} if bodies else {})
+        {"bodies": {key: bodies[key] for key in ("source", "val", "test") if key in bodies}} if bodies else {}) | (
+        {"bodies_cross_validated": _without_exams(cross_validated_bodies(list(choice.folds)))} if choice.folds else {})
 
 
-def export_model(record: results.Record, folder, compared: int = 1, close: int = 0, *, overwrite: bool = False,
-                 t1t2_folder=None) -> Path:
+def _without_exams(check: dict) -> dict:
+    return {key: value for key, value in check.items() if key != "exams"}
+
+
+def export_model(choice: Choice, folder, *, overwrite: bool = False, t1t2_folder=None) -> Path:
     """Write ``<folder>/<task>.keras`` (weights and architecture, no optimizer) and ``<task>.json``,
     whose transfer check covers the real T1/T2 slices too where ``t1t2_folder`` is given."""
-    folder = Path(folder)
+    folder, record = Path(folder), choice.record
     target = folder / f"{record.config.task}.keras"
     if target.exists() and not overwrite:
         raise ConfigError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
@@ -189,5 +270,5 @@ def export_model(record: results.Record, folder, compared: int = 1, close: int =
     check = (check_transfer(record, t1t2_folder, model) if t1t2_folder is not None
              else transfer.transfer_check(model, None))
     save_model(model, target)
-    results.write_json(target.with_suffix(".json"), card(record, compared, close, check))
+    results.write_json(target.with_suffix(".json"), card(choice, check))
     return target
