@@ -45,7 +45,8 @@ def _record_with_model(store, model: str, val: float, test: float, seed: int = 0
     config = make_config(model, "Dice", task, DATA, "smoke", seed=seed, fold=fold, augment=augment,
                          overrides={"folds": 3})
     if partial_id is not None:
-        config = dataclasses.replace(config, partial="vertebral-bodies-t1t2", partial_id=partial_id)
+        config = dataclasses.replace(config, partial="vertebral-bodies-t1t2", partial_id=partial_id,
+                                     settings=config.settings | {"partial_stride": 2})
     if partial_fold is not None:
         config = dataclasses.replace(config, settings=config.settings | {"partial_fold": partial_fold})
     folder = run_dir(store, config)
@@ -106,27 +107,50 @@ def _bodies(record, val: float, test: list[float]):
     return record
 
 
-def test_a_recipe_cross_validated_over_the_exams_is_chosen_on_every_fold_and_ships_its_fold_0(tmp_path):
+def _crossed_store(store):
+    """A store of partial-label runs: one with the best validation-exam figure but on fold 0 only, a
+    recipe lucky on fold 0 alone, a steady one, and one not close on T2-SPACE; all cross-validated
+    over the three folds of the exams but the first. Returns the steady recipe's runs by fold."""
     current, = [i for i, version in bodies.RULES_OF_DATA_ID.items() if version == bodies.PARTIAL_LABELS_VERSION]
     partial = dict(val=0.90, test=0.9, partial_id=current)
-    _bodies(_record_with_model(tmp_path, "U-Net", **partial), 0.99, [0.9])  # best fold 0, one fold only
-    lucky = _bodies(_record_with_model(tmp_path, "ResUNet", **partial), 0.95, [0.5])  # good on fold 0 alone
+    _bodies(_record_with_model(store, "U-Net", **partial), 0.99, [0.9])
+    _bodies(_record_with_model(store, "ResUNet", **partial), 0.95, [0.5])
     for k in (1, 2):
-        _bodies(_record_with_model(tmp_path, "ResUNet", **partial, partial_fold=k), 0.50, [0.5])
-    steady = _bodies(_record_with_model(tmp_path, "TransUNet", **partial), 0.80, [0.7, 0.8])
-    folds = [steady] + [_bodies(_record_with_model(tmp_path, "TransUNet", **partial, partial_fold=k), 0.80, [0.75])
-                        for k in (1, 2)]
-    _bodies(_record_with_model(tmp_path, "Proposed", **partial | {"val": 0.80}), 0.99, [0.99])  # not close
-    for k in (1, 2):
-        _bodies(_record_with_model(tmp_path, "Proposed", **partial | {"val": 0.80}, partial_fold=k), 0.99, [0.99])
+        _bodies(_record_with_model(store, "ResUNet", **partial, partial_fold=k), 0.50, [0.5])
+    steady = [_bodies(_record_with_model(store, "TransUNet", **partial), 0.80, [0.7, 0.8])]
+    steady += [_bodies(_record_with_model(store, "TransUNet", **partial, partial_fold=k), 0.80, [0.75]) for k in (1, 2)]
+    for k in (None, 1, 2):
+        _bodies(_record_with_model(store, "Proposed", **partial | {"val": 0.80}, partial_fold=k), 0.99, [0.99])
+    return steady
+
+
+def test_a_recipe_cross_validated_over_the_exams_is_chosen_on_every_fold_and_ships_its_fold_0(tmp_path):
+    steady = _crossed_store(tmp_path)
     choice = export.best_record(tmp_path, DATA, "smoke", "binary")
-    assert choice.record.path == steady.path and [r.path for r in choice.folds] == [r.path for r in folds]
+    assert choice.record.path == steady[0].path and [r.path for r in choice.folds] == [r.path for r in steady]
     assert (choice.compared, choice.close, choice.crossed) == (4, 3, 2)
     assert "over 3 folds of the exams" in export.selection(choice)
     crossed = export.card(choice)["bodies_cross_validated"]
     assert crossed["val_dice"] == pytest.approx(0.80) and crossed["test"]["exams"] == 4
     assert crossed["test"]["dice"]["mean"] == pytest.approx(np.mean([0.7, 0.8, 0.75, 0.75]))
-    assert lucky.path != choice.record.path
+
+
+def test_the_chapter_tables_each_cross_validated_recipe_once_and_the_rest_by_their_own_fold(tmp_path):
+    from spine.training import bodies_study
+
+    steady = _crossed_store(tmp_path)
+    table = bodies_study.cross_validation_table(tmp_path, "binary").set_index("run of fold 0")
+    assert len(table) == 3 and table.loc[steady[0].path.name, "folds"] == 3  # ResUNet, TransUNet, Proposed
+    row = table.loc[steady[0].path.name]
+    assert row["body_dice_val"] == pytest.approx(0.80) and row["exams_test"] == 4
+    assert sorted(row["exams"]["fold"]) == [0, 0, 1, 2]
+    assert len(bodies_study.checked_records(tmp_path, "binary")) == 4  # the runs holding out their own fold
+    assert len(bodies_study.checked_records(tmp_path, "binary", every_fold=True)) == 10
+    sentence = bodies_study.cross_validation_finding(table.reset_index(), goal=0.995)
+    assert "Proposed" in sentence and "None reaches the goal of 0.995 (it lies above the best one's" in sentence
+    best = table["body_dice_test"].idxmax()  # Proposed, 0.99 on every exam
+    assert f"The best, {best}, reaches the goal of 0.5 with its whole interval" in \
+        bodies_study.cross_validation_finding(table.reset_index(), goal=0.5)
 
 
 def test_partial_label_runs_count_only_under_the_current_rules(tmp_path):

@@ -6,7 +6,9 @@ images, so the tables draw without the volumes (the figures: :mod:`spine.body_fi
 
 Runs compare on the exams of one fold's validation and test patients (the split of the body
 volumes is fixed by fold and seed, :func:`spine.training.engine.partial_split`): a partial-label run
-trained on the others, and a model trained without them saw none.
+trained on the others, and a model trained without them saw none. A recipe cross-validated over the
+exams (its runs differing only in the fold of the exams they hold out, ``partial_fold``) is tabled
+apart (:func:`cross_validation_table`): every exam once, scored by the run that never saw it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pandas as pd
 from spine import transfer
 from spine.data.bodies import RULES_OF_DATA_ID
 from spine.errors import DataError
-from spine.training import store as results
+from spine.training.store import Record, is_finished, load_record, none_to_nan, read_json, records
 from spine.training.config import augment_name
 
 SUBSETS = ("val", "test")
@@ -28,13 +30,16 @@ SHIPPED_BEFORE = {"multiclass": "2b6e94e75bb9", "binary": "b984cbabcf0a"}
 POSITION_BINS_MM = (0, 5, 10, 15, 20, 25, 30, 40, 60)  # |offset from the mid-line| bands of the slice plot
 
 
-def checked_records(store, task: str | None = None) -> list[tuple[results.Record, dict]]:
-    """Every finished record of ``store`` with a stored body check (and of ``task`` if given)."""
+def checked_records(store, task: str | None = None, *, every_fold: bool = False) -> list[tuple[Record, dict]]:
+    """Every finished record of ``store`` with a stored body check (and of ``task`` if given),
+    holding out the exams of its own fold unless ``every_fold``."""
+    from spine.training.export import exam_fold
+
     found = []
-    for record in results.records(store):
+    for record in records(store):
         path = record.path / transfer.BODY_CHECK_FILE
-        if path.is_file() and task in (None, record.config.task):
-            found.append((record, results.none_to_nan(results.read_json(path))))
+        if path.is_file() and task in (None, record.config.task) and (every_fold or exam_fold(record) == record.config.fold):
+            found.append((record, none_to_nan(read_json(path))))
     return found
 
 
@@ -43,7 +48,7 @@ def checks_store(store, committed):
     return store if checked_records(store) else committed
 
 
-def describe(record: results.Record) -> str:
+def describe(record: Record) -> str:
     """A run in a few words: model, augmentation, the partial-label slices and rules, epochs, and the
     run it was fine-tuned from with the learning rate."""
     config = record.config
@@ -56,16 +61,16 @@ def describe(record: results.Record) -> str:
     return f"{config.model}, {augment_name(config.augment)}, {trained}, {settings['epochs']} epochs{tuned}"
 
 
-def cost(record: results.Record) -> dict:
+def cost(record: Record) -> dict:
     """What training the run took, the run it was fine-tuned from included (where its record is in the
     same store): its own training images, and image-steps (training images x epochs) and wall minutes."""
     images = record.metrics["subsets"]["train"]["images"]
-    environment = results.read_json(record.path / "environment.json")
+    environment = read_json(record.path / "environment.json")
     total = {"train_images": images, "image_steps": images * record.config.settings["epochs"],
              "wall_min": environment["wall_seconds"] / 60}
     start = record.path.parent / str(record.config.init)
-    if record.config.init and results.is_finished(start):
-        before = cost(results.load_record(start))
+    if record.config.init and is_finished(start):
+        before = cost(load_record(start))
         total |= {key: total[key] + before[key] for key in ("image_steps", "wall_min")}
     return total
 
@@ -135,7 +140,7 @@ def overlay_models(store, table: pd.DataFrame, previous: str, shipped: str | Non
 
 def shipped_run_ids(weights: Path) -> dict[str, str]:
     """The run id each shipped model comes from, by task (from the cards)."""
-    return {path.stem: results.read_json(path)["run_id"] for path in sorted(Path(weights).glob("*.json"))}
+    return {path.stem: read_json(path)["run_id"] for path in sorted(Path(weights).glob("*.json"))}
 
 
 def run_model(store, run_id: str):
@@ -165,12 +170,14 @@ def best_validation(store, run_id: str) -> float | None:
     and profile of ``run_id`` (the export rule's reference); None where ``run_id`` is not in ``store``."""
     from spine.training.export import validation_score
 
-    if not results.is_finished(Path(store) / run_id):
+    if not is_finished(Path(store) / run_id):
         return None
-    reference = results.load_record(Path(store) / run_id).config
-    same = [r for r in results.records(store)
-            if (r.config.task, r.config.data_id, r.config.profile, r.config.fold, r.config.seed)
-            == (reference.task, reference.data_id, reference.profile, 0, 0)]
+    from spine.training.export import exam_fold
+
+    reference = load_record(Path(store) / run_id).config
+    same = [r for r in records(store)
+            if (r.config.task, r.config.data_id, r.config.profile, r.config.fold, r.config.seed, exam_fold(r))
+            == (reference.task, reference.data_id, reference.profile, 0, 0, 0)]
     return max(validation_score(r) for r in same)
 
 
@@ -233,7 +240,70 @@ def readme_lines(store, previous: dict[str, str] = SHIPPED_BEFORE, shipped: dict
     for task in ("multiclass", "binary"):
         lines += ["", finding(tables[task], previous[task], task, best_validation(store, previous[task]),
                               shipped.get(task))]
+    crossed = cross_validation_table(store, "multiclass")
+    if len(crossed):
+        lines += ["", "4-class recipes cross-validated over the five folds of the exams (`--set partial_fold=K`): "
+                  + cross_validation_finding(crossed)]
     return lines
+
+
+def cross_validation_table(store, task: str) -> pd.DataFrame:
+    """One row per recipe of ``task`` cross-validated over every fold of the exams
+    (:func:`spine.training.export.cross_validated`): what it trained on, its folds' mean validation
+    body Dice (what the export rule chooses on) and T2-SPACE validation Dice, and the test exams of
+    every fold pooled (each scored by the run that never saw it) with a 95 % interval over patients."""
+    from spine.training.export import cross_validated, cross_validated_bodies
+
+    rows = []
+    runs = [record for record, _ in checked_records(store, task, every_fold=True)]
+    for folds in cross_validated(runs).values():
+        check = cross_validated_bodies(folds)
+        test = check["test"]
+        rows.append({"run of fold 0": folds[0].path.name, "trained": describe(folds[0]), "folds": len(folds),
+                     "t2space_val_dice": float(np.mean([r.metrics["val"]["per_image"]["dice"] for r in folds])),
+                     "body_dice_val": check["val_dice"], "body_dice_test": test["dice"]["mean"],
+                     "body_dice_test_ci95": test["dice"]["ci95"], "recall_test": test["recall"]["mean"],
+                     "exams_test": test["exams"], "patients_test": test["patients"],
+                     "exams": pd.DataFrame(check["exams"])})
+    return pd.DataFrame(rows)
+
+
+def cross_validation_view(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`cross_validation_table` as a page shows it (the pooled interval in words, no exam lists)."""
+    view = table.drop(columns="exams").copy()
+    view["body_dice_test"] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, (lo, hi)
+                              in zip(view["body_dice_test"], view.pop("body_dice_test_ci95"))]
+    return view.set_index("run of fold 0")
+
+
+def cross_validation_exams(table: pd.DataFrame) -> pd.DataFrame:
+    """Per exam (rows), each cross-validated recipe's body Dice (columns, by its run of fold 0), with
+    the fold that held the exam out."""
+    columns = {row["run of fold 0"]: row["exams"].set_index(["exam", "sequence", "fold"])["dice"]
+               for _, row in table.iterrows()}
+    return pd.DataFrame(columns).reset_index() if columns else pd.DataFrame()
+
+
+def cross_validation_finding(table: pd.DataFrame, goal: float = 0.80) -> str:
+    """The sentence on :func:`cross_validation_table`: each recipe's pooled test figure against
+    ``goal`` (issue 22's body Dice on exams of other patients)."""
+    if table.empty:
+        return "*No recipe is cross-validated over every fold of the exams in this store yet.*"
+    parts = [f"{row['trained']} (fold-0 run {row['run of fold 0']}): **{row['body_dice_test']:.3f}** "
+             f"[{row['body_dice_test_ci95'][0]:.3f}, {row['body_dice_test_ci95'][1]:.3f}] over "
+             f"{row['patients_test']} patients ({row['exams_test']} exams), validation exams {row['body_dice_val']:.3f}"
+             for _, row in table.iterrows()]
+    best = table.loc[table["body_dice_test"].idxmax()]
+    low, high = best["body_dice_test_ci95"]
+    if low >= goal:
+        verdict = f"The best, {best['run of fold 0']}, reaches the goal of {goal:g} with its whole interval."
+    elif best["body_dice_test"] >= goal:
+        verdict = f"The best, {best['run of fold 0']}, reaches the goal of {goal:g} in its mean, not in its interval."
+    else:
+        inside = "inside" if high >= goal else "above"
+        verdict = f"None reaches the goal of {goal:g} (it lies {inside} the best one's interval)."
+    return ("Cross-validated over the exams (each exam scored once, by the run of the fold that held it out), "
+            "the body Dice of the test exams pooled: " + "; ".join(parts) + ". " + verdict)
 
 
 def level_order_table(store, runs: dict[str, str]) -> pd.DataFrame:
@@ -243,7 +313,7 @@ def level_order_table(store, runs: dict[str, str]) -> pd.DataFrame:
     rows = []
     for role, run in runs.items():
         path = Path(store) / run / "transfer.json"
-        order = results.read_json(path).get("t1t2_level_order") if path.is_file() else None
+        order = read_json(path).get("t1t2_level_order") if path.is_file() else None
         if order:
             right, found = order["right"], order["found"]
             rows.append({"model": role, "run": run, "pairs": order["pairs"], "found": found["mean"],

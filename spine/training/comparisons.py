@@ -13,27 +13,27 @@ import pandas as pd
 
 from spine import stats
 from spine.errors import ConfigError
-from spine.training import store as results
+from spine.training.store import DEFAULT_STORE, load_record
 from spine.training.studies import pooled_per_patient
 
 
 def unit_values(store, run_ids, metric: str) -> pd.Series:
     """A cell's test values of ``metric`` by patient (pooled over its folds' records), or by image
     for records of the first format (which have no per-patient table)."""
-    records = [results.load_record(Path(store) / run) for run in run_ids]
+    records = [load_record(Path(store) / run) for run in run_ids]
     if all((r.path / "per_patient.csv").is_file() for r in records):
         return pooled_per_patient(records).set_index("patient")[metric]
     return pd.concat([r.per_image() for r in records]).set_index("image")[metric]
 
 
-def recipe_patients(table: pd.DataFrame, store=results.DEFAULT_STORE) -> pd.DataFrame:
+def recipe_patients(table: pd.DataFrame, store=DEFAULT_STORE) -> pd.DataFrame:
     """The patients a profile's recipe was chosen on, from a comparison table: the validation
     patients of the proposed network's seed-0 fold-0 record (the run ``benchmarks/recipe.py``
     repeats), each with the fold whose test patients it is among; no rows without that record."""
     from spine.data import load_split
 
     rows = table[(table["model"] == "Proposed") & table["trained"]]
-    records = [results.load_record(Path(store) / run) for runs in rows["run_ids"] for run in runs]
+    records = [load_record(Path(store) / run) for runs in rows["run_ids"] for run in runs]
     first = [r for r in records if r.config.fold == 0 and r.config.seed == 0]
     if not first:
         return pd.DataFrame(columns=["patient", "test fold"])
@@ -43,7 +43,7 @@ def recipe_patients(table: pd.DataFrame, store=results.DEFAULT_STORE) -> pd.Data
     return pd.DataFrame({"patient": seen.to_numpy(), "test fold": folds.reindex(seen).to_numpy()})
 
 
-def paired_comparisons(table: pd.DataFrame, store=results.DEFAULT_STORE, reference: str = "Proposed",
+def paired_comparisons(table: pd.DataFrame, store=DEFAULT_STORE, reference: str = "Proposed",
                        metric: str = "dice", label: str = "model", families: tuple[str, ...] = (),
                        exclude=(), seeds: pd.DataFrame | None = None) -> pd.DataFrame:
     """The row whose ``label`` column is ``reference`` against every other trained row of a table,
@@ -120,7 +120,7 @@ def seeds_complete(seeds: pd.DataFrame, models) -> bool:
 def seed_values(seeds: pd.DataFrame, store, model: str, metric: str, exclude=()) -> tuple[pd.DataFrame, pd.Series]:
     """A model's test values of ``metric`` in a seeds grid's records: one row per patient (but those in
     ``exclude``), one column per seed; and each patient's fold."""
-    pooled = {row.seed: pooled_per_patient([results.load_record(Path(store) / run) for run in row.run_ids])
+    pooled = {row.seed: pooled_per_patient([load_record(Path(store) / run) for run in row.run_ids])
               .astype({"patient": str}).set_index("patient").drop([str(u) for u in exclude], errors="ignore")
               for row in seeds[(seeds["model"] == model) & seeds["trained"]].itertuples()}
     folds = pd.concat([p["fold"] for p in pooled.values()]).groupby(level=0).first()

@@ -30,7 +30,7 @@ from spine import transfer
 from spine.data.bodies import PARTIAL_LABELS_VERSION, RULES_OF_DATA_ID
 from spine.errors import ConfigError
 from spine.training import robust
-from spine.training import store as results
+from spine.training.store import Record, none_to_nan, read_json, records, write_json
 from spine.training.config import RECORD_VERSION, augment_name, resolve_profile
 from spine.training.engine import save_model, source_data_id
 
@@ -42,28 +42,28 @@ PHANTOM_FIGURE = "phantom_every_slice"  # the stored check's figure the rule cho
 CHECK_FILE = "transfer.json"  # a record's stored transfer check (check_transfer): it outlives the model file
 
 
-def candidates(store, data, profile: str, task: str) -> list[results.Record]:
+def candidates(store, data, profile: str, task: str) -> list[Record]:
     """The finished runs of ``task`` on ``data`` (the same prepared data) at ``profile``, of the
     current record format, and, for runs that also trained on partial labels, under the current
     partial-label rules (older records were made under another protocol, and cannot be re-made)."""
     data_id = source_data_id(data, resolve_profile(profile)["size"])
-    return [r for r in results.records(store)
+    return [r for r in records(store)
             if (r.config.task, r.config.profile, r.config.data_id, r.config.record_version)
             == (task, profile, data_id, RECORD_VERSION) and _current_rules(r)]
 
 
-def _current_rules(record: results.Record) -> bool:
+def _current_rules(record: Record) -> bool:
     partial_id = record.config.partial_id
     return partial_id is None or RULES_OF_DATA_ID.get(partial_id) == PARTIAL_LABELS_VERSION
 
 
-def validation_score(record: results.Record) -> float:
+def validation_score(record: Record) -> float:
     """The mean validation Dice; -inf when the record has none (it can never be chosen)."""
     value = record.metrics["val"]["per_image"].get(SELECTION_METRIC)
     return float(value) if value is not None and np.isfinite(value) else -np.inf
 
 
-def phantom_score(record: results.Record) -> float:
+def phantom_score(record: Record) -> float:
     """The mean Dice over every sagittal slice of the held-out phantom T1 and T2 cases
     (:func:`spine.transfer.phantom_scores` with ``every_slice``): from the record's stored check if it
     has it, else from its model; -inf for a record with neither (it cannot be judged on it)."""
@@ -81,33 +81,33 @@ def stored_check(folder) -> dict | None:
     """The transfer check stored beside a record (``<run>/transfer.json``), if there is one (figures
     stored as null, NaN when checked, read back as NaN)."""
     path = Path(folder) / CHECK_FILE
-    return results.none_to_nan(results.read_json(path)) if path.is_file() else None
+    return none_to_nan(read_json(path)) if path.is_file() else None
 
 
-def _checked_model(record: results.Record):
+def _checked_model(record: Record):
     """The record's model for a check, or a clear error where its file is not here."""
     if not record.model_path.is_file():
         raise ConfigError(f"{record.path.name}: no model file to check (records are committed without them)")
     return keras.saving.load_model(record.model_path, compile=False)
 
 
-def check_transfer(record: results.Record, t1t2_folder=None, model=None) -> dict:
+def check_transfer(record: Record, t1t2_folder=None, model=None) -> dict:
     """Run the transfer check of the record's model (``model`` if already loaded) and store it beside
     the record (``transfer.json``): the figures outlive the model file, which is not committed."""
     check = transfer.transfer_check(_checked_model(record) if model is None else model, t1t2_folder)
-    results.write_json(record.path / CHECK_FILE, check)
+    write_json(record.path / CHECK_FILE, check)
     return check
 
 
-def body_score(record: results.Record) -> float:
+def body_score(record: Record) -> float:
     """The mean body Dice of the validation exams in the record's stored body check
     (:func:`check_bodies`, or the one a partial-label run stores); -inf without one."""
     path = record.path / transfer.BODY_CHECK_FILE
-    value = results.read_json(path).get("val", {}).get("dice", {}).get("mean") if path.is_file() else None
+    value = read_json(path).get("val", {}).get("dice", {}).get("mean") if path.is_file() else None
     return float(value) if value is not None and np.isfinite(value) else -np.inf
 
 
-def check_bodies(record: results.Record, folder, model=None) -> dict:
+def check_bodies(record: Record, folder, model=None) -> dict:
     """Run the body check (:func:`spine.transfer.body_check`) of the record's model (``model`` if
     already loaded) on every exam of ``folder``, each with its subset in the partial-label split of
     the record's fold and seed (the validation exams a partial-label run of that fold and seed has),
@@ -116,22 +116,22 @@ def check_bodies(record: results.Record, folder, model=None) -> dict:
 
     model = _checked_model(record) if model is None else model
     check = transfer.body_check(model, folder, partial_split(record.config, folder), ("train", "val", "test"))
-    results.write_json(record.path / transfer.BODY_CHECK_FILE, check)
+    write_json(record.path / transfer.BODY_CHECK_FILE, check)
     return check
 
 
-def _transfers(record: results.Record) -> bool:
+def _transfers(record: Record) -> bool:
     """Whether the run was trained for other sequences: a robust augmentation or real T1/T2 exams."""
     return record.config.augment in robust.RANDOMISED_FRACTION or record.config.partial is not None
 
 
-def exam_fold(record: results.Record) -> int:
+def exam_fold(record: Record) -> int:
     """The fold of the vertebral-body exams a partial-label run holds out (its own fold unless
     ``partial_fold`` says otherwise)."""
     return record.config.settings.get("partial_fold", record.config.fold)
 
 
-def recipe(record: results.Record) -> str:
+def recipe(record: Record) -> str:
     """A run's configuration but the fold of the exams it holds out: the runs of one recipe
     cross-validate it over the exams."""
     config = record.config.to_dict()
@@ -139,10 +139,10 @@ def recipe(record: results.Record) -> str:
     return json.dumps({k: v for k, v in config.items() if k not in ("data", "partial")}, sort_keys=True)
 
 
-def cross_validated(runs: list[results.Record]) -> dict[str, list[results.Record]]:
+def cross_validated(runs: list[Record]) -> dict[str, list[Record]]:
     """The recipes among ``runs`` with a body check recorded on every fold of the exams: recipe ->
     its runs in fold order."""
-    groups: dict[str, dict[int, results.Record]] = {}
+    groups: dict[str, dict[int, Record]] = {}
     for run in runs:
         if np.isfinite(body_score(run)):
             groups.setdefault(recipe(run), {})[exam_fold(run)] = run
@@ -150,16 +150,16 @@ def cross_validated(runs: list[results.Record]) -> dict[str, list[results.Record
             if sorted(folds) == list(range(next(iter(folds.values())).config.settings["folds"]))}
 
 
-def cross_validated_score(runs: list[results.Record]) -> float:
+def cross_validated_score(runs: list[Record]) -> float:
     """A cross-validated recipe's figure: its folds' mean body Dice of the validation exams, averaged."""
     return float(np.mean([body_score(run) for run in runs]))
 
 
-def cross_validated_bodies(runs: list[results.Record]) -> dict:
+def cross_validated_bodies(runs: list[Record]) -> dict:
     """A cross-validated recipe's body check: the validation figure the rule chooses on, and the
     test exams of every fold pooled (each exam once, scored by the run that never saw it), with
     intervals over patients."""
-    tested = pd.concat([pd.DataFrame(results.read_json(run.path / transfer.BODY_CHECK_FILE)["exams"])
+    tested = pd.concat([pd.DataFrame(read_json(run.path / transfer.BODY_CHECK_FILE)["exams"])
                         .query("subset == 'test'").assign(run_id=run.path.name, fold=exam_fold(run)) for run in runs],
                        ignore_index=True)
     return {"folds": len(runs), "runs": [run.path.name for run in runs], "val_dice": cross_validated_score(runs),
@@ -169,7 +169,7 @@ def cross_validated_bodies(runs: list[results.Record]) -> dict:
 class Choice(NamedTuple):
     """The run the rule ships, and what it was chosen from."""
 
-    record: results.Record
+    record: Record
     compared: int  # finished seed-0 runs of fold 0
     close: int  # of them, runs trained for other sequences within VALIDATION_TOLERANCE of the best
     crossed: int = 0  # of those, recipes cross-validated over every fold of the exams
@@ -239,12 +239,12 @@ def card(choice: Choice, check: dict | None = None) -> dict:
     its recipe's cross-validated body check where it has one."""
     record = choice.record
     test = record.metrics["test"]
-    recorded = results.read_json(record.path / "config.json")  # the data path as recorded, not as found here
+    recorded = read_json(record.path / "config.json")  # the data path as recorded, not as found here
     figures = {"images": test["n_images"], **{k: test["per_image"].get(k) for k in CARD_FIGURES}}
     if "test_patients" in record.metrics:  # records of format 2: per-patient means too
         patients = record.metrics["test_patients"]
         figures |= {"patients": patients["n"], "patient_mean_dice": patients["means"]["dice"]}
-    bodies = results.read_json(record.path / transfer.BODY_CHECK_FILE) if np.isfinite(body_score(record)) else None
+    bodies = read_json(record.path / transfer.BODY_CHECK_FILE) if np.isfinite(body_score(record)) else None
     return {"run_id": record.path.name, "config": recorded, "augment": augment_name(record.config.augment),
             "selected_on": selection(choice),
             "validation": {SELECTION_METRIC: validation_score(record)}, "test": figures,
@@ -270,5 +270,5 @@ def export_model(choice: Choice, folder, *, overwrite: bool = False, t1t2_folder
     check = (check_transfer(record, t1t2_folder, model) if t1t2_folder is not None
              else transfer.transfer_check(model, None))
     save_model(model, target)
-    results.write_json(target.with_suffix(".json"), card(choice, check))
+    write_json(target.with_suffix(".json"), card(choice, check))
     return target

@@ -28,7 +28,7 @@ from spine import paper, stats
 from spine.errors import ConfigError
 from spine.losses import LOSS_NAMES
 from spine.models import BASELINE_NAMES
-from spine.training import store as results
+from spine.training.store import DEFAULT_STORE, Record, check_writable, find_record, is_finished
 from spine.training.config import RunConfig
 
 log = logging.getLogger(__name__)
@@ -131,12 +131,12 @@ def _train_one(config: RunConfig, store: str, threads: int) -> str:
     return str(train(config, store, verbose=False).path)
 
 
-def run_study(name: str, data="phantom", profile: str = "cpu", store=results.DEFAULT_STORE, *,
+def run_study(name: str, data="phantom", profile: str = "cpu", store=DEFAULT_STORE, *,
               jobs: int = 1, shard: tuple[int, int] | None = None, overrides: dict | None = None,
               max_new_runs: int | None = None, verbose: bool = True, folds=None) -> pd.DataFrame:
     """Train the grid's missing runs in ``folds`` (default: all; this shard's; at most
     ``max_new_runs``), then :func:`study_table`."""
-    results.check_writable(store)
+    check_writable(store)
     todo = missing_runs(name, data, profile, store, shard=shard, overrides=overrides, folds=folds)[:max_new_runs]
     if verbose:
         log.info("study %s: %d run(s) to train", name, len(todo))
@@ -144,21 +144,21 @@ def run_study(name: str, data="phantom", profile: str = "cpu", store=results.DEF
     return study_table(name, data, profile, store, overrides)
 
 
-def missing_runs(name: str, data, profile: str, store=results.DEFAULT_STORE, *,
+def missing_runs(name: str, data, profile: str, store=DEFAULT_STORE, *,
                  shard: tuple[int, int] | None = None, overrides: dict | None = None, folds=None) -> list[RunConfig]:
     """The runs of a grid (this shard of it, in ``folds``) that the store lacks: what
     :func:`run_study` trains, in its order."""
     return [c for c in shard_cells(configs(name, data, profile, overrides, folds), shard)
-            if results.find_record(store, c) is None]
+            if find_record(store, c) is None]
 
 
-def run_studies(names, data="phantom", profile: str = "cpu", store=results.DEFAULT_STORE, *,
+def run_studies(names, data="phantom", profile: str = "cpu", store=DEFAULT_STORE, *,
                 max_new_runs: int | None = None, verbose: bool = True) -> dict[str, pd.DataFrame]:
     """Several grids with one budget of ``max_new_runs`` between them (a run that two grids share
     is trained once), then each grid's :func:`study_table`."""
-    results.check_writable(store)
+    check_writable(store)
     missing = {c.run_id: c for name in names for c in configs(name, data, profile)
-               if results.find_record(store, c) is None}
+               if find_record(store, c) is None}
     _train_all(list(missing.values())[:max_new_runs], store, 1, verbose)
     return {name: study_table(name, data, profile, store) for name in names}
 
@@ -186,19 +186,19 @@ def _plan_table(runs: list[tuple[str, RunConfig]]) -> pd.DataFrame:
                           "seed": c.seed, "augment": c.augment, "run_id": c.run_id} for name, c in runs])
 
 
-def run_plan(data, profile: str, store=results.DEFAULT_STORE, *, plan=PLAN, jobs: int = 1,
+def run_plan(data, profile: str, store=DEFAULT_STORE, *, plan=PLAN, jobs: int = 1,
              shard: tuple[int, int] | None = None, overrides: dict | None = None, folds=None,
              verbose: bool = True) -> pd.DataFrame:
     """Train the plan's missing runs in its order (resumable: finished runs are skipped), only this
     ``shard`` of them, in ``folds`` of each grid's; :func:`plan_runs` with a ``recorded`` column."""
-    results.check_writable(store)
+    check_writable(store)
     runs = plan_configs(data, profile, plan, overrides, folds)
-    todo = [c for c in shard_cells([c for _, c in runs], shard) if results.find_record(store, c) is None]
+    todo = [c for c in shard_cells([c for _, c in runs], shard) if find_record(store, c) is None]
     if verbose:
         log.info("plan: %d run(s) to train", len(todo))
     _train_all(todo, store, jobs, verbose)
     table = _plan_table(runs)
-    table["recorded"] = [results.is_finished(Path(store) / run) for run in table["run_id"]]
+    table["recorded"] = [is_finished(Path(store) / run) for run in table["run_id"]]
     return table
 
 
@@ -219,7 +219,7 @@ def _train_all(todo: list[RunConfig], store, jobs: int, verbose: bool) -> None:
 
 
 def study_record(name: str, data, profile: str, store, model: str, loss: str | None = None, *,
-                 train_missing: bool = True, overrides: dict | None = None) -> results.Record | None:
+                 train_missing: bool = True, overrides: dict | None = None) -> Record | None:
     """The record of one cell of a grid (the row labelled ``model``, with ``loss`` if given).
 
     Trains just that cell when it is missing and ``train_missing`` holds; otherwise returns
@@ -228,11 +228,11 @@ def study_record(name: str, data, profile: str, store, model: str, loss: str | N
     """
     for cell, config in zip(cells(name), configs(name, data, profile, overrides)):
         if cell.label == model and (loss is None or cell.loss == loss):
-            record = results.find_record(store, config)
+            record = find_record(store, config)
             if record is None and train_missing:
                 from spine.training.engine import train
 
-                record = train(config, results.check_writable(store), verbose=False)
+                record = train(config, check_writable(store), verbose=False)
             return record
     raise ConfigError(f"study {name!r} has no row {model!r}" + (f" with loss {loss!r}" if loss else ""))
 
@@ -241,7 +241,7 @@ SUMMARY_KEYS = ("miou", "fg_iou", "accuracy", "precision", "recall", "f1", "dice
                 "hd_mm", "assd_mm")
 
 
-def study_table(name: str, data="phantom", profile: str = "cpu", store=results.DEFAULT_STORE,
+def study_table(name: str, data="phantom", profile: str = "cpu", store=DEFAULT_STORE,
                 overrides: dict | None = None, folds=None) -> pd.DataFrame:
     """One row per cell: our test figures, 95 % intervals, and the study's.
 
@@ -251,7 +251,7 @@ def study_table(name: str, data="phantom", profile: str = "cpu", store=results.D
     central slice alone, ``dice_central``); ``run_ids`` lists the recorded folds' runs."""
     rows = []
     for cell, runs in cell_configs(name, data, profile, overrides, folds):
-        done = [r for r in (results.find_record(store, c) for c in runs) if r is not None]
+        done = [r for r in (find_record(store, c) for c in runs) if r is not None]
         row = {"model": cell.label, "loss": cell.loss, "task": cell.task, "seed": cell.seed,
                "trained": bool(done), "run_id": done[0].path.name if done else runs[0].run_id, "data_id": runs[0].data_id,
                "profile": runs[0].profile, "folds": len(runs),
@@ -263,7 +263,7 @@ def study_table(name: str, data="phantom", profile: str = "cpu", store=results.D
     return _with_study_figures(name, table)
 
 
-def _run_figures(record: results.Record, task: str) -> dict:
+def _run_figures(record: Record, task: str) -> dict:
     means = record.metrics["test"]["per_image"]
     row = {key: means.get(key, np.nan) for key in SUMMARY_KEYS}
     row |= {f"{key}_ci": (ci["low"], ci["high"]) for key, ci in record.metrics["test_ci95"].items()}
@@ -273,18 +273,18 @@ def _run_figures(record: results.Record, task: str) -> dict:
     return row
 
 
-def pooled_per_patient(records: list[results.Record]) -> pd.DataFrame:
+def pooled_per_patient(records: list[Record]) -> pd.DataFrame:
     """The per-patient test values of several folds' records, one row per patient, with its fold."""
     return pd.concat([r.per_patient().assign(fold=r.config.fold) for r in records], ignore_index=True)
 
 
-def pooled_central(records: list[results.Record]) -> pd.DataFrame:
+def pooled_central(records: list[Record]) -> pd.DataFrame:
     """The central-slice rows of several folds' per-image test tables (the study's view)."""
     frames = [r.per_image() for r in records]
     return pd.concat([f[f["central"]] for f in frames], ignore_index=True)
 
 
-def _pooled_figures(records: list[results.Record], task: str) -> dict:
+def _pooled_figures(records: list[Record], task: str) -> dict:
     patients = pooled_per_patient(records)
     row = {key: patients[key].mean() for key in SUMMARY_KEYS if key in patients}
     row |= {f"{key}_ci": tuple(stats.bootstrap_ci(patients[key].to_numpy(), seed=0)[1:])
