@@ -1,13 +1,10 @@
-"""Every chapter opens on Colab: the launch button's notebooks, the guarded first cell, and the
-records found outside the checkout, as after ``pip install git+...`` on Colab."""
+"""Every chapter opens on Colab: the launch button's notebooks, the guarded first cell, and where
+the records are found. The copies run on spine installed from a wheel are in ``test_default_book.py``."""
 
 import importlib.util
-import json
-import os
 import re
 import subprocess
 import sys
-import sysconfig
 import types
 from pathlib import Path
 
@@ -18,8 +15,6 @@ yaml = pytest.importorskip("yaml")
 
 from spine import book, colab  # noqa: E402  (needs the book extra too)
 from spine.errors import ConfigError  # noqa: E402
-
-from books import default_book, shown  # noqa: E402,F401  (default_book: a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
@@ -127,61 +122,3 @@ def test_setup_fetches_spider_when_asked_and_warns_of_two_tensorflows(monkeypatc
     assert fetched == [True] and "several TensorFlow packages" in caplog.text
 
 
-# Executed whole on the installed package: every record reaches a chapter through records() in its
-# parameters cell (checked for every copy below), so one chapter per kind of record suffices: the
-# study's runs with their predictions and test inputs (05), the benchmark tables (10).
-EXECUTED = ("05_comparison", "10_performance")
-
-
-@pytest.fixture(scope="module")
-def colab_python(tmp_path_factory):
-    """A Python as on Colab once the first cell has run: spine installed from a wheel built from
-    this checkout (not editable), the other packages this venv's, ``google.colab`` a stand-in."""
-    folder = tmp_path_factory.mktemp("colab")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", folder / "wheel", ROOT], check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", folder / "venv"], check=True)
-    python = folder / "venv" / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps",
-                    *(folder / "wheel").glob("spine-*.whl")], check=True, capture_output=True)
-    site = Path(subprocess.check_output([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                        encoding="utf-8").strip())
-    (site / "colab-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # after spine's own folder
-    (site / "google" / "colab").mkdir(parents=True)
-    (site / "google" / "colab" / "__init__.py").write_text('"""A stand-in for Colab\'s module."""\n')
-    return python
-
-
-def colab_run(python: Path, *args, cwd: Path):
-    """Run ``python`` in ``cwd`` outside the checkout, as a Colab kernel runs: no real data beside it."""
-    environment = {name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "MPLBACKEND")}
-    environment.update(PATH=f"{python.parent}{os.pathsep}{environment['PATH']}", SPINE_SHARED_DATA=str(cwd / "none"))
-    return subprocess.run([python, *args], cwd=cwd, env=environment, check=True, capture_output=True, encoding="utf-8")
-
-
-@pytest.mark.slow
-def test_every_colab_copy_finds_the_records_installed_with_spine(colab_python, tmp_path):
-    """The first two cells of every copy, on the installed package: the parameters point into it."""
-    cells = [cell for source in book.chapters(ROOT) for cell in jupytext.read(colab_copy(source)).cells[:2]]
-    cells.append(jupytext.reads("import json, spine\nprint(json.dumps([spine.__file__, store, measurements]))",
-                                fmt="py:percent").cells[0])
-    for number, cell in enumerate(cells):
-        cell.id = f"cell-{number}"  # unique in the one notebook they make
-    notebook = jupytext.reads("", fmt="py:percent")
-    notebook.cells = cells
-    jupytext.write(notebook, tmp_path / "first-cells.ipynb", fmt="ipynb")
-    colab_run(colab_python, "-m", "papermill", "-k", "python3", "first-cells.ipynb", "out.ipynb", cwd=tmp_path)
-    printed = json.loads(json.loads((tmp_path / "out.ipynb").read_text(encoding="utf-8"))["cells"][-1]["outputs"][0]["text"][0])
-    package = Path(printed[0]).parent
-    assert package.is_relative_to(colab_python.parents[1]), f"spine imported from {package}, not the wheel"
-    assert printed[1:] == [str(package / "_records" / "results"), str(package / "_records" / "benchmarks" / "results")]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("chapter", EXECUTED)
-def test_a_colab_copy_shows_what_the_book_shows(colab_python, default_book, tmp_path, chapter):
-    colab_run(colab_python, "-m", "papermill", "-k", "python3", str(COLAB / "notebooks" / f"{chapter}.ipynb"),
-              "out.ipynb", cwd=tmp_path)
-    in_book = shown(default_book / f"{chapter}.ipynb")
-    assert any(output.startswith("table: ") for output in in_book), f"{chapter}: the book shows no table"
-    assert shown(tmp_path / "out.ipynb") == in_book
