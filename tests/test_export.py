@@ -320,12 +320,12 @@ def test_shipped_models_score_their_recorded_test_figure_on_the_real_slices(task
 
 #: Dice floors of the shipped models on the T2 phantom case 2025 (a patient no model has seen). Measured
 #: with the files shipped now: binary 0.868 on the central sagittal slice and 0.674 on the volume;
-#: 4-class (mean over vertebra, disc and canal) 0.105 and 0.449 (the 4-class model, fine-tuned on
-#: real T1/T2 bodies without intensity randomisation, does poorly on the phantom: 0.036 and 0.328 on
+#: 4-class (mean over vertebra, disc and canal) 0.450 and 0.304 (the 4-class model, fine-tuned on
+#: real T1/T2 bodies without intensity randomisation, does poorly on the phantom: 0.024 and 0.252 on
 #: its T1 case; see its card's transfer check). The floors sit about 0.05 below, so a path that loses
 #: part of the anatomy (an axis flipped, a slice transposed, the volume mis-oriented) fails the
 #: volume's; a model shipped anew must be measured again.
-PHANTOM_DICE_FLOOR = {"binary": (0.80, 0.60), "multiclass": (0.05, 0.40)}  # (slice, volume)
+PHANTOM_DICE_FLOOR = {"binary": (0.80, 0.60), "multiclass": (0.40, 0.25)}  # (slice, volume)
 
 
 @pytest.mark.slow

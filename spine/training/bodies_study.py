@@ -242,8 +242,7 @@ def readme_lines(store, previous: dict[str, str] = SHIPPED_BEFORE, shipped: dict
                               shipped.get(task))]
     crossed = cross_validation_table(store, "multiclass")
     if len(crossed):
-        lines += ["", "4-class recipes cross-validated over the five folds of the exams (`--set partial_fold=K`): "
-                  + cross_validation_finding(crossed)]
+        lines += ["", "4-class, `--set partial_fold=K`: " + cross_validation_finding(crossed)]
     return lines
 
 
