@@ -20,8 +20,9 @@ def test_a_value_out_of_range_names_the_field_and_the_range(key, value):
 
 
 def test_partial_stride_is_checked_only_with_a_partial_source():
-    with pytest.raises(ConfigError, match="partial_stride only with a partially labelled source"):
-        resolve_profile("cpu", {"partial_stride": "2"})
+    for key in ("partial_stride", "partial_fold"):
+        with pytest.raises(ConfigError, match="partial_stride and partial_fold only with a partially labelled source"):
+            resolve_profile("cpu", {key: "2"})
     with pytest.raises(ConfigError, match="partial_stride=0: at least 1"):
         resolve_profile("cpu", {"partial_stride": "0"}, partial=True)
     assert set(RANGES) >= {"width", "size", "partial_stride"}

@@ -69,7 +69,7 @@ def resolve_profile(name: str, overrides: dict | None = None, partial: bool = Fa
     resolved = {key: table[name][key] for key in PROFILE_FIELDS} | (PARTIAL_DEFAULTS if partial else {})
     for key, value in (overrides or {}).items():
         if key not in fields:
-            extra = f" ({', '.join(PARTIAL_FIELDS)} only with a partially labelled source)" if not partial else ""
+            extra = f" ({' and '.join(PARTIAL_FIELDS)} only with a partially labelled source)" if not partial else ""
             raise ConfigError(f"unknown profile field {key!r}; valid: {', '.join(fields)}{extra}")
         try:
             resolved[key] = fields[key](value)
