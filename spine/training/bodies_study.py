@@ -33,12 +33,12 @@ POSITION_BINS_MM = (0, 5, 10, 15, 20, 25, 30, 40, 60)  # |offset from the mid-li
 def checked_records(store, task: str | None = None, *, every_fold: bool = False) -> list[tuple[Record, dict]]:
     """Every finished record of ``store`` with a stored body check (and of ``task`` if given),
     holding out the exams of its own fold unless ``every_fold``."""
-    from spine.training.export import exam_fold
+    from spine.training.engine import exam_fold
 
     found = []
     for record in records(store):
         path = record.path / transfer.BODY_CHECK_FILE
-        if path.is_file() and task in (None, record.config.task) and (every_fold or exam_fold(record) == record.config.fold):
+        if path.is_file() and task in (None, record.config.task) and (every_fold or exam_fold(record.config) == record.config.fold):
             found.append((record, none_to_nan(read_json(path))))
     return found
 
@@ -172,11 +172,11 @@ def best_validation(store, run_id: str) -> float | None:
 
     if not is_finished(Path(store) / run_id):
         return None
-    from spine.training.export import exam_fold
+    from spine.training.engine import exam_fold
 
     reference = load_record(Path(store) / run_id).config
     same = [r for r in records(store)
-            if (r.config.task, r.config.data_id, r.config.profile, r.config.fold, r.config.seed, exam_fold(r))
+            if (r.config.task, r.config.data_id, r.config.profile, r.config.fold, r.config.seed, exam_fold(r.config))
             == (reference.task, reference.data_id, reference.profile, 0, 0, 0)]
     return max(validation_score(r) for r in same)
 

@@ -151,7 +151,12 @@ def partial_split(config: RunConfig, source) -> pd.DataFrame:
     settings = config.settings
     patients = load_dataset(source, size=settings["size"]).patients
     return make_split(patients, seed=settings["split_seed"], val_seed=config.seed, folds=settings["folds"],
-                      fold=settings.get("partial_fold", config.fold))
+                      fold=exam_fold(config))
+
+
+def exam_fold(config: RunConfig) -> int:
+    """The fold of the partially labelled exams a run holds out: ``partial_fold``, else its own fold."""
+    return config.settings.get("partial_fold", config.fold)
 
 
 def split_data(config: RunConfig, split_folder: Path | None = None) -> dict:

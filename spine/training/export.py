@@ -32,7 +32,7 @@ from spine.errors import ConfigError
 from spine.training import robust
 from spine.training.store import Record, none_to_nan, read_json, records, write_json
 from spine.training.config import RECORD_VERSION, augment_name, resolve_profile
-from spine.training.engine import save_model, source_data_id
+from spine.training.engine import exam_fold, save_model, source_data_id
 
 SELECTION_METRIC = "dice"  # mean validation Dice: foreground (binary) or over the 3 structures (4-class)
 # Fold 0 has 5 validation patients: a robust run this close to the best validation Dice is preferred.
@@ -125,12 +125,6 @@ def _transfers(record: Record) -> bool:
     return record.config.augment in robust.RANDOMISED_FRACTION or record.config.partial is not None
 
 
-def exam_fold(record: Record) -> int:
-    """The fold of the vertebral-body exams a partial-label run holds out (its own fold unless
-    ``partial_fold`` says otherwise)."""
-    return record.config.settings.get("partial_fold", record.config.fold)
-
-
 def recipe(record: Record) -> str:
     """A run's configuration but the fold of the exams it holds out: the runs of one recipe
     cross-validate it over the exams."""
@@ -145,7 +139,7 @@ def cross_validated(runs: list[Record]) -> dict[str, list[Record]]:
     groups: dict[str, dict[int, Record]] = {}
     for run in runs:
         if np.isfinite(body_score(run)):
-            groups.setdefault(recipe(run), {})[exam_fold(run)] = run
+            groups.setdefault(recipe(run), {})[exam_fold(run.config)] = run
     return {key: [folds[k] for k in sorted(folds)] for key, folds in groups.items()
             if sorted(folds) == list(range(next(iter(folds.values())).config.settings["folds"]))}
 
@@ -160,7 +154,7 @@ def cross_validated_bodies(runs: list[Record]) -> dict:
     test exams of every fold pooled (each exam once, scored by the run that never saw it), with
     intervals over patients."""
     tested = pd.concat([pd.DataFrame(read_json(run.path / transfer.BODY_CHECK_FILE)["exams"])
-                        .query("subset == 'test'").assign(run_id=run.path.name, fold=exam_fold(run)) for run in runs],
+                        .query("subset == 'test'").assign(run_id=run.path.name, fold=exam_fold(run.config)) for run in runs],
                        ignore_index=True)
     return {"folds": len(runs), "runs": [run.path.name for run in runs], "val_dice": cross_validated_score(runs),
             "test": transfer.summarize_bodies(tested), "exams": tested.to_dict("records")}
@@ -194,7 +188,7 @@ def best_record(store, data, profile: str, task: str, *, need_model: bool = True
     records alone)."""
     everything = [r for r in candidates(store, data, profile, task)
                   if (r.config.seed, r.config.fold) == (0, 0) and np.isfinite(validation_score(r))]
-    runs = [r for r in everything if exam_fold(r) == r.config.fold]
+    runs = [r for r in everything if exam_fold(r.config) == r.config.fold]
     if not runs:
         raise ConfigError(f"no finished seed-0, fold-0 {task} run with a validation Dice "
                           f"for {data} at profile {profile!r} in {store}")
