@@ -239,6 +239,17 @@ page.table_or_note(bodies_study.level_order_table(store, {k: v for k, v in level
                    lambda t: page.format_counts(t, 3))
 
 # %% [markdown]
+# The same question on the body volumes, which number their bodies from the lowest up: each
+# validation exam goes through `spine predict --levels` as a volume (the reference slice labelled,
+# the others numbered from it), and each pair of neighbouring bodies counts as above (the body
+# tables' `levels_right_val` and `levels_found_val`; `spine.transfer.body_level_pairs`). The
+# partial labels teach a model where bone is not, but not where one vertebra ends: on the healthy
+# T2 TSE volumes, which cover far more of the trunk than a T2-SPACE slice, a disc spans only a few
+# pixels of the 128 x 128 input, and a model that marks the disc's rim as bone fuses the vertebrae
+# into one column, which the level rules cannot split. That is the failure this figure measures;
+# the export rule reports it and does not choose on it (no recorded run numbers these exams well).
+
+# %% [markdown]
 # ### Input size, ensembles and flips
 # The shipped models take each slice at 128 x 128, one model per task, no fold ensemble and no
 # flip averaging: one forward pass per slice. What the input size alone costs is measured by

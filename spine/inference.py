@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import SimpleITK as sitk
 
 from spine import levels
@@ -162,7 +163,7 @@ def predict_file(input_path, out_dir, model, *, overwrite: bool = False, series:
         preprocess.check_finite(sitk.GetArrayViewFromImage(volume), input_path)  # else NaN slices pass as blank
         outputs = [segment_volume(model, volume)]
         if levels_with is not None:
-            outputs += _volume_levels(levels_with, volume, outputs[0] if levels_with is model else None, input_path)
+            outputs += list(volume_levels(levels_with, volume, outputs[0] if levels_with is model else None, input_path))
         write = io.write_volume
     elif io.is_slice(input_path):
         image = io.read_slice(input_path)
@@ -183,8 +184,10 @@ def predict_file(input_path, out_dir, model, *, overwrite: bool = False, series:
     return targets[0]
 
 
-def _volume_levels(model, volume, classes, source) -> list:
-    """The instance map (on the volume's grid) and the per-level table of a volume."""
+def volume_levels(model, volume: sitk.Image, classes: sitk.Image | None = None,
+                  source="volume") -> tuple[sitk.Image, pd.DataFrame]:
+    """``spine predict --levels`` on a volume: the instance map (on the volume's grid) and the per-level
+    table, from ``classes`` (the 4-class map of ``volume``) or, without it, from segmenting it."""
     table = []
 
     def label(oriented):
@@ -193,7 +196,7 @@ def _volume_levels(model, volume, classes, source) -> list:
         return instances
 
     classes = classes if classes is not None else segment_volume(model, volume)
-    return [_in_sagittal_view(classes, label), table[0]]
+    return _in_sagittal_view(classes, label), table[0]
 
 
 def _write_table(table, path) -> None:

@@ -53,8 +53,9 @@ disc the local axis is the normal of its plane (the minor principal axis of its 
 along its plane: the canal's antero-posterior diameter at that disc (empty if the line misses it).
 ``centroid_row``, ``centroid_col`` in pixels (volumes: ``centroid_x/y/z``, LPS mm).
 
-Volumes (given in the sagittal view, :func:`spine.data.geometry.sagittal_view`): the sagittal slice
-with the most canal (else the most vertebra and disc) is labelled as above; every other slice, from
+Volumes (given in the sagittal view, :func:`spine.data.geometry.sagittal_view`): of the sagittal
+slices within 10 mm of the spine's centre (the mean left-right position of its vertebra, disc and
+canal pixels), the one with the most canal (else the most vertebra and disc) is labelled as above; every other slice, from
 the reference outwards, takes for each vertebra or disc pixel the label of the nearest pixel of the
 same class in its already labelled neighbour, within 5 mm (else 0). So a level keeps one number
 across slices. The table measures the reference slice.
@@ -74,6 +75,7 @@ from spine.data.labels import CANAL, DISC, VERTEBRA
 
 CANAL_LABEL, DISC_OFFSET = 100, 200
 PROPAGATION_MM = 5.0
+REFERENCE_WINDOW_MM = 10.0  # the reference slice lies this close to the spine's centre
 COLUMNS = ["label", "structure", "level", "area", "height", "canal_ap_diameter"]
 SLICE_COLUMNS = COLUMNS + ["centroid_row", "centroid_col", "unit"]
 VOLUME_COLUMNS = COLUMNS + ["centroid_x", "centroid_y", "centroid_z", "unit"]
@@ -147,7 +149,7 @@ def volume_levels(classes: sitk.Image, source="volume") -> tuple[np.ndarray, pd.
     array = sitk.GetArrayFromImage(classes)
     spacing_x, spacing_y, spacing_z = classes.GetSpacing()
     step = (spacing_z, spacing_y)
-    reference = _reference_slice(array)
+    reference = _reference_slice(array, spacing_x)
     instances = np.zeros(array.shape, dtype=np.uint8)
     reference_labels, structures, step, axis = _label(array[:, :, reference], step, RULES)
     instances[:, :, reference] = reference_labels
@@ -356,11 +358,17 @@ def _numbers(structures) -> list[int]:
 # --------------------------------------------------------------------------- volumes
 
 
-def _reference_slice(array: np.ndarray) -> int:
+def _reference_slice(array: np.ndarray, spacing_x: float) -> int:
+    """The slice with the most canal (else the most vertebra and disc) within
+    :data:`REFERENCE_WINDOW_MM` of the spine's centre, the mean left-right position of its pixels:
+    a canal drawn on a lateral slice (muscle, skin) must not make that slice the reference."""
+    spine = np.isin(array, (VERTEBRA, DISC, CANAL)).sum(axis=(0, 1))
+    if not spine.any():
+        return array.shape[2] // 2
+    position = np.arange(array.shape[2])
+    near = np.abs(position - np.average(position, weights=spine)) * spacing_x <= REFERENCE_WINDOW_MM
     canal = (array == CANAL).sum(axis=(0, 1))
-    if canal.any():
-        return int(np.argmax(canal))
-    return int(np.argmax(np.isin(array, (VERTEBRA, DISC)).sum(axis=(0, 1))))
+    return int(np.argmax(np.where(near, canal if canal[near].any() else spine, -1)))
 
 
 def _propagate(classes: np.ndarray, labelled: np.ndarray, step) -> np.ndarray:

@@ -38,7 +38,7 @@ from spine.data.io import read_slice
 from spine.data.labels import spider_structures
 from spine.data.slices import find_pairs
 from spine.errors import DataError
-from spine.inference import load_model, output_classes, predict_labels, segment_slices, segment_volume
+from spine.inference import load_model, output_classes, predict_labels, segment_slices, segment_volume, volume_levels
 from spine.metrics import confusion_matrix, dice, overlap_from_confusion
 
 MIN_REFERENCE_FRACTION = 0.01
@@ -206,7 +206,10 @@ def body_scores(model, folder, exams=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     vertebra label includes, lie outside it and are not scored; vertebra marked inside it outside the
     bodies, e.g. psoas, bowel or discs called bone, counts against the model) and scored against the
     bodies, every sagittal slice pooled: ``dice``, ``recall`` (share of body voxels found) and
-    ``precision``. ``exams``: the exam names to check (``vb1_02``, ...; default all). Per slice:
+    ``precision``. A 4-class model's volume also goes through ``spine predict --levels``' path
+    (:func:`spine.inference.volume_levels`), and the numbers it gives neighbouring bodies are
+    counted (:func:`body_level_pairs`, :func:`count_level_pairs`: ``level_pairs``, ``level_found``,
+    ``level_right``). ``exams``: the exam names to check (``vb1_02``, ...; default all). Per slice:
     its offset from the mid-line (the bodies' mean left-right position) in mm, its Dice, and its
     body and false-vertebra pixel counts.
     """
@@ -217,9 +220,13 @@ def body_scores(model, folder, exams=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     per_exam, per_slice = [], []
     for exam in chosen:
         image, mask = read_exam(exam)
-        predicted, _ = sagittal_arrays(segment_volume(model, image))
+        classes = segment_volume(model, image)
+        predicted, _ = sagittal_arrays(classes)
         bodies, spacing = sagittal_arrays(mask)
         scores, slices = score_bodies(predicted == VERTEBRA, bodies > 0, spacing)
+        if output_classes(model) == 4:
+            instances, _ = volume_levels(model, image, classes, exam.image)
+            scores |= count_level_pairs(body_level_pairs(sitk.GetArrayFromImage(instances), sitk.GetArrayFromImage(mask)))
         per_exam.append({"exam": exam.exam, "patient": exam.patient, "sequence": exam.sequence} | scores)
         per_slice += [{"exam": exam.exam} | row for row in slices]
     return pd.DataFrame(per_exam), pd.DataFrame(per_slice)
@@ -240,16 +247,45 @@ def score_bodies(vertebra: np.ndarray, bodies: np.ndarray, spacing) -> tuple[dic
     return scores, slices
 
 
+def body_level_pairs(instances: np.ndarray, bodies: np.ndarray) -> pd.DataFrame:
+    """Per pair of neighbouring bodies of a labelled volume (``bodies``: 1..N from the lowest up, as
+    ``vertebral-bodies-t1t2`` numbers them), the vertebra numbers a level map (``instances``, same
+    grid, numbered from the lowest up too) gives them (:func:`found_level`), whether both were found
+    and whether they are right: the upper one numbered exactly one higher."""
+    labels = [int(k) for k in np.unique(bodies) if k > 0]
+    numbers = {k: found_level(instances, bodies == k) for k in labels}
+    rows = [{"lower": numbers[k], "upper": numbers[k + 1], "found": bool(numbers[k] and numbers[k + 1]),
+             "right": bool(numbers[k] and numbers[k + 1] == numbers[k] + 1)}
+            for k in labels if k + 1 in numbers]
+    return pd.DataFrame(rows, columns=["lower", "upper", "found", "right"])
+
+
+def count_level_pairs(pairs: pd.DataFrame) -> dict:
+    """How many neighbouring pairs there are, were found, and were numbered right."""
+    return {"level_pairs": len(pairs), "level_found": int(pairs["found"].sum()), "level_right": int(pairs["right"].sum())}
+
+
+def level_order_share(per_exam: pd.DataFrame) -> dict | None:
+    """Of the exams' neighbouring body pairs, the share found and, of those, the share numbered right
+    (pooled counts); None where the exams have no level counts (a binary model)."""
+    if "level_pairs" not in per_exam or per_exam["level_pairs"].isna().all():
+        return None
+    pairs, found, right = (int(per_exam[key].sum()) for key in ("level_pairs", "level_found", "level_right"))
+    return {"pairs": pairs, "found": found / pairs if pairs else float("nan"),
+            "right": right / found if found else float("nan")}
+
+
 def summarize_bodies(per_exam: pd.DataFrame) -> dict:
     """Mean body Dice, recall and precision with 95 % BCa intervals over patients (exams of one
-    patient averaged first)."""
+    patient averaged first), and for a 4-class model the level order (:func:`level_order_share`)."""
     figures = ["dice", "recall", "precision"]
     patients = stats.per_patient_means(per_exam[["patient", *figures]])[figures]
     summary = {"exams": len(per_exam), "patients": len(patients)}
     for key in patients:
         estimate, low, high = stats.bootstrap_ci(patients[key].to_numpy())
         summary[key] = {"mean": estimate, "ci95": [low, high]}
-    return summary
+    order = level_order_share(per_exam)
+    return summary | ({"level_order": order} if order else {})
 
 
 def body_check(model, folder, split: pd.DataFrame, subsets=("val", "test")) -> dict:

@@ -2,13 +2,14 @@
 losses and the split. Hand cases with known answers; the real exams where they are present."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import SimpleITK as sitk
 import tensorflow as tf
 
 from spine import losses, transfer
-from spine.data import bodies, load_dataset, make_split
-from spine.data.labels import BACKGROUND, DISC, UNKNOWN, VERTEBRA, structures_to_classes
+from spine.data import bodies, load_dataset, make_split, phantom
+from spine.data.labels import BACKGROUND, DISC, UNKNOWN, VERTEBRA, spider_to_classes, structures_to_classes
 from spine.errors import ConfigError, DataError
 from spine.training import make_config
 from spine.training.engine import partial_split
@@ -106,6 +107,68 @@ def test_the_check_scores_the_anterior_column_only():
     edge[3, 5:10, 13] = True  # 4 mm: outside
     assert transfer.score_bodies(truth | edge, truth, SPACING)[0]["precision"] == pytest.approx(
         truth.sum() / (truth.sum() + 5))
+
+
+def _three_bodies() -> np.ndarray:
+    """Bodies 1 (lowest) to 3 in a small volume, rows counted from the top."""
+    numbered = np.zeros((5, 40, 20), np.uint8)
+    for number, top in ((3, 4), (2, 14), (1, 24)):
+        numbered[1:4, top:top + 8, 4:12] = number
+    return numbered
+
+
+def test_neighbouring_bodies_are_right_only_when_numbered_one_apart():
+    """A level map that numbers the three bodies 4, 5, 6 (from the lowest up): both pairs right; one
+    that gives the upper two one number (fused): found, not right; a body a quarter covered: found,
+    under a quarter: not found."""
+    numbered = _three_bodies()
+    pairs = transfer.body_level_pairs(numbered + 3 * (numbered > 0), numbered)
+    assert pairs[["lower", "upper"]].values.tolist() == [[4, 5], [5, 6]] and pairs["right"].all()
+    fused = np.where(numbered == 3, 2, numbered)
+    pairs = transfer.body_level_pairs(fused, numbered)
+    assert pairs["found"].all() and pairs["right"].tolist() == [True, False]
+    partial = np.where(numbered == 3, 0, numbered)
+    partial[numbered == 3] = 0
+    partial[1, 4:6, 4:12] = 3  # 16 of the 192 pixels of body 3 carry its number: not found
+    pairs = transfer.body_level_pairs(partial, numbered)
+    assert pairs["found"].tolist() == [True, False] and pairs["right"].tolist() == [True, False]
+    assert transfer.count_level_pairs(pairs) == {"level_pairs": 2, "level_found": 1, "level_right": 1}
+
+
+def test_level_order_is_the_share_of_found_pairs_numbered_right_pooled_over_exams():
+    exams = pd.DataFrame({"level_pairs": [6, 4], "level_found": [6, 2], "level_right": [3, 2]})
+    assert transfer.level_order_share(exams) == {"pairs": 10, "found": 0.8, "right": 0.625}
+    assert transfer.level_order_share(pd.DataFrame({"dice": [0.5]})) is None  # a binary model's check
+
+
+def test_the_body_check_numbers_a_four_class_volume_through_the_levels_path(tmp_path, monkeypatch):
+    """A phantom case as an exam (its vertebrae as the numbered bodies) and its own 4-class map as the
+    model's: every neighbouring pair found and right; the same map with one disc called bone fuses two
+    vertebrae, and the pairs around them are no longer right."""
+    image, mask = phantom.make_case(seed=0)
+    spider = sitk.GetArrayFromImage(mask).astype(int)
+    spider[(spider > 100) & (spider < 126)] -= 100
+    numbered = np.where((spider > 0) & (spider < 100), spider, 0).astype(np.uint8)
+    for array, name in ((sitk.GetArrayFromImage(image).astype(np.uint8), "vb9_01_t2-tse"), (numbered, "vb9_01_t2-tse_bodies")):
+        volume = sitk.GetImageFromArray(array)
+        volume.CopyInformation(mask)
+        sitk.WriteImage(volume, str(tmp_path / f"{name}.nii.gz"))
+    classes = spider_to_classes(spider, "multiclass")
+
+    def check(class_array):
+        volume = sitk.GetImageFromArray(class_array)
+        volume.CopyInformation(mask)
+        monkeypatch.setattr(transfer, "segment_volume", lambda model, image: volume)
+        return transfer.body_scores("unused", tmp_path)[0].iloc[0]
+
+    monkeypatch.setattr(transfer, "_model", lambda model: model)
+    monkeypatch.setattr(transfer, "output_classes", lambda model: 4)
+    exam = check(classes)
+    pairs = len(np.unique(numbered)) - 2
+    assert exam["level_pairs"] == exam["level_found"] == exam["level_right"] == pairs > 2
+    fused = classes.copy()
+    fused[spider == 203] = VERTEBRA  # the disc below vertebra 3 (numbered from the lowest up)
+    assert check(fused)["level_right"] < pairs
 
 
 @pytest.mark.parametrize("name, task", [("Dice", "multiclass"), ("CCE", "multiclass"), ("CCE-Dice", "multiclass"),

@@ -132,6 +132,7 @@ def test_a_recipe_cross_validated_over_the_exams_is_chosen_on_every_fold_and_shi
     assert "over 3 folds of the exams" in export.selection(choice)
     crossed = export.card(choice)["bodies_cross_validated"]
     assert crossed["val_dice"] == pytest.approx(0.80) and crossed["test"]["exams"] == 4
+    assert "val_level_order" not in crossed  # binary runs number no levels
     assert crossed["test"]["dice"]["mean"] == pytest.approx(np.mean([0.7, 0.8, 0.75, 0.75]))
 
 

@@ -92,6 +92,24 @@ def test_volume_levels_are_consistent_across_slices(seed, permuted):
     assert table["level"].iloc[0] == "L5-S1" and list(table.columns) == levels.VOLUME_COLUMNS
 
 
+def test_a_canal_drawn_on_a_lateral_slice_does_not_become_the_reference():
+    """A model that marks a large canal on the outermost slice (muscle, skin), more canal than the
+    mid-line holds: the reference slice stays near the spine's centre, and the levels stay right."""
+    _, mask = phantom.make_case(seed=0)
+    oriented = geometry.sagittal_view(mask)
+    reference = sitk.GetArrayFromImage(oriented).astype(int)
+    reference[(reference > 100) & (reference < 126)] -= 100
+    array = labels.spider_to_classes(reference, "multiclass")
+    assert (array == labels.CANAL).sum(axis=(0, 1))[0] == 0
+    array[:, :, 0] = np.where(np.arange(array.shape[1])[None, :] < array.shape[1] // 2, labels.CANAL, 0)
+    assert np.argmax((array == labels.CANAL).sum(axis=(0, 1))) == 0  # the old rule's reference
+    classes = sitk.GetImageFromArray(array)
+    classes.CopyInformation(oriented)
+    instances, _ = levels.volume_levels(classes)
+    spine = (reference > 0) & (reference != 100)
+    assert (instances[spine] == reference[spine]).mean() > 0.9
+
+
 # --------------------------------------------------------------------------- real SPIDER masks
 
 MEASURED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / level_thresholds.TABLE

@@ -78,7 +78,9 @@ def cost(record: Record) -> dict:
 def runs_table(store, task: str) -> pd.DataFrame:
     """One row per checked run of ``task``: T2-SPACE validation and test Dice (per-patient means), the
     body Dice (95 % interval over patients, and their number) and recall of the validation and test
-    exams, and its :func:`cost`."""
+    exams, ``spine predict --levels`` on the validation exams' volumes where the check has it (4-class:
+    the share of neighbouring body pairs numbered right, of those found; NaN otherwise) and its
+    :func:`cost`."""
     rows = []
     for record, check in checked_records(store, task):
         row = {"run": record.path.name, "trained": describe(record),
@@ -90,6 +92,8 @@ def runs_table(store, task: str) -> pd.DataFrame:
                     f"body_dice_{subset}_ci95": figures.get("dice", {}).get("ci95", [np.nan, np.nan]),
                     f"recall_{subset}": figures.get("recall", {}).get("mean", np.nan),
                     f"patients_{subset}": figures.get("patients", 0)}
+        order = check.get("val", {}).get("level_order") or {}
+        row |= {"levels_right_val": order.get("right", np.nan), "levels_found_val": order.get("found", np.nan)}
         rows.append(row | cost(record))
     return pd.DataFrame(rows)
 
@@ -223,11 +227,14 @@ def readme_lines(store, previous: dict[str, str] = SHIPPED_BEFORE, shipped: dict
 
         shipped = shipped_run_ids(WEIGHTS)
     header = ("| run | task | trained | T2-SPACE validation Dice | T2-SPACE test Dice | body Dice, validation exams "
-              "(95 % CI) | body Dice, test exams (95 % CI) | image-steps | minutes |")
+              "(95 % CI) | body Dice, test exams (95 % CI) | `--levels` on the validation exams: right of found / "
+              "found | image-steps | minutes |")
     lines = ["#### Real T1/T2/TIRM volumes: the body check (generated from `results/*/bodies.json`)", "",
              "Body Dice in the anterior column (`spine.transfer.body_scores`, every sagittal slice of each "
              "exam pooled, intervals over patients) on the fold-0 validation and test exams of "
-             "`vertebral-bodies-t1t2` (Zukić et al. 2014; Chu et al. 2015); see chapter 11.", "",
+             "`vertebral-bodies-t1t2` (Zukić et al. 2014; Chu et al. 2015); see chapter 11. `--levels`: each "
+             "validation volume through `spine predict --levels` (4-class), the neighbouring bodies' pairs both "
+             "found, and of those the share numbered one apart (pooled over the exams; – where not measured).", "",
              header, "|" + "---|" * (header.count("|") - 1)]
     tables = {task: runs_table(store, task) for task in ("binary", "multiclass")}
     for task in tables:
@@ -235,7 +242,7 @@ def readme_lines(store, previous: dict[str, str] = SHIPPED_BEFORE, shipped: dict
             intervals = [f"{row[f'body_dice_{s}']:.3f} ({row[f'body_dice_{s}_ci95'][0]:.3f}–"
                          f"{row[f'body_dice_{s}_ci95'][1]:.3f}; {row[f'patients_{s}']} patients)" for s in SUBSETS]
             lines.append(f"| `{row['run']}` | {task} | {row['trained']} | {row['t2space_val_dice']:.3f} | "
-                         f"{row['t2space_test_dice']:.3f} | {' | '.join(intervals)} | {row['image_steps']:,} | "
+                         f"{row['t2space_test_dice']:.3f} | {' | '.join(intervals)} | {_levels(row)} | {row['image_steps']:,} | "
                          f"{row['wall_min']:.0f} |")
     for task in ("multiclass", "binary"):
         lines += ["", finding(tables[task], previous[task], task, best_validation(store, previous[task]),
@@ -244,6 +251,13 @@ def readme_lines(store, previous: dict[str, str] = SHIPPED_BEFORE, shipped: dict
     if len(crossed):
         lines += ["", "4-class, `--set partial_fold=K`: " + cross_validation_finding(crossed)]
     return lines
+
+
+def _levels(row) -> str:
+    """A runs_table row's level order in words; "–" where its check has none (binary, or checked before)."""
+    if np.isnan(row["levels_right_val"]) and np.isnan(row["levels_found_val"]):
+        return "–"
+    return f"{row['levels_right_val']:.2f} / {row['levels_found_val']:.2f}"
 
 
 def cross_validation_table(store, task: str) -> pd.DataFrame:
@@ -260,7 +274,9 @@ def cross_validation_table(store, task: str) -> pd.DataFrame:
         test = check["test"]
         rows.append({"run of fold 0": folds[0].path.name, "trained": describe(folds[0]), "folds": len(folds),
                      "t2space_val_dice": float(np.mean([r.metrics["val"]["per_image"]["dice"] for r in folds])),
-                     "body_dice_val": check["val_dice"], "body_dice_test": test["dice"]["mean"],
+                     "body_dice_val": check["val_dice"],
+                     "levels_right_val": check.get("val_level_order", {}).get("right", np.nan),
+                     "body_dice_test": test["dice"]["mean"],
                      "body_dice_test_ci95": test["dice"]["ci95"], "recall_test": test["recall"]["mean"],
                      "exams_test": test["exams"], "patients_test": test["patients"],
                      "exams": pd.DataFrame(check["exams"])})
