@@ -218,6 +218,21 @@ def digest(root):
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def test_an_archive_links_the_cases_an_archive_of_another_size_made(tmp_path, monkeypatch):
+    """Patient p is the same case in every archive of one seed: the 3-patient archive links the two
+    cases the 2-patient one made, makes the third, and holds the bytes a fresh archive holds."""
+    from spine.data import dataset
+
+    monkeypatch.setattr(dataset, "cache_dir", lambda: tmp_path / "cache")
+    dataset.phantom_archive(2, seed=3, sequence="t1")
+    made, make_case = [], phantom.make_case
+    monkeypatch.setattr(phantom, "make_case", lambda seed, *args, **kwargs: made.append(seed) or make_case(seed, *args, **kwargs))
+    larger = dataset.phantom_archive(3, seed=3, sequence="t1")
+    assert made == [phantom.case_seed(3, 3)]
+    fresh = phantom.write_archive(tmp_path / "fresh", n_patients=3, seed=3, sequences=("t1",))
+    assert {k: v for k, v in digest(larger).items() if k != ".complete"} == digest(fresh)
+
+
 def test_write_archive_spider_layout_idempotent(tmp_path):
     root = tmp_path / "phantom"
     assert phantom.write_archive(root, n_patients=1, seed=11, permuted_fraction=0.5) == root

@@ -16,6 +16,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
+import shutil
 import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -224,9 +226,27 @@ def phantom_archive(n_patients: int = PHANTOM_PATIENTS, seed: int = PHANTOM_SEED
 
     root = cache_dir() / f"phantom-v{DATA_VERSION}-{sequence}-n{n_patients}-s{seed}"
     if not (root / ".complete").is_file():
-        phantom.write_archive(root, n_patients=n_patients, seed=seed, sequences=(sequence,))
+        _link_made_cases(root, n_patients, f"phantom-v{DATA_VERSION}-{sequence}-n*-s{seed}")
+        phantom.write_archive(root, n_patients=n_patients, seed=seed, sequences=(sequence,), keep_existing=True)
         (root / ".complete").touch()
     return root
+
+
+def _link_made_cases(root: Path, n_patients: int, siblings: str) -> None:
+    """Hard-link into ``root`` the cases of patients 1..``n_patients`` that a complete archive matching
+    ``siblings`` (the same sequence and seed, another size) already holds: patient p is the same case
+    in each, and making one takes about a second."""
+    for sibling in sorted(root.parent.glob(siblings)):
+        if sibling == root or not (sibling / ".complete").is_file():
+            continue
+        for source in sibling.glob("*/*.mha"):
+            target = root / source.parent.name / source.name
+            if int(source.name.split("_")[0]) <= n_patients and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(source, target)
+                except OSError:  # another file system, or links not allowed: a copy
+                    shutil.copyfile(source, target)
 
 
 def _read_series(series: spider.Series):
