@@ -245,9 +245,13 @@ page.table_or_note(bodies_study.level_order_table(store, {k: v for k, v in level
 # tables' `levels_right_val` and `levels_found_val`; `spine.transfer.body_level_pairs`). The
 # partial labels teach a model where bone is not, but not where one vertebra ends: on the healthy
 # T2 TSE volumes, which cover far more of the trunk than a T2-SPACE slice, a disc spans only a few
-# pixels of the 128 x 128 input, and a model that marks the disc's rim as bone fuses the vertebrae
-# into one column, which the level rules cannot split. That is the failure this figure measures;
-# the export rule reports it and does not choose on it (no recorded run numbers these exams well).
+# pixels of the 128 x 128 input, and a model that marks the disc's rim as bone joins the vertebrae
+# above and below it into one part. So the level rules cut the vertebra class along each disc's
+# plane before numbering, and take a vertebra part that lies beside the discs for posterior
+# elements even where the canal is found only in pieces (`spine.levels`; both tested on a hand
+# slice and checked on the SPIDER masks the rules were chosen on). The export rule reports this
+# figure and does not choose on it. Checks stored before these rules (a run without its model
+# file here cannot be checked again) were numbered by the earlier rules.
 
 # %% [markdown]
 # ### Input size, ensembles and flips

@@ -12,9 +12,15 @@ How a slice is labelled
 - Order: structures sorted by centre along the axis, then a disc and a neighbouring vertebra swap
   if their centroids lie the other way round across the disc's plane (the minor principal axis of
   its pixels): at a steep lumbosacral angle the axis alone can put L5 above the L4-L5 disc.
+- Cuts: each disc's plane (through its centroid, along its major axis) cuts the vertebra pixels on
+  it, up to half the median disc width beyond the disc's ends: a model that marks a disc's rim as
+  bone joins the vertebrae above and below there. The cut pixels take the number of the nearest
+  numbered vertebra at the end.
 - Parts are the 8-connected components of the vertebra and of the disc class. A vertebra part
   that the canal separates from the discs (the straight line from its centroid to the nearest
-  disc's centroid crosses the canal) is a posterior element (spinous process, lamina). A part smaller than
+  disc's centroid crosses the canal), or whose centroid lies beyond that disc's end along its
+  plane by more than three quarters of the median disc width (a canal found only in pieces), is a posterior
+  element (spinous process, lamina): a body lies in line with its discs. A part smaller than
   ``fragment_fraction`` (:class:`Rules`) of the class's typical part (the area-weighted median part)
   is a fragment, unless it touches the image border above or below all other parts (a level cut by the field of view). The other
   parts are main parts; main parts of a class whose extents along the spine overlap by more than
@@ -75,6 +81,9 @@ from spine.data.labels import CANAL, DISC, VERTEBRA
 
 CANAL_LABEL, DISC_OFFSET = 100, 200
 PROPAGATION_MM = 5.0
+BESIDE_DISC = 0.75  # of the median disc width: a vertebra part centred further beyond its disc's end is not a body
+# (0.5-1.0 alike on the choosing half of the SPIDER masks and the fold-0 validation exams; 0.25 broke a mask)
+CUT_REACH = 0.5  # of the median disc width, beyond a disc's ends, that its plane cuts through vertebra
 REFERENCE_WINDOW_MM = 10.0  # the reference slice lies this close to the spine's centre
 COLUMNS = ["label", "structure", "level", "area", "height", "canal_ap_diameter"]
 SLICE_COLUMNS = COLUMNS + ["centroid_row", "centroid_col", "unit"]
@@ -181,13 +190,76 @@ def _label(classes, spacing, rules: Rules):
     if len(spine) < 2:
         return instances, [], step, None
     axis = _spine_axis(spine * step)
-    structures = _structures(classes, VERTEBRA, step, axis, rules) + _structures(classes, DISC, step, axis, rules)
+    cut = _disc_lines(classes, step)
+    split = np.where(cut, 0, classes)
+    structures = _structures(split, VERTEBRA, step, axis, rules) + _structures(split, DISC, step, axis, rules)
     structures = _merge_runs(_settle(sorted(structures, key=lambda s: s.centre), step), step, rules.run_merge)
     for structure, label in zip(structures, _numbers(structures)):
         for part in structure.main + structure.extra:
             instances[tuple(part.pixels.T)] = label
         structure.label = label
-    return instances, structures, step, axis
+    return _fill_cut(instances, cut, step), structures, step, axis
+
+
+def _disc_lines(classes, step) -> np.ndarray:
+    """The vertebra pixels on each disc's plane (through its centroid, along its major axis) within
+    :data:`CUT_REACH` of the median disc width beyond either end: where a model marks a disc's rim as bone
+    (the disc found narrower than it is), the vertebrae above and below touch there and would be one
+    part; cut along the disc, they are two."""
+    vertebra = np.argwhere(classes == VERTEBRA)
+    cut = np.zeros(classes.shape, dtype=bool)
+    planes = _disc_planes(classes, step)
+    if not planes or not len(vertebra):
+        return cut
+    reach = CUT_REACH * np.median([plane.width for plane in planes])
+    for plane in planes:
+        offset, position = plane.coordinates(vertebra * step)
+        on_line = (np.abs(offset) <= step.max()) & (position >= plane.low - reach) & (position <= plane.high + reach)
+        cut[tuple(vertebra[on_line].T)] = True
+    return cut
+
+
+@dataclass(frozen=True)
+class _DiscPlane:
+    """A disc's centroid, plane (its pixels' major axis) and extent along it (mm)."""
+
+    centre: np.ndarray
+    normal: np.ndarray  # across the disc, toward the head
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, disc_mm: np.ndarray) -> "_DiscPlane":
+        centre, normal = disc_mm.mean(axis=0), _spine_axis(disc_mm, minor=True)
+        position = (disc_mm - centre) @ np.array([-normal[1], normal[0]])
+        return cls(centre, normal, float(position.min()), float(position.max()))
+
+    @property
+    def width(self) -> float:
+        return self.high - self.low
+
+    def coordinates(self, points_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each point's offset across the plane and its position along it."""
+        relative = points_mm - self.centre
+        return relative @ self.normal, relative @ np.array([-self.normal[1], self.normal[0]])
+
+
+def _disc_planes(classes, step) -> list[_DiscPlane]:
+    """The plane of each disc part of at least 3 pixels."""
+    discs, _ = ndimage.label(classes == DISC, structure=_EIGHT)
+    return [_DiscPlane.of(np.stack(pixels, axis=1) * step)
+            for pixels in ndimage.value_indices(discs, ignore_value=0).values() if len(pixels[0]) >= 3]
+
+
+def _fill_cut(instances: np.ndarray, cut: np.ndarray, step) -> np.ndarray:
+    """The cut pixels (vertebra in the class map) take the number of the nearest numbered vertebra."""
+    numbered = (instances > 0) & (instances < CANAL_LABEL)
+    if not cut.any() or not numbered.any():
+        return instances
+    _, (rows, cols) = ndimage.distance_transform_edt(~numbered, sampling=step, return_indices=True)
+    filled = instances.copy()
+    filled[cut] = instances[rows[cut], cols[cut]]
+    return filled
 
 
 def _spine_axis(points_mm: np.ndarray, minor: bool = False) -> np.ndarray:
@@ -271,19 +343,24 @@ def _overlap(a, b) -> float:
 
 
 def _mark_posterior(parts, classes, step) -> None:
-    """Mark the vertebra parts that the canal separates from the discs: the straight line from the
-    part's centroid to the nearest disc's centroid crosses the canal."""
+    """Mark the vertebra parts that are not bodies: the straight line from the part's centroid to the
+    nearest disc's centroid crosses the canal, or the centroid lies beside that disc, more than
+    :data:`BESIDE_DISC` of the median disc width beyond either end of it along its plane (posterior
+    elements where the canal is found only in pieces; a body lies in line with its discs)."""
     canal = classes == CANAL
-    discs, count = ndimage.label(classes == DISC, structure=_EIGHT)
-    if not canal.any() or not count:
+    planes = _disc_planes(classes, step)
+    if not planes:
         return
-    disc_centres = np.array(ndimage.center_of_mass(discs > 0, discs, range(1, count + 1))) * step
+    centres = np.array([plane.centre for plane in planes])
+    margin = BESIDE_DISC * np.median([plane.width for plane in planes])
     for part in parts:
         centre = part.pixels.mean(axis=0) * step
-        nearest = disc_centres[np.argmin(np.linalg.norm(disc_centres - centre, axis=1))]
-        samples = np.linspace(0.0, 1.0, int(np.linalg.norm(nearest - centre) / step.min() * 2) + 2)
-        line = np.rint((centre + samples[:, None] * (nearest - centre)) / step).astype(int)
-        part.posterior = bool(canal[tuple(line.T)].any())
+        plane = planes[int(np.argmin(np.linalg.norm(centres - centre, axis=1)))]
+        samples = np.linspace(0.0, 1.0, int(np.linalg.norm(plane.centre - centre) / step.min() * 2) + 2)
+        line = np.rint((centre + samples[:, None] * (plane.centre - centre)) / step).astype(int)
+        _, position = plane.coordinates(centre[None])
+        beside = position[0] > plane.high + margin or position[0] < plane.low - margin
+        part.posterior = bool(canal[tuple(line.T)].any()) or bool(beside)
 
 
 def _settle(structures, step) -> list[_Structure]:

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 from PIL import Image
+from scipy import ndimage
 
 from spine import level_thresholds, levels
 from spine.data import geometry, labels, phantom
@@ -45,6 +46,24 @@ def test_hand_slice_numbers_names_and_measures():
     assert rows.loc[[201, 202, 203], "canal_ap_diameter"].tolist() == pytest.approx([3.0] * 3, abs=0.13)
     assert (rows.loc[1, "centroid_row"], rows.loc[1, "centroid_col"]) == pytest.approx((85.5, 19.5))
     assert set(table["unit"]) == {"mm"} and rows.loc[100, "structure"] == "canal"
+
+
+def test_bone_marked_at_a_disc_rim_does_not_fuse_the_vertebrae_it_joins():
+    """A model that finds the discs narrower than they are marks their rims as bone (4 px each side
+    of every disc here), so the three bodies touch: one 8-connected part. Cut along each disc's plane,
+    they are numbered 1, 2, 3 as before, the rims take the number of the body next to them, and a
+    spinous process that the canal (missing here) no longer separates still joins its body."""
+    classes = hand_slice()
+    for top in (28, 52, 76):
+        classes[top + 20:top + 24, 10:14] = labels.VERTEBRA
+        classes[top + 20:top + 24, 26:30] = labels.VERTEBRA
+    classes[classes == labels.CANAL] = 0
+    assert ndimage.label(classes == labels.VERTEBRA, structure=np.ones((3, 3)))[1] == 3  # bodies, process, speck
+    instances = levels.label_slice(classes, SPACING)
+    assert instances[85, 20] == 1 and instances[61, 20] == 2 and instances[37, 20] == 3
+    assert instances[73, 20] == 202 and instances[49, 20] == 203
+    assert set(np.unique(instances[classes == labels.VERTEBRA])) <= {0, 1, 2, 3}
+    assert instances[60, 45] == 2  # the spinous process: beside the discs, so not a body
 
 
 def test_pixels_without_spacing_and_a_missed_vertebra():
