@@ -102,6 +102,9 @@ class Rules:
 
 
 RULES = Rules()  # chosen on half of the real SPIDER masks: spine.level_thresholds
+# The labelling's version, stored with every level-order check (1: before the disc cuts and the
+# beside-the-discs test, eb422ba): checks under an older version are said to be so.
+RULES_VERSION = 2
 
 
 @dataclass(eq=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from spine import benchmark_tables, level_thresholds, sentences
+from spine.levels import RULES_VERSION
 from spine.training import bodies_study, comparisons, provenance, shipped, studies
 from spine.training.config import augment_name
 
@@ -160,7 +161,8 @@ def _level_order(check: dict) -> str:
     if not order:
         return "–"
     right = order["right"]
-    return f"{right['mean']:.2f} ({sentences.interval_text(right['ci95'])}) / {order['found']['mean']:.2f}"
+    older = "" if order.get("rules_version", 1) == RULES_VERSION else f" (level rules {order.get('rules_version', 1)})"
+    return f"{right['mean']:.2f} ({sentences.interval_text(right['ci95'])}) / {order['found']['mean']:.2f}{older}"
 
 
 def _coverage_lines(real_data) -> list[str]:

@@ -378,6 +378,7 @@ def transfer_check(model, t1t2_folder=None) -> dict:
         result["t1t2_slices"] = per_slice.to_dict("records")
         if output_classes(model) == 4:
             pairs = level_order_scores(model, t1t2_folder)
-            result["t1t2_level_order"] = summarize_level_order(pairs) | {"pairs_scored": pairs.to_dict("records")}
+            result["t1t2_level_order"] = summarize_level_order(pairs) | {
+                "rules_version": levels.RULES_VERSION, "pairs_scored": pairs.to_dict("records")}
     return result
 

@@ -323,15 +323,17 @@ def cross_validation_finding(table: pd.DataFrame, goal: float = 0.80) -> str:
 
 def level_order_table(store, runs: dict[str, str]) -> pd.DataFrame:
     """``spine predict --levels`` on the real T1/T2 slices (the level-order figures of each run's
-    stored transfer check, :func:`spine.transfer.level_order_scores`), one row per ``{role: run}``;
-    a run without them is left out."""
+    stored transfer check, :func:`spine.transfer.level_order_scores`, and the version of the level
+    rules that numbered them, :data:`spine.levels.RULES_VERSION`), one row per ``{role: run}``; a run
+    without them is left out."""
     rows = []
     for role, run in runs.items():
         path = Path(store) / run / "transfer.json"
         order = read_json(path).get("t1t2_level_order") if path.is_file() else None
         if order:
             right, found = order["right"], order["found"]
-            rows.append({"model": role, "run": run, "pairs": order["pairs"], "found": found["mean"],
+            rows.append({"model": role, "run": run, "level rules": order.get("rules_version", 1),
+                         "pairs": order["pairs"], "found": found["mean"],
                          "right of found": right["mean"],
                          "right, 95 % CI": f"{right['ci95'][0]:.3f}–{right['ci95'][1]:.3f}",
                          "series": right["series"]})
