@@ -84,3 +84,10 @@ def test_the_readme_says_which_level_rules_numbered_a_stored_check():
     assert readme._level_order({"t1t2_level_order": order | {"rules_version": RULES_VERSION}}).endswith("/ 0.80")
     assert readme._level_order({"t1t2_level_order": order}).endswith("/ 0.80 (level rules 1)")
     assert readme._level_order({}) == "–"
+
+
+def test_the_readme_row_says_the_level_order_of_the_validation_exams_in_words():
+    nan = float("nan")
+    assert bodies_study._levels({"levels_right_val": 0.8333, "levels_found_val": 1.0}) == "0.83 / 1.00"
+    assert bodies_study._levels({"levels_right_val": nan, "levels_found_val": 0.0}) == "no pair found / 0.00"
+    assert bodies_study._levels({"levels_right_val": nan, "levels_found_val": nan}) == "–"  # binary, or checked before

@@ -257,7 +257,8 @@ def _levels(row) -> str:
     """A runs_table row's level order in words; "–" where its check has none (binary, or checked before)."""
     if np.isnan(row["levels_right_val"]) and np.isnan(row["levels_found_val"]):
         return "–"
-    return f"{row['levels_right_val']:.2f} / {row['levels_found_val']:.2f}"
+    right = "no pair found" if np.isnan(row["levels_right_val"]) else f"{row['levels_right_val']:.2f}"
+    return f"{right} / {row['levels_found_val']:.2f}"
 
 
 def cross_validation_table(store, task: str) -> pd.DataFrame:
