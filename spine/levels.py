@@ -193,9 +193,11 @@ def _label(classes, spacing, rules: Rules):
     if len(spine) < 2:
         return instances, [], step, None
     axis = _spine_axis(spine * step)
-    cut = _disc_lines(classes, step)
+    planes = _disc_planes(classes, step)  # the cuts leave the discs as they are
+    cut = _disc_lines(classes, step, planes)
     split = np.where(cut, 0, classes)
-    structures = _structures(split, VERTEBRA, step, axis, rules) + _structures(split, DISC, step, axis, rules)
+    structures = (_structures(split, VERTEBRA, step, axis, rules, planes)
+                  + _structures(split, DISC, step, axis, rules, planes))
     structures = _merge_runs(_settle(sorted(structures, key=lambda s: s.centre), step), step, rules.run_merge)
     for structure, label in zip(structures, _numbers(structures)):
         for part in structure.main + structure.extra:
@@ -204,14 +206,13 @@ def _label(classes, spacing, rules: Rules):
     return _fill_cut(instances, cut, step), structures, step, axis
 
 
-def _disc_lines(classes, step) -> np.ndarray:
+def _disc_lines(classes, step, planes) -> np.ndarray:
     """The vertebra pixels on each disc's plane (through its centroid, along its major axis) within
     :data:`CUT_REACH` of the median disc width beyond either end: where a model marks a disc's rim as bone
     (the disc found narrower than it is), the vertebrae above and below touch there and would be one
     part; cut along the disc, they are two."""
     vertebra = np.argwhere(classes == VERTEBRA)
     cut = np.zeros(classes.shape, dtype=bool)
-    planes = _disc_planes(classes, step)
     if not planes or not len(vertebra):
         return cut
     reach = CUT_REACH * np.median([plane.width for plane in planes])
@@ -282,10 +283,10 @@ def _parts(classes, kind, step, axis) -> list[_Part]:
     return parts
 
 
-def _structures(classes, kind, step, axis, rules: Rules) -> list[_Structure]:
+def _structures(classes, kind, step, axis, rules: Rules, planes) -> list[_Structure]:
     parts = _parts(classes, kind, step, axis)
     if kind == VERTEBRA:
-        _mark_posterior(parts, classes, step)
+        _mark_posterior(parts, classes, step, planes)
     floor = rules.fragment_fraction * _typical_size(parts)
     main = [p for p in parts if not p.posterior and len(p.pixels) >= floor]
     if main:  # a level cut by the field of view: a small part on the border above or below the others
@@ -345,13 +346,12 @@ def _overlap(a, b) -> float:
     return max(0.0, min(a[1], b[1]) - max(a[0], b[0])) / shorter if shorter > 0 else float(a[0] <= b[1] and b[0] <= a[1])
 
 
-def _mark_posterior(parts, classes, step) -> None:
+def _mark_posterior(parts, classes, step, planes) -> None:
     """Mark the vertebra parts that are not bodies: the straight line from the part's centroid to the
     nearest disc's centroid crosses the canal, or the centroid lies beside that disc, more than
     :data:`BESIDE_DISC` of the median disc width beyond either end of it along its plane (posterior
     elements where the canal is found only in pieces; a body lies in line with its discs)."""
     canal = classes == CANAL
-    planes = _disc_planes(classes, step)
     if not planes:
         return
     centres = np.array([plane.centre for plane in planes])

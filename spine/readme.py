@@ -13,6 +13,7 @@ import pandas as pd
 
 from spine import benchmark_tables, level_thresholds, sentences
 from spine.levels import RULES_VERSION
+from spine.transfer import level_rules_version
 from spine.training import bodies_study, comparisons, provenance, shipped, studies
 from spine.training.config import augment_name
 
@@ -161,7 +162,8 @@ def _level_order(check: dict) -> str:
     if not order:
         return "–"
     right = order["right"]
-    older = "" if order.get("rules_version", 1) == RULES_VERSION else f" (level rules {order.get('rules_version', 1)})"
+    version = level_rules_version(order)
+    older = "" if version == RULES_VERSION else f" (level rules {version})"
     return f"{right['mean']:.2f} ({sentences.interval_text(right['ci95'])}) / {order['found']['mean']:.2f}{older}"
 
 

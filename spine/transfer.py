@@ -146,6 +146,12 @@ def level_order_scores(model, folder, min_fraction: float = MIN_REFERENCE_FRACTI
     return pd.DataFrame(rows, columns=["image", "upper", "lower", "found", "right"])
 
 
+def level_rules_version(order: dict) -> int:
+    """The version of the level rules (:data:`spine.levels.RULES_VERSION`) that numbered a stored
+    level-order check; checks stored before the version was kept are version 1."""
+    return order.get("rules_version", 1)
+
+
 def summarize_level_order(pairs: pd.DataFrame) -> dict:
     """The share of neighbouring pairs found (both vertebrae carry a number) and, of those, the share
     numbered right, with 95 % BCa intervals resampling whole series (as :func:`summarize`). Right is
@@ -218,13 +224,14 @@ def body_scores(model, folder, exams=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not chosen:
         raise DataError(folder, f"none of the exams {sorted(exams or [])} is here")
     per_exam, per_slice = [], []
+    numbers_levels = output_classes(model) == 4
     for exam in chosen:
         image, mask = read_exam(exam)
         classes = segment_volume(model, image)
         predicted, _ = sagittal_arrays(classes)
         bodies, spacing = sagittal_arrays(mask)
         scores, slices = score_bodies(predicted == VERTEBRA, bodies > 0, spacing)
-        if output_classes(model) == 4:
+        if numbers_levels:
             instances, _ = volume_levels(model, image, classes, exam.image)
             scores |= count_level_pairs(body_level_pairs(sitk.GetArrayFromImage(instances), sitk.GetArrayFromImage(mask)))
         per_exam.append({"exam": exam.exam, "patient": exam.patient, "sequence": exam.sequence} | scores)

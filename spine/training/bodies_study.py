@@ -333,7 +333,7 @@ def level_order_table(store, runs: dict[str, str]) -> pd.DataFrame:
         order = read_json(path).get("t1t2_level_order") if path.is_file() else None
         if order:
             right, found = order["right"], order["found"]
-            rows.append({"model": role, "run": run, "level rules": order.get("rules_version", 1),
+            rows.append({"model": role, "run": run, "level rules": transfer.level_rules_version(order),
                          "pairs": order["pairs"], "found": found["mean"],
                          "right of found": right["mean"],
                          "right, 95 % CI": f"{right['ci95'][0]:.3f}–{right['ci95'][1]:.3f}",
