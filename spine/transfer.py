@@ -274,12 +274,31 @@ def count_level_pairs(pairs: pd.DataFrame) -> dict:
 
 def level_order_share(per_exam: pd.DataFrame) -> dict | None:
     """Of the exams' neighbouring body pairs, the share found and, of those, the share numbered right
-    (pooled counts); None where the exams have no level counts (a binary model)."""
+    (pooled counts); None where the exams have no level counts (a binary model). Where the exams name
+    their patients, each share also gets a 95 % BCa interval resampling whole patients
+    (:func:`level_order_intervals`)."""
     if "level_pairs" not in per_exam or per_exam["level_pairs"].isna().all():
         return None
     pairs, found, right = (int(per_exam[key].sum()) for key in ("level_pairs", "level_found", "level_right"))
-    return {"pairs": pairs, "found": found / pairs if pairs else float("nan"),
-            "right": right / found if found else float("nan")}
+    share = {"pairs": pairs, "found": found / pairs if pairs else float("nan"),
+             "right": right / found if found else float("nan")}
+    return share | (level_order_intervals(per_exam) if "patient" in per_exam else {})
+
+
+def level_order_intervals(per_exam: pd.DataFrame) -> dict:
+    """95 % BCa intervals of the pooled shares of :func:`level_order_share` resampling whole patients
+    (the pairs of one spine, and of one patient's two exams, are not independent): ``found_ci95``,
+    ``right_ci95`` (NaN where fewer than two patients hold pairs) and the ``patients`` that do."""
+    counted = per_exam.dropna(subset=["level_pairs"])
+    found = [(patient, float(k < row.level_found)) for patient, row in zip(counted["patient"], counted.itertuples())
+             for k in range(int(row.level_pairs))]
+    right = [(patient, float(k < row.level_right)) for patient, row in zip(counted["patient"], counted.itertuples())
+             for k in range(int(row.level_found))]
+    intervals = {}
+    for key, pairs in (("found", found), ("right", right)):
+        patients, values = zip(*pairs) if pairs else ((), ())
+        intervals[f"{key}_ci95"] = list(stats.cluster_bootstrap_ci(values, patients)[1:])
+    return intervals | {"patients": int(counted.loc[counted["level_pairs"] > 0, "patient"].nunique())}
 
 
 def summarize_bodies(per_exam: pd.DataFrame) -> dict:

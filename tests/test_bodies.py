@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 import tensorflow as tf
 
-from spine import losses, transfer
+from spine import losses, stats, transfer
 from spine.data import bodies, load_dataset, make_split, phantom
 from spine.data.labels import BACKGROUND, DISC, UNKNOWN, VERTEBRA, spider_to_classes, structures_to_classes
 from spine.errors import ConfigError, DataError
@@ -139,6 +139,23 @@ def test_level_order_is_the_share_of_found_pairs_numbered_right_pooled_over_exam
     exams = pd.DataFrame({"level_pairs": [6, 4], "level_found": [6, 2], "level_right": [3, 2]})
     assert transfer.level_order_share(exams) == {"pairs": 10, "found": 0.8, "right": 0.625}
     assert transfer.level_order_share(pd.DataFrame({"dice": [0.5]})) is None  # a binary model's check
+
+
+def test_level_order_intervals_resample_patients_not_pairs():
+    exams = pd.DataFrame({"patient": ["a", "a", "b", "c"], "level_pairs": [4, 4, 4, 4],
+                          "level_found": [4, 4, 4, 2], "level_right": [4, 4, 2, 2]})
+    share = transfer.level_order_share(exams)
+    assert share["found"] == pytest.approx(14 / 16) and share["right"] == pytest.approx(12 / 14)
+    assert share["patients"] == 3
+    pairs = np.array([1.0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1])  # the found pairs, right or not, a then b then c
+    by_patient = stats.cluster_bootstrap_ci(pairs, list("aaaaaaaabbbbcc"))
+    by_pair = stats.cluster_bootstrap_ci(pairs, np.arange(14))
+    assert share["right_ci95"] == pytest.approx(list(by_patient[1:]))
+    assert share["right_ci95"] != pytest.approx(list(by_pair[1:]))  # 14 pairs are not 14 independent units
+    same = pd.DataFrame({"patient": ["a", "b"], "level_pairs": [5, 5], "level_found": [5, 5], "level_right": [5, 5]})
+    assert transfer.level_order_share(same)["right_ci95"] == [1.0, 1.0]
+    one = transfer.level_order_share(same.iloc[:1])
+    assert np.isnan(one["right_ci95"]).all()  # one patient: no interval
 
 
 def test_the_body_check_numbers_a_four_class_volume_through_the_levels_path(tmp_path, monkeypatch):

@@ -265,7 +265,9 @@ def cross_validation_table(store, task: str) -> pd.DataFrame:
     """One row per recipe of ``task`` cross-validated over every fold of the exams
     (:func:`spine.training.export.cross_validated`): what it trained on, its folds' mean validation
     body Dice (what the export rule chooses on) and T2-SPACE validation Dice, and the test exams of
-    every fold pooled (each scored by the run that never saw it) with a 95 % interval over patients."""
+    every fold pooled (each scored by the run that never saw it) with a 95 % interval over patients; for
+    a 4-class recipe, the level order of its folds' validation exams pooled, with its interval over
+    patients."""
     from spine.training.export import cross_validated, cross_validated_bodies
 
     rows = []
@@ -277,6 +279,7 @@ def cross_validation_table(store, task: str) -> pd.DataFrame:
                      "t2space_val_dice": float(np.mean([r.metrics["val"]["per_image"]["dice"] for r in folds])),
                      "body_dice_val": check["val_dice"],
                      "levels_right_val": check.get("val_level_order", {}).get("right", np.nan),
+                     "levels_right_val_ci95": check.get("val_level_order", {}).get("right_ci95", [np.nan, np.nan]),
                      "body_dice_test": test["dice"]["mean"],
                      "body_dice_test_ci95": test["dice"]["ci95"], "recall_test": test["recall"]["mean"],
                      "exams_test": test["exams"], "patients_test": test["patients"],
@@ -287,8 +290,9 @@ def cross_validation_table(store, task: str) -> pd.DataFrame:
 def cross_validation_view(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`cross_validation_table` as a page shows it (the pooled interval in words, no exam lists)."""
     view = table.drop(columns="exams").copy()
-    view["body_dice_test"] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, (lo, hi)
-                              in zip(view["body_dice_test"], view.pop("body_dice_test_ci95"))]
+    for column, digits in (("body_dice_test", 3), ("levels_right_val", 2)):
+        view[column] = ["–" if np.isnan(m) else f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+                        for m, (lo, hi) in zip(view[column], view.pop(f"{column}_ci95"))]
     return view.set_index("run of fold 0")
 
 
