@@ -290,10 +290,8 @@ def level_order_intervals(per_exam: pd.DataFrame) -> dict:
     (the pairs of one spine, and of one patient's two exams, are not independent): ``found_ci95``,
     ``right_ci95`` (NaN where fewer than two patients hold pairs) and the ``patients`` that do."""
     counted = per_exam.dropna(subset=["level_pairs"])
-    found = [(patient, float(k < row.level_found)) for patient, row in zip(counted["patient"], counted.itertuples())
-             for k in range(int(row.level_pairs))]
-    right = [(patient, float(k < row.level_right)) for patient, row in zip(counted["patient"], counted.itertuples())
-             for k in range(int(row.level_found))]
+    found = [(row.patient, float(k < row.level_found)) for row in counted.itertuples() for k in range(int(row.level_pairs))]
+    right = [(row.patient, float(k < row.level_right)) for row in counted.itertuples() for k in range(int(row.level_found))]
     intervals = {}
     for key, pairs in (("found", found), ("right", right)):
         patients, values = zip(*pairs) if pairs else ((), ())
