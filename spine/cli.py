@@ -408,7 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "get the body check, stored as bodies.json in the record (spine/data/bodies.py)")
     train.add_argument("--init", metavar="RUN_ID",
                        help="start from the selected weights of this finished run of the store (the same model, "
-                            "task and width; its record's model file, or the shipped file made from it): a fine-tuning")
+                            "task and width; its record's model file, or the shipped file made from it): a fine-tuning; "
+                            "refused where that run trained on patients this run validates or tests on (a run of "
+                            "another seed drew other validation patients)")
     restart = train.add_mutually_exclusive_group()
     restart.add_argument("--force", action="store_true", help="train again even if the record exists")
     restart.add_argument("--restart", action="store_true",

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from spine.data import load_dataset, make_split
 from spine.errors import ConfigError, DataError
 from spine.training import engine, make_config, resolve_profile, studies, train
 from spine.training.store import RECORD_FILES, inputs_path, is_finished, load_record, read_json, run_dir, write_json
@@ -295,3 +296,23 @@ def test_a_record_keeps_the_sha256_of_its_data(reference):
     resolved = read_json(record.path / "config.json")["resolved"]
     digest = engine.load_dataset(config.data, size=config.settings["size"]).data_sha256
     assert resolved["data_sha256"] == digest and len(digest) == 64  # the phantom's written files too
+
+
+def test_a_fine_tuning_may_not_start_from_a_run_that_trained_on_its_validation_patients(tmp_path):
+    store = tmp_path / "store"
+    request = dict(model="U-Net", loss="Dice", task="binary", data="phantom:12", profile="smoke")
+    other_seed = make_config(**request, seed=1)  # draws other validation patients from the same training ones
+    same_split = make_config(**request, seed=0, overrides={"epochs": 1})
+    for config in (other_seed, same_split):
+        write_json(store / config.run_id / "config.json", config.to_dict())
+    patients = np.unique(load_dataset("phantom:12").patients)
+    ours = make_split(patients, seed=0, val_seed=0, folds=0)
+    theirs = make_split(patients, seed=0, val_seed=1, folds=0)
+    expected = set(ours.query("subset == 'val'")["patient"]) & set(theirs.query("subset == 'train'")["patient"])
+    assert expected  # the case tests something: seed 1 trained on some of seed 0's validation patients
+    fine_tuning = make_config(**request, seed=0, init=other_seed.run_id)
+    assert engine.init_leaks(fine_tuning, store) == {str(p) for p in expected}
+    assert engine.init_leaks(make_config(**request, seed=0, init=same_split.run_id), store) == set()
+    with pytest.raises(ConfigError, match=f"--init {other_seed.run_id}: that run trained on "):
+        train(fine_tuning, store)
+    assert not run_dir(store, fine_tuning).exists()  # nothing written

@@ -145,13 +145,44 @@ def _start_from(model: keras.Model, config: RunConfig, store) -> None:
     model.set_weights(weights)
 
 
+def init_config(store, run_id: str) -> RunConfig:
+    """The configuration of the run a fine-tuning starts from: its record's, else the card of the
+    shipped file made from it (:func:`init_model_path`)."""
+    recorded = Path(store) / run_id / "config.json"
+    if recorded.is_file():
+        return RunConfig.from_dict(read_json(recorded))
+    return RunConfig.from_dict(read_json(init_model_path(store, run_id).with_suffix(".json"))["config"])
+
+
+def init_leaks(config: RunConfig, store) -> set[str]:
+    """The patients (and exams) that ``config.init``'s run trained on and ``config`` validates or
+    tests on. Each run draws its validation patients with its own seed, so a run of another seed
+    has trained on some of them: a fine-tuning that starts from it would choose its epoch, and the
+    export rule its model, on patients its weights have seen. Compared on the same data (the same
+    content id) and, where both runs trained on partial labels, on this run's exams."""
+    init = init_config(store, config.init)
+    size = config.settings["size"]
+    sources = [(load_dataset(config.data, size=size).patients, config.fold, init.fold)] \
+        if init.data_id == config.data_id else []
+    if config.partial is not None and init.partial is not None:
+        sources.append((load_dataset(config.partial, size=size).patients, exam_fold(config), exam_fold(init)))
+    leaks = set()
+    for patients, fold, init_fold in sources:
+        ours, theirs = _patient_split(config, patients, fold), _patient_split(init, patients, init_fold)
+        leaks |= set(ours.query("subset != 'train'")["patient"]) & set(theirs.query("subset == 'train'")["patient"])
+    return {str(p) for p in leaks}
+
+
+def _patient_split(config: RunConfig, patients, fold: int) -> pd.DataFrame:
+    """``patients`` split by the run's settings and validation seed, ``fold`` held out."""
+    settings = config.settings
+    return make_split(patients, seed=settings["split_seed"], val_seed=config.seed, folds=settings["folds"], fold=fold)
+
+
 def partial_split(config: RunConfig, source) -> pd.DataFrame:
     """The partially labelled source's patients split as the run's data are (same folds and
     validation seed; fold ``partial_fold``, the run's own unless set): ``patient, subset``."""
-    settings = config.settings
-    patients = load_dataset(source, size=settings["size"]).patients
-    return make_split(patients, seed=settings["split_seed"], val_seed=config.seed, folds=settings["folds"],
-                      fold=exam_fold(config))
+    return _patient_split(config, load_dataset(source, size=config.settings["size"]).patients, exam_fold(config))
 
 
 def exam_fold(config: RunConfig) -> int:
@@ -172,8 +203,7 @@ def _split(config: RunConfig, split_folder: Path | None = None) -> tuple[dict, s
         raise DataError(config.data, "the data are named by their content id only (their records can be read, "
                                      "but splitting or training needs the data themselves: give their folder)")
     dataset = _same_data(load_dataset(config.data, size=settings["size"]), config.data, config.data_id)
-    split = make_split(dataset.patients, seed=settings["split_seed"], val_seed=config.seed,
-                       folds=settings["folds"], fold=config.fold)
+    split = _patient_split(config, dataset.patients, config.fold)
     subsets = {name: dataset.select(subset_mask(dataset.patients, split, name)) for name in ("train", "val", "test")}
     per_train = settings["train_slices_per_patient"]
     if per_train:
@@ -473,6 +503,10 @@ def train(config: RunConfig, store=DEFAULT_STORE, *, force: bool = False, resume
     if force or not resume:
         shutil.rmtree(folder, ignore_errors=True)
     digests = _check_data(config, folder)  # before anything is written
+    if config.init is not None and (leaks := init_leaks(config, store)):
+        raise ConfigError(f"--init {config.init}: that run trained on {', '.join(sorted(leaks))}, which this run "
+                          "validates or tests on (runs of other seeds draw other validation patients): start "
+                          "from a run of the same seed, fold and split")
     folder.mkdir(parents=True, exist_ok=True)
     precision = device.resolve_precision(config.settings["precision"])
     save_folds(config, store)
