@@ -91,3 +91,9 @@ def test_the_readme_row_says_the_level_order_of_the_validation_exams_in_words():
     assert bodies_study._levels({"levels_right_val": 0.8333, "levels_found_val": 1.0}) == "0.83 / 1.00"
     assert bodies_study._levels({"levels_right_val": nan, "levels_found_val": 0.0}) == "no pair found / 0.00"
     assert bodies_study._levels({"levels_right_val": nan, "levels_found_val": nan}) == "–"  # binary, or checked before
+
+
+def test_a_cross_validated_recipe_states_its_level_order_with_the_interval_over_patients():
+    row = {"levels_right_val": 0.8, "levels_right_val_ci95": [0.74, 0.94]}
+    assert bodies_study._level_order_words(row).startswith(" (`--levels` numbers 0.80 [0.74, 0.94] of the")
+    assert bodies_study._level_order_words({"levels_right_val": float("nan")}) == ""  # a binary recipe

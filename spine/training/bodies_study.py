@@ -312,7 +312,7 @@ def cross_validation_finding(table: pd.DataFrame, goal: float = 0.80) -> str:
     parts = [f"{row['trained']} (fold-0 run {row['run of fold 0']}): **{row['body_dice_test']:.3f}** "
              f"[{row['body_dice_test_ci95'][0]:.3f}, {row['body_dice_test_ci95'][1]:.3f}] over "
              f"{row['patients_test']} patients ({row['exams_test']} exams), validation exams {row['body_dice_val']:.3f}"
-             for _, row in table.iterrows()]
+             + _level_order_words(row) for _, row in table.iterrows()]
     best = table.loc[table["body_dice_test"].idxmax()]
     low, high = best["body_dice_test_ci95"]
     if low >= goal:
@@ -324,6 +324,16 @@ def cross_validation_finding(table: pd.DataFrame, goal: float = 0.80) -> str:
         verdict = f"None reaches the goal of {goal:g} (it lies {inside} the best one's interval)."
     return ("Cross-validated over the exams (each exam scored once, by the run of the fold that held it out), "
             "the body Dice of the test exams pooled: " + "; ".join(parts) + ". " + verdict)
+
+
+def _level_order_words(row) -> str:
+    """A cross-validated recipe's level order on its folds' validation exams, with its interval over
+    patients ("" for a binary recipe, which numbers no levels)."""
+    if np.isnan(row["levels_right_val"]):
+        return ""
+    low, high = row["levels_right_val_ci95"]
+    return (f" (`--levels` numbers {row['levels_right_val']:.2f} [{low:.2f}, {high:.2f}] of the neighbouring body "
+            "pairs it finds there right)")
 
 
 def level_order_table(store, runs: dict[str, str]) -> pd.DataFrame:
