@@ -152,6 +152,10 @@ def test_the_chapter_tables_each_cross_validated_recipe_once_and_the_rest_by_the
     best = table["body_dice_test"].idxmax()  # Proposed, 0.99 on every exam
     assert f"The best, {best}, reaches the goal of 0.5 with its whole interval" in \
         bodies_study.cross_validation_finding(table.reset_index(), goal=0.5)
+    plain = bodies_study.cross_validation_finding(table.reset_index(), goal=None)  # a binary table: no goal
+    assert "goal" not in plain and plain.count("**") == 2 * 3
+    view = bodies_study.cross_validation_view(table.reset_index())
+    assert (view["levels_right_val"] == "–").all()  # binary recipes number no levels
 
 
 def test_partial_label_runs_count_only_under_the_current_rules(tmp_path):

@@ -247,9 +247,10 @@ def readme_lines(store, previous: dict[str, str] = SHIPPED_BEFORE, shipped: dict
     for task in ("multiclass", "binary"):
         lines += ["", finding(tables[task], previous[task], task, best_validation(store, previous[task]),
                               shipped.get(task))]
-    crossed = cross_validation_table(store, "multiclass")
-    if len(crossed):
-        lines += ["", "4-class, `--set partial_fold=K`: " + cross_validation_finding(crossed)]
+    for task, name, goal in (("multiclass", "4-class", 0.80), ("binary", "Binary", None)):
+        crossed = cross_validation_table(store, task)
+        if len(crossed):
+            lines += ["", f"{name}, `--set partial_fold=K`: " + cross_validation_finding(crossed, goal)]
     return lines
 
 
@@ -304,15 +305,20 @@ def cross_validation_exams(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns).reset_index() if columns else pd.DataFrame()
 
 
-def cross_validation_finding(table: pd.DataFrame, goal: float = 0.80) -> str:
+def cross_validation_finding(table: pd.DataFrame, goal: float | None = 0.80) -> str:
     """The sentence on :func:`cross_validation_table`: each recipe's pooled test figure against
-    ``goal`` (issue 22's body Dice on exams of other patients)."""
+    ``goal`` (issue 22's body Dice on exams of other patients; None: no goal, as for a binary model,
+    whose foreground also holds the discs in the column)."""
     if table.empty:
         return "*No recipe is cross-validated over every fold of the exams in this store yet.*"
     parts = [f"{row['trained']} (fold-0 run {row['run of fold 0']}): **{row['body_dice_test']:.3f}** "
              f"[{row['body_dice_test_ci95'][0]:.3f}, {row['body_dice_test_ci95'][1]:.3f}] over "
              f"{row['patients_test']} patients ({row['exams_test']} exams), validation exams {row['body_dice_val']:.3f}"
              + _level_order_words(row) for _, row in table.iterrows()]
+    opening = ("Cross-validated over the exams (each exam scored once, by the run of the fold that held it out), "
+               "the body Dice of the test exams pooled: " + "; ".join(parts) + ".")
+    if goal is None:
+        return opening
     best = table.loc[table["body_dice_test"].idxmax()]
     low, high = best["body_dice_test_ci95"]
     if low >= goal:
@@ -322,8 +328,7 @@ def cross_validation_finding(table: pd.DataFrame, goal: float = 0.80) -> str:
     else:
         inside = "inside" if high >= goal else "above"
         verdict = f"None reaches the goal of {goal:g} (it lies {inside} the best one's interval)."
-    return ("Cross-validated over the exams (each exam scored once, by the run of the fold that held it out), "
-            "the body Dice of the test exams pooled: " + "; ".join(parts) + ". " + verdict)
+    return f"{opening} {verdict}"
 
 
 def _level_order_words(row) -> str:
