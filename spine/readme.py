@@ -114,7 +114,7 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
     lines = ["#### Other sequences: the transfer check (generated from `results/*/transfer.json`)", ""]
     shipped = {card["run_id"] for card in cards.values()}
     checked = [(r, export.stored_check(r.path)) for task in ("binary", "multiclass")
-               for r in export.candidates(store, real_data, profile, task) if r.config.fold == 0]
+               for r in export.comparable(store, real_data, profile, task) if r.config.fold == 0]
     checked = [(r, check) for r, check in checked if check and check.get("t1t2_slices")]
     if not checked:
         return lines + ["No record has a stored check of the real T1/T2 slices yet (`spine transfer RUN --check "
@@ -129,7 +129,7 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
         config = record.config
         central = _central_slices(check)
         lines.append(f"| `{record.path.name}`{' (shipped)' if record.path.name in shipped else ''} | {config.task} | "
-                     f"{config.model}, {config.loss} | {augment_name(config.augment)} | {config.settings['epochs']} | "
+                     f"{config.model}, {config.loss}{_rules_note(config)} | {augment_name(config.augment)} | {config.settings['epochs']} | "
                      f"{export.validation_score(record):.3f} | {record.metrics['test']['per_image']['dice']:.3f} | "
                      f"{_phantom_pair(check, 'phantom')} | {_phantom_pair(check, export.PHANTOM_FIGURE)} | "
                      f"{real['dice']['mean']:.3f} ({sentences.interval_text(real['dice']['ci95'])}) | {real['recall']['mean']:.2f} | "
@@ -153,6 +153,13 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
                          f"({sentences.interval_text(figures['dice_in_reference_rows']['ci95'])})")
         lines += ["", sentence + "."]
     return lines + _coverage_lines(real_data)
+
+
+def _rules_note(config) -> str:
+    """", bodies rules N" for a run that also trained on partial labels (the rules it trained under)."""
+    from spine.data.bodies import RULES_OF_DATA_ID
+
+    return f", bodies rules {RULES_OF_DATA_ID.get(config.partial_id, '?')}" if config.partial else ""
 
 
 def _level_order(check: dict) -> str:

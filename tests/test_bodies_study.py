@@ -97,3 +97,14 @@ def test_a_cross_validated_recipe_states_its_level_order_with_the_interval_over_
     row = {"levels_right_val": 0.8, "levels_right_val_ci95": [0.74, 0.94]}
     assert bodies_study._level_order_words(row).startswith(" (`--levels` numbers 0.80 [0.74, 0.94] of the")
     assert bodies_study._level_order_words({"levels_right_val": float("nan")}) == ""  # a binary recipe
+
+
+def test_the_readme_transfer_table_names_the_partial_label_rules_a_run_trained_under():
+    from types import SimpleNamespace
+
+    from spine import readme
+    from spine.data.bodies import RULES_OF_DATA_ID
+
+    older = next(data_id for data_id, version in RULES_OF_DATA_ID.items() if version == 2)
+    assert readme._rules_note(SimpleNamespace(partial="bodies/", partial_id=older)) == ", bodies rules 2"
+    assert readme._rules_note(SimpleNamespace(partial=None, partial_id=None)) == ""

@@ -42,14 +42,20 @@ PHANTOM_FIGURE = "phantom_every_slice"  # the stored check's figure the rule cho
 CHECK_FILE = "transfer.json"  # a record's stored transfer check (check_transfer): it outlives the model file
 
 
-def candidates(store, data, profile: str, task: str) -> list[Record]:
+def comparable(store, data, profile: str, task: str) -> list[Record]:
     """The finished runs of ``task`` on ``data`` (the same prepared data) at ``profile``, of the
-    current record format, and, for runs that also trained on partial labels, under the current
-    partial-label rules (older records were made under another protocol, and cannot be re-made)."""
+    current record format, whatever partial-label rules they trained under."""
     data_id = source_data_id(data, resolve_profile(profile)["size"])
     return [r for r in records(store)
             if (r.config.task, r.config.profile, r.config.data_id, r.config.record_version)
-            == (task, profile, data_id, RECORD_VERSION) and _current_rules(r)]
+            == (task, profile, data_id, RECORD_VERSION)]
+
+
+def candidates(store, data, profile: str, task: str) -> list[Record]:
+    """The :func:`comparable` runs the export rule may ship: for runs that also trained on partial
+    labels, those under the current partial-label rules (the others were made under another
+    protocol, which the current code does not make)."""
+    return [r for r in comparable(store, data, profile, task) if _current_rules(r)]
 
 
 def _current_rules(record: Record) -> bool:
