@@ -83,7 +83,7 @@ book_data.Banner(f"Data: {'the synthetic phantom' if images_from == 'phantom' el
 # | the comparison of the five models | helpful | {doc}`05_comparison` |
 # | gradients, convolutional feature maps | helpful | |
 #
-# Time to run: about a minute (the maps of a dozen test images); nothing is trained.
+# Time to run: about a minute (the maps of one slice per test patient); nothing is trained.
 
 # %% [markdown]
 # ## What the study reports
@@ -148,16 +148,20 @@ display(Markdown(
 # - a **decoder layer** at 1/4 of the input side, after the skip connections have brought back
 #   the encoder's detail.
 #
-# Each map is computed for every test image, for the shipped model and for a copy with the same
-# architecture and freshly initialised weights (Adebayo et al., 2018).
+# Each map is computed for the central slice of each test patient (one slice per patient: a map
+# costs a gradient pass, and a patient's neighbouring slices are near copies), for the shipped
+# model and for a copy with the same architecture and freshly initialised weights (Adebayo et al.,
+# 2018).
 
 # %% tags=["remove-input"]
 layers = [bottleneck_layer_name(model), decoder_layer_name(model, stage=3)]  # stage 3: 1/4 of the side
 side = {layer: model.get_layer(layer).output.shape[1] for layer in layers}
-maps = explain.gradcam_maps(model, test.images, layers, class_index=1, seed=0)
-reference = test.labels("binary") == 1
-predicted = inference.predict_labels(model, test.images)
-display(Markdown(f"{len(test)} test images of {test.size} x {test.size} pixels; layer sides: "
+explained = test.central(1)
+maps = explain.gradcam_maps(model, explained.images, layers, class_index=1, seed=0)
+reference = explained.labels("binary") == 1
+predicted = inference.predict_labels(model, explained.images)
+display(Markdown(f"{len(explained)} test images (the central slice of each test patient) of {test.size} x "
+                 f"{test.size} pixels; layer sides: "
                  + ", ".join(f"`{layer}` {side[layer]} x {side[layer]}" for layer in layers) + "."))
 
 # %% [markdown]
@@ -168,18 +172,18 @@ display(Markdown(f"{len(test)} test images of {test.size} x {test.size} pixels; 
 # foreground outlined in white. Warm colours mark where the evidence for "foreground" lies.
 
 # %% tags=["remove-input"]
-pick = slice(0, min(4, len(test)))
-titles = list(test.case_ids[pick])
-plots.overlay_grid(test.images[pick], {"reference": reference[pick].astype("uint8"), "prediction": predicted[pick]},
+pick = slice(0, min(4, len(explained)))
+titles = list(explained.case_ids[pick])
+plots.overlay_grid(explained.images[pick], {"reference": reference[pick].astype("uint8"), "prediction": predicted[pick]},
                    "binary", titles=titles)
 plt.show()
 rows = {f"{kind}\n{layer}": maps[kind][layer][pick] for kind in ("trained", "randomised") for layer in layers}
-plots.gradcam_grid(test.images[pick], rows, contours=reference[pick], titles=titles)
+plots.gradcam_grid(explained.images[pick], rows, contours=reference[pick], titles=titles)
 plt.show()
 
 # %% [markdown]
 # ### Sanity checks, in numbers
-# Over all test images, per layer:
+# Over those slices, one per test patient, per layer:
 #
 # - `concentration`: the fraction of the map's mass that lies on the reference foreground (the
 #   energy-based pointing game); `chance` is the foreground's share of the image, what a map
