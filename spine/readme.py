@@ -157,9 +157,7 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
 
 def _rules_note(config) -> str:
     """", bodies rules N" for a run that also trained on partial labels (the rules it trained under)."""
-    from spine.data.bodies import RULES_OF_DATA_ID
-
-    return f", bodies rules {RULES_OF_DATA_ID.get(config.partial_id, '?')}" if config.partial else ""
+    return f", bodies rules {bodies_study.partial_rules(config)}" if config.partial else ""
 
 
 def _level_order(check: dict) -> str:

@@ -55,10 +55,14 @@ def describe(record: Record) -> str:
     settings = config.settings
     trained = "T2-SPACE only"
     if config.partial:
-        rules = RULES_OF_DATA_ID.get(config.partial_id, "?")
-        trained = f"T2-SPACE + bodies every {settings['partial_stride']} mm (rules {rules})"
+        trained = f"T2-SPACE + bodies every {settings['partial_stride']} mm (rules {partial_rules(config)})"
     tuned = f", fine-tuning {config.init} at {settings['learning_rate']:g}" if config.init else ""
     return f"{config.model}, {augment_name(config.augment)}, {trained}, {settings['epochs']} epochs{tuned}"
+
+
+def partial_rules(config) -> int | str:
+    """The partial-label rules a run trained under, by its partial data id ("?" for an id no version names)."""
+    return RULES_OF_DATA_ID.get(config.partial_id, "?")
 
 
 def cost(record: Record) -> dict:
