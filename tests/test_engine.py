@@ -98,6 +98,22 @@ def test_same_seed_same_metrics_other_seed_differs(reference, tmp_path):
     assert not np.allclose(first.history()["loss"], other.history()["loss"])
 
 
+def test_a_short_run_trains_eagerly_and_as_its_graph_would(reference, tmp_path, monkeypatch):
+    """Smoke runs skip tracing (``EAGER_STEPS``); the same run traced into graphs gives the same
+    losses to float rounding and the same test Dice, so the eager path checks what longer runs trace."""
+    config, eager = reference
+    steps = int(np.ceil(eager.metrics["subsets"]["train"]["images"] / config.settings["batch_size"]))
+    assert steps * config.settings["epochs"] <= engine.EAGER_STEPS
+    modes, train_epochs = [], engine._train_epochs
+    monkeypatch.setattr(engine, "_train_epochs",
+                        lambda model, *args: modes.append(model.run_eagerly) or train_epochs(model, *args))
+    monkeypatch.setattr(engine, "EAGER_STEPS", 0)
+    graph = train(config, tmp_path, verbose=False)
+    assert modes == [False]
+    np.testing.assert_allclose(graph.history()["loss"], eager.history()["loss"], rtol=1e-3)
+    np.testing.assert_allclose(graph.per_image()["dice"], eager.per_image()["dice"], atol=0.02)
+
+
 def test_run_id_changes_with_what_determines_a_run():
     base = smoke_config()
     assert smoke_config().run_id == base.run_id

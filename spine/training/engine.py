@@ -60,6 +60,13 @@ tf.autograph.set_verbosity(0)
 
 log = logging.getLogger(__name__)
 
+# A run of at most this many training steps in all (epochs x steps per epoch) runs eagerly: for a
+# handful of steps, tracing the step into a graph costs more CPU than the graph saves (a 2-step
+# smoke run took 4x less CPU eagerly, an 8-step one 1.7x less, and at 32 steps the graph won:
+# benchmarks/eager_training.py). The losses agree to float rounding either way
+# (tests/test_engine.py), and the choice follows from the config: one config trains one way.
+EAGER_STEPS = 8
+
 
 def make_config(model: str, loss: str, task: str = "binary", data="phantom", profile: str = "cpu",
                 seed: int = 0, augment: bool | str = False, overrides: dict | None = None, fold: int = 0,
@@ -532,6 +539,7 @@ def train(config: RunConfig, store=DEFAULT_STORE, *, force: bool = False, resume
         model = compile_model(config, steps, precision)
         if config.init is not None:
             _start_from(model, config, store)
+    model.run_eagerly = steps * config.settings["epochs"] <= EAGER_STEPS
     best = _train_epochs(model, config, subsets, folder, state, verbose)
     model.set_weights(best)
     return _finish(model, config, folder, store, subsets, central, state)
