@@ -130,6 +130,31 @@ def test_phantom_slices_are_mixed_in_by_seed():
 
 
 @pytest.mark.slow
+def test_the_mixed_in_patients_are_drawn_first_and_only_their_cases_made(tmp_path, monkeypatch):
+    """The draw the robust records were made with: rows of the central slices of every patient
+    in the range, which were all made; now the same rows name the patients, and only theirs are
+    made (patients 8-12 cross a digit, where an order by name would differ)."""
+    from spine.data import dataset, phantom
+
+    monkeypatch.setattr(dataset, "cache_dir", lambda: tmp_path / "cache")
+    train = load_dataset("phantom:2", size=64)
+    made, make_case = [], phantom.make_case
+    monkeypatch.setattr(phantom, "make_case", lambda seed, *a, **k: made.append(seed) or make_case(seed, *a, **k))
+    patients = range(8, 13)
+    mixed = robust.with_phantom(train, seed=2, fraction=2.0, patients=patients)
+    assert len(made) == len(mixed) - len(train) == 4
+    expected = []
+    for k, sequence in enumerate(robust.PHANTOM_SEQUENCES):
+        every = load_dataset("phantom:12", sequence=sequence, size=64)
+        every = every.select(np.isin(every.patients.astype(int), list(patients)))
+        expected.append(every.select(np.sort(np.random.default_rng([2, 3, k]).choice(len(every), 2, replace=False))))
+    np.testing.assert_array_equal(mixed.case_ids[len(train):],
+                                  ["phantom-" + case for part in expected for case in part.case_ids])
+    np.testing.assert_array_equal(mixed.images[len(train):], np.concatenate([part.images for part in expected]))
+    np.testing.assert_array_equal(mixed.structures[len(train):], np.concatenate([part.structures for part in expected]))
+
+
+@pytest.mark.slow
 def test_robust_lateral_mixes_in_phantom_slices_from_any_sagittal_position():
     train = load_dataset("phantom:6", size=64)
     mixed = robust.with_phantom(train, seed=0, fraction=4.0, patients=range(2, 6), every_slice=True)

@@ -101,23 +101,23 @@ def concat(*sets: SliceSet) -> SliceSet:
                     skipped=[item for s in sets for item in s.skipped])
 
 
-def phantom_slices(sequence: str, patients: range, size: int = preprocess.STUDY_SIZE, *,
+def phantom_slices(sequence: str, patients, size: int = preprocess.STUDY_SIZE, *,
                    every_slice: bool = False) -> SliceSet:
-    """The central slices of phantom ``patients`` (numbers of one archive, made once and cached)
-    rendered as ``sequence``, or with ``every_slice`` all their sagittal slices, lateral ones too
-    (case ids ``<case>_x<k>``, k counted from the right; constant slices left out); patients and
-    case ids are prefixed ``phantom-`` so that they never meet a real patient's."""
+    """The central slices of phantom ``patients`` (numbers of one archive; only their cases are
+    made, once, and cached) rendered as ``sequence``, in the order of their numbers, or with
+    ``every_slice`` all their sagittal slices, lateral ones too (case ids ``<case>_x<k>``, k counted
+    from the right; constant slices left out); patients and case ids are prefixed ``phantom-`` so
+    that they never meet a real patient's."""
+    root = phantom_archive(max(patients), PHANTOM_SEED, sequence, only=patients)
+    series = [s for s in spider.find_series(root, sequence) if int(s.patient) in patients]
     if every_slice:
-        series = [s for s in spider.find_series(phantom_archive(max(patients), PHANTOM_SEED, sequence), sequence)
-                  if int(s.patient) in patients]
         dataset = _prepare(_sagittal_slices(series), _read_volume_slice, size, "raise",
                            description=f"phantom:{max(patients)} every sagittal slice")
     else:
-        dataset = load_dataset(f"phantom:{max(patients)}", sequence=sequence, size=size)
-    chosen = dataset.select(np.isin(dataset.patients.astype(int), list(patients)))
-    chosen.patients = np.char.add("phantom-", chosen.patients.astype(str))
-    chosen.case_ids = np.char.add("phantom-", chosen.case_ids.astype(str))
-    return chosen
+        dataset = _prepare(series, _read_series, size, "raise", description=f"phantom:{max(patients)}")
+    dataset.patients = np.char.add("phantom-", dataset.patients.astype(str))
+    dataset.case_ids = np.char.add("phantom-", dataset.case_ids.astype(str))
+    return dataset
 
 
 def _sagittal_slices(series_list):
@@ -220,26 +220,32 @@ def _phantom_args(source: str) -> tuple[int, int]:
     return count, PHANTOM_SEED
 
 
-def phantom_archive(n_patients: int = PHANTOM_PATIENTS, seed: int = PHANTOM_SEED, sequence: str = "t1") -> Path:
-    """The phantom written once as a SPIDER-layout archive in the cache (idempotent)."""
+def phantom_archive(n_patients: int = PHANTOM_PATIENTS, seed: int = PHANTOM_SEED, sequence: str = "t1",
+                    only=None) -> Path:
+    """The phantom written once as a SPIDER-layout archive in the cache (idempotent); with
+    ``only`` (patient numbers), just those cases are made for now, and the archive is completed
+    the first time it is asked for whole."""
     from spine.data import phantom
 
     root = cache_dir() / f"phantom-v{DATA_VERSION}-{sequence}-n{n_patients}-s{seed}"
     if not (root / ".complete").is_file():
         _link_made_cases(root, n_patients, f"phantom-v{DATA_VERSION}-{sequence}-n*-s{seed}")
-        phantom.write_archive(root, n_patients=n_patients, seed=seed, sequences=(sequence,), keep_existing=True)
-        (root / ".complete").touch()
+        phantom.write_archive(root, n_patients=n_patients, seed=seed, sequences=(sequence,), keep_existing=True,
+                              only=only)
+        if only is None:
+            (root / ".complete").touch()
     return root
 
 
 def _link_made_cases(root: Path, n_patients: int, siblings: str) -> None:
-    """Hard-link into ``root`` the cases of patients 1..``n_patients`` that a complete archive matching
-    ``siblings`` (the same sequence and seed, another size) already holds: patient p is the same case
-    in each, and making one takes about a second."""
+    """Hard-link into ``root`` the cases of patients 1..``n_patients`` that an archive matching
+    ``siblings`` (the same sequence and seed, another size, complete or made in part) already holds:
+    patient p is the same case in each, and making one takes about a second. Its files were written
+    whole (atomically); a case whose mask is missing is made again."""
     for sibling in sorted(root.parent.glob(siblings)):
-        if sibling == root or not (sibling / ".complete").is_file():
+        if sibling == root:
             continue
-        for source in sibling.glob("*/*.mha"):
+        for source in sibling.glob("*/[0-9]*.mha"):  # not the hidden temporary files of a case being written
             target = root / source.parent.name / source.name
             if int(source.name.split("_")[0]) <= n_patients and not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)

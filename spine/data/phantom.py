@@ -867,7 +867,8 @@ def archive_plan(n_patients: int = 40, seed: int = 0, sequences=("t1", "t2"), *,
 
 
 def write_archive(root, n_patients: int = 40, seed: int = 0, sequences=("t1", "t2"), *,
-                  permuted_fraction: float = 0.1, top_down_fraction: float = 0.3, keep_existing: bool = False) -> Path:
+                  permuted_fraction: float = 0.1, top_down_fraction: float = 0.3, keep_existing: bool = False,
+                  only=None) -> Path:
     """Write a SPIDER-layout folder (``images/``, ``masks/``) of phantom cases; return ``root``.
 
     Patients are numbered 1..``n_patients``; patient p is ``make_case(case_seed(seed, p), ...)``
@@ -877,7 +878,8 @@ def write_archive(root, n_patients: int = 40, seed: int = 0, sequences=("t1", "t
     :func:`archive_plan`). Every file is written atomically, so an interrupted run leaves no
     half-written file, and calling it twice gives the same files. With ``keep_existing``, a case
     whose image and mask are both there already (an interrupted run's, or linked from another
-    archive of the same seed, where patient p is the same case) is not made again.
+    archive of the same seed, where patient p is the same case) is not made again. With ``only``
+    (patient numbers), only those patients' cases are written.
     """
     plan = archive_plan(n_patients, seed, sequences, permuted_fraction=permuted_fraction,
                         top_down_fraction=top_down_fraction)
@@ -885,6 +887,8 @@ def write_archive(root, n_patients: int = 40, seed: int = 0, sequences=("t1", "t
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "masks").mkdir(parents=True, exist_ok=True)
     for item in plan:
+        if only is not None and item["patient"] not in only:
+            continue
         name = f"{item['patient']}_{item['sequence']}.mha"
         if keep_existing and (root / "images" / name).is_file() and (root / "masks" / name).is_file():
             continue

@@ -165,8 +165,13 @@ def with_phantom(train: SliceSet, seed: int, fraction: float = PHANTOM_FRACTION,
     wanted = round(fraction * len(train))
     added = []
     for k, sequence in enumerate(PHANTOM_SEQUENCES):
-        slices = phantom_slices(sequence, patients, train.size, every_slice=every_slice)
-        share = min(wanted // len(PHANTOM_SEQUENCES) + (k < wanted % len(PHANTOM_SEQUENCES)), len(slices))
-        rows = np.random.default_rng([seed, 3, k]).choice(len(slices), share, replace=False)
-        added.append(slices.select(np.sort(rows)))
+        draw = np.random.default_rng([seed, 3, k])
+        share = wanted // len(PHANTOM_SEQUENCES) + (k < wanted % len(PHANTOM_SEQUENCES))
+        if every_slice:
+            slices = phantom_slices(sequence, patients, train.size, every_slice=True)
+            rows = draw.choice(len(slices), min(share, len(slices)), replace=False)
+            added.append(slices.select(np.sort(rows)))
+        else:  # one central slice per patient, in their order: draw the patients, and make only theirs
+            rows = np.sort(draw.choice(len(patients), min(share, len(patients)), replace=False))
+            added.append(phantom_slices(sequence, [patients[row] for row in rows], train.size))
     return concat(train, *added)
