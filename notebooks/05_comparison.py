@@ -95,7 +95,7 @@ display(page.table_or_note(provenance.provenance(table, store), sentences.not_re
 # %% tags=["remove-cell"]
 seeds = studies.study_table("comparison-seeds", source.data, source.profile, store)  # read, never trained here
 pairs = comparisons.paired_comparisons(table, store, seeds=seeds)  # over patients and seeds once every seed is in
-glue("comparison_seeds", Markdown(comparisons.seed_note(seeds, pairs)), display=False)
+glue("comparison_seeds", Markdown(comparisons.seed_note(seeds, pairs, store)), display=False)
 glue("comparison_headline", Markdown(sentences.pair_sentence(table, pairs, "Proposed", "U-Net", source=source)),
      display=False)
 glue("comparison_finding", Markdown(sentences.grid_finding(table, pairs, source=source)), display=False)

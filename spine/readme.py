@@ -36,7 +36,7 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
     if len(done):
         seeds = studies.study_table("comparison-seeds", real_data, profile, store)
         pairs = comparisons.paired_comparisons(done, store, seeds=seeds)  # empty until the proposed network and another are in
-        seed_note = comparisons.seed_note(seeds, pairs)
+        seed_note = comparisons.seed_note(seeds, pairs, store)
         pairs = pairs.set_index("comparison") if len(pairs) else pd.DataFrame()
         slices = studies.configs("comparison", real_data, profile, folds=(0,))[0].settings["eval_slices_per_patient"]
         lines += ["The comparison (binary, Dice loss), per-patient means over the recorded folds' test patients "

@@ -73,6 +73,17 @@ def test_a_missing_seed_leaves_the_verdicts_to_patients_and_says_so(seed_records
     assert note.startswith("Seed variation is not yet included: each model is trained once in each of the 2 folds "
                            "(seed 0), so these verdicts hold the variation between test patients only")
     assert "the folds recorded with seeds 0/1/2: Proposed 2/2/2; U-Net 2/2/1; ResUNet 2/2/2." in note
+    assert "So far" not in note  # no store given
+    # fold 0 alone is complete: patients 1-4 average 0.8075; each model's effects are its seeds' shifts
+    means = comparisons.fold_seed_means(seeds, store).set_index("model")
+    assert list(means["fold"].unique()) == [0] and (means["patients"] == 4).all()
+    assert means.loc["ResUNet", [0, 1, 2]].tolist() == pytest.approx([0.9075, 0.7075, 0.8075])
+    assert means.loc["Proposed", [0, 1, 2]].tolist() == pytest.approx([0.8285, 0.8265, 0.8275])
+    assert comparisons.seed_note(seeds, pairs, store).endswith(
+        "So far fold 0 holds every seed of every model: there, a model's mean test Dice over the fold's 4 test "
+        "patients moved between its seeds by 0.002 (Proposed) to 0.200 (ResUNet), while the models' seed-0 runs "
+        "lay 0.100 apart from lowest to highest (`spine.training.comparisons.fold_seed_means`).")
+    assert comparisons.fold_seed_means(seeds[seeds["seed"] < 2], store)["fold"].tolist() == [0, 0, 0, 1, 1, 1]
 
 
 def test_the_seeds_grid_plans_three_seeds_of_every_model_in_every_fold(tmp_path):

@@ -127,10 +127,43 @@ def seed_values(seeds: pd.DataFrame, store, model: str, metric: str, exclude=())
     return pd.DataFrame({seed: p[metric] for seed, p in pooled.items()}), folds
 
 
-def seed_note(seeds: pd.DataFrame, pairs: pd.DataFrame) -> str:
+def fold_seed_means(seeds: pd.DataFrame, store, metric: str = "dice") -> pd.DataFrame:
+    """In each fold where every model of a seeds grid's table has every seed recorded: each model's
+    mean test ``metric`` over the fold's patients under each seed (one column per seed), one row
+    per fold and model; no rows while no fold is complete."""
+    wanted = sorted(int(s) for s in seeds["seed"].unique())
+    means = []
+    for model in seeds["model"].unique():
+        values, folds = seed_values(seeds, store, model, metric)
+        values = values.reindex(columns=wanted)
+        by_fold = values.groupby(folds.reindex(values.index).to_numpy())
+        complete = by_fold.count().eq(by_fold.size(), axis=0).all(axis=1)
+        means.append(by_fold.mean()[complete].assign(model=model, patients=by_fold.size()[complete]))
+    table = pd.concat(means).rename_axis("fold").reset_index().sort_values("fold", kind="stable")
+    folds = [fold for fold, rows in table.groupby("fold") if len(rows) == seeds["model"].nunique()]
+    return table[table["fold"].isin(folds)].reset_index(drop=True)
+
+
+def _fold_seed_sentence(means: pd.DataFrame, metric: str) -> str:
+    """What the complete folds of :func:`fold_seed_means` show so far: how far each model's seeds
+    moved its mean, against how far apart the models' first seeds lay."""
+    seeds = [c for c in means.columns if isinstance(c, int)]
+    spread = means.assign(moved=means[seeds].max(axis=1) - means[seeds].min(axis=1))
+    least, most = spread.loc[spread["moved"].idxmin()], spread.loc[spread["moved"].idxmax()]
+    apart = means.groupby("fold")[seeds[0]].agg(lambda v: v.max() - v.min()).max()
+    folds = sorted(int(f) for f in means["fold"].unique())
+    where = f"fold {folds[0]}" if len(folds) == 1 else f"folds {_joined(folds)}"
+    return (f" So far {where} holds every seed of every model: there, a model's mean test {metric.capitalize()} over "
+            f"the fold's {int(means['patients'].min())} test patients moved between its seeds by {least['moved']:.3f} "
+            f"({least['model']}) to {most['moved']:.3f} ({most['model']}), while the models' seed-{seeds[0]} runs lay "
+            f"{apart:.3f} apart from lowest to highest (`spine.training.comparisons.fold_seed_means`).")
+
+
+def seed_note(seeds: pd.DataFrame, pairs: pd.DataFrame, store=None, metric: str = "dice") -> str:
     """Whether the verdicts of ``pairs`` (:func:`paired_comparisons`) include the variation between
     training seeds, and, where they do not, how many seeds the store holds of each model (from the
-    seeds grid's table ``seeds``)."""
+    seeds grid's table ``seeds``) and, given the ``store``, what its complete folds show so far
+    (:func:`fold_seed_means`)."""
     wanted = sorted(int(s) for s in seeds["seed"].unique())
     folds = int(seeds["folds"].max())
     where = f"in each of the {folds} folds" if folds > 1 else "in its one split"
@@ -143,7 +176,9 @@ def seed_note(seeds: pd.DataFrame, pairs: pd.DataFrame) -> str:
             f"hold the variation between test patients only, not that between training runs. The comparison-seeds "
             f"grid trains every model with seeds {_joined(wanted)} {where}; the store holds, per model, the folds "
             f"recorded with seeds {'/'.join(map(str, wanted))}: {counts}. Once every model has all of them the "
-            "verdicts include the seeds (`spine study comparison-seeds` trains the rest).")
+            "verdicts include the seeds (`spine study comparison-seeds` trains the rest)."
+            + (_fold_seed_sentence(means, metric) if store is not None and len(means := fold_seed_means(seeds, store, metric))
+               else ""))
 
 
 def _joined(numbers) -> str:
