@@ -84,6 +84,10 @@ def test_a_missing_seed_leaves_the_verdicts_to_patients_and_says_so(seed_records
         "patients moved between its seeds by 0.002 (Proposed) to 0.200 (ResUNet), while the models' seed-0 runs "
         "lay 0.100 apart from lowest to highest (`spine.training.comparisons.fold_seed_means`).")
     assert comparisons.fold_seed_means(seeds[seeds["seed"] < 2], store)["fold"].tolist() == [0, 0, 0, 1, 1, 1]
+    first = (seeds["model"] == "Proposed") & (seeds["seed"] == 0)  # the phantom book's store: one run in all
+    untrained = seeds.assign(trained=first, run_ids=[r if f else [] for r, f in zip(seeds["run_ids"], first)])
+    assert comparisons.fold_seed_means(untrained, store).empty
+    assert "So far" not in comparisons.seed_note(untrained, pairs, store)
 
 
 def test_the_seeds_grid_plans_three_seeds_of_every_model_in_every_fold(tmp_path):

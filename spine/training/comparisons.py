@@ -132,6 +132,9 @@ def fold_seed_means(seeds: pd.DataFrame, store, metric: str = "dice") -> pd.Data
     mean test ``metric`` over the fold's patients under each seed (one column per seed), one row
     per fold and model; no rows while no fold is complete."""
     wanted = sorted(int(s) for s in seeds["seed"].unique())
+    coverage = seed_coverage(seeds)
+    if not (coverage > 0).all(axis=None):  # a model without a record of some seed: no fold is complete
+        return pd.DataFrame(columns=["fold", *wanted, "model", "patients"])
     means = []
     for model in seeds["model"].unique():
         values, folds = seed_values(seeds, store, model, metric)
