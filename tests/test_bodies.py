@@ -8,7 +8,7 @@ import SimpleITK as sitk
 import tensorflow as tf
 
 from spine import losses, stats, transfer
-from spine.data import bodies, load_dataset, make_split, phantom
+from spine.data import bodies, io, load_dataset, make_split, phantom
 from spine.data.labels import BACKGROUND, DISC, UNKNOWN, VERTEBRA, spider_to_classes, structures_to_classes
 from spine.errors import ConfigError, DataError
 from spine.training import make_config
@@ -82,6 +82,34 @@ def test_partial_structures_know_bodies_anterior_and_lateral_background_only():
     assert (known[3, 22, 10:] == UNKNOWN).all()  # 4 mm lateral: a body may still be near
     assert (known[0, 9] == UNKNOWN).all()  # 11 rows above the bodies: no edge, nothing known
     assert (known[0, 10, :22] == BACKGROUND).all()  # 10 rows above: the nearest edge
+
+
+def test_far_behind_the_spine_is_background_beside_the_mid_line_and_beyond_the_spinous_processes():
+    truth = np.zeros((41, 40, 110), bool)
+    truth[20, 15:26, 10:30] = True  # one body on the mid-line slice; its back at column 29, 1 mm columns
+    known = bodies.partial_structures(truth, SPACING)
+    back, row = 29, 20
+    assert known[33, row, back + 31] == BACKGROUND  # 13 mm beside the mid-line, 31 mm behind: back muscles
+    assert known[31, row, back + 31] == UNKNOWN  # 11 mm beside: a lamina or facet may lie there
+    assert known[33, row, back + 29] == UNKNOWN  # 29 mm behind
+    assert known[20, row, back + 61] == BACKGROUND  # on the mid-line, beyond a spinous process's tip
+    assert known[20, row, back + 59] == UNKNOWN  # a spinous process may reach this far
+    assert (known[:, 2] == UNKNOWN).all()  # 13 rows above the bodies: their back is not known there
+
+
+@pytest.mark.real
+def test_spider_vertebrae_almost_never_lie_where_the_rules_say_background_behind_the_spine(masks_3d):
+    """Independent evidence for the region: SPIDER's own vertebra labels, posterior elements included,
+    with the canal's front edge standing for the bodies' back and its mean slice for the mid-line."""
+    for path in sorted(masks_3d.glob("*.mha")):
+        labels, spacing = bodies.sagittal_arrays(io.read_volume(path))
+        canal, vertebra = labels == 100, (labels > 0) & (labels < 100)
+        seen = canal.any(axis=0)
+        front = np.where(seen.any(axis=1), seen.argmax(axis=1), np.nan)
+        midline = np.average(np.arange(len(labels)), weights=canal.sum(axis=(1, 2)))
+        region = bodies.behind_the_spine(front, midline, labels.shape, spacing)
+        assert region.sum() > 0.1 * region.size, path.name  # the region is not empty
+        assert (vertebra & region).sum() <= 0.005 * vertebra.sum(), path.name
 
 
 def test_binary_classes_keep_unknown_pixels_unknown():

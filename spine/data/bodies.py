@@ -12,7 +12,12 @@ posterior):
   bodies' anterior edge in its row (nothing of the spine lies there: bowel, vessels, abdominal
   wall); and, in slices more than :data:`LATERAL_MARGIN_MM` lateral of the outermost slice holding a
   body, the anterior column up to :data:`POSTERIOR_MARGIN_MM` short of the bodies' posterior edge
-  (psoas and soft tissue beside the spine: where a model must learn "no bone here");
+  (psoas and soft tissue beside the spine: where a model must learn "no bone here"); and, behind
+  the spine (:func:`behind_the_spine`), a pixel more than :data:`BEHIND_BESIDE_MM` posterior of the
+  bodies' posterior edge in a slice more than :data:`BESIDE_MM` from their mid-line, or more than
+  :data:`BEHIND_MM` posterior of it in any slice (back muscles, fat and skin: the laminae and facets
+  lie closer, the spinous processes near the mid-line; in the 48 SPIDER masks, with the canal's
+  front edge for the bodies' back, this region holds at most 0.3 % of a series' vertebra voxels);
 - disc: in one slice and image column, the gap between two adjacent bodies (a pixel clear of
   both, at most :data:`DISC_MAX_MM` tall): the models otherwise call the discs' lateral parts bone;
 - everything else (posterior elements, canal, the rest) is :data:`spine.data.labels.UNKNOWN`,
@@ -54,15 +59,19 @@ DISC_MAX_MM = 20.0  # a gap between two adjacent bodies taller than this (a body
 # 2: S1 unknown; 3: and the disc spaces between adjacent bodies are disc). Version 4 (also, in each
 # slice and row holding a body, what lies more than 1 mm in front of it background; commit 95044fb)
 # was run and not adopted: records name it, the current code does not make it (chapter 11 says why).
-PARTIAL_LABELS_VERSION = 3
+# 5: rules 3, and what lies far behind the spine is background.
+PARTIAL_LABELS_VERSION = 5
 # The content id each version gave the shared vertebral-bodies-t1t2 folder at 128 x 128: a record
 # names the rules it was trained under by that id (tests/test_bodies.py keeps the current one true).
 RULES_OF_DATA_ID = {"bodies-vertebral-bodies-t1t2-f149b4b8886bbd52": 1,
                     "bodies-vertebral-bodies-t1t2-71fd1f09c617ea5d": 2,
                     "bodies-vertebral-bodies-t1t2-b7352eacd6e61442": 3,
-                    "bodies-vertebral-bodies-t1t2-ca680e344f634506": 4}
+                    "bodies-vertebral-bodies-t1t2-ca680e344f634506": 4,
+                    "bodies-vertebral-bodies-t1t2-6f0c7695d6720918": 5}
 ANTERIOR_MARGIN_MM = 5.0
 LATERAL_MARGIN_MM = 5.0
+BEHIND_BESIDE_MM, BESIDE_MM = 30.0, 12.0  # behind the bodies' back, beside their mid-line: no vertebra
+BEHIND_MM = 60.0  # behind the bodies' back in any slice: beyond the spinous processes' tips
 POSTERIOR_MARGIN_MM = 3.0  # the scored column reaches this far posterior of the edge; known background stops this short of it
 ROW_MARGIN_MM = 10.0
 
@@ -159,6 +168,17 @@ def anterior_column(bodies: np.ndarray, spacing) -> np.ndarray:
     return np.broadcast_to(columns[None, :] <= np.nan_to_num(edge, nan=-1)[:, None], bodies.shape)
 
 
+def behind_the_spine(edge: np.ndarray, midline: float, shape, spacing) -> np.ndarray:
+    """``[slice, row, column]`` True where no vertebra lies behind the spine: more than
+    :data:`BEHIND_BESIDE_MM` posterior of ``edge`` (per row, the column of the bodies' posterior edge;
+    NaN where unknown) in slices more than :data:`BESIDE_MM` from ``midline`` (a slice index), or more
+    than :data:`BEHIND_MM` posterior of it in any slice."""
+    slice_mm, _, column_mm = spacing
+    depth = (np.arange(shape[2])[None, :] - np.where(np.isnan(edge), np.inf, edge)[:, None]) * column_mm
+    beside = np.abs(np.arange(shape[0]) - midline) * slice_mm > BESIDE_MM
+    return (beside[:, None, None] & (depth > BEHIND_BESIDE_MM)[None]) | (depth > BEHIND_MM)[None]
+
+
 def disc_spaces(labels: np.ndarray, spacing) -> np.ndarray:
     """``[slice, row, column]`` True between two adjacent bodies (labels k and k + 1) in one slice and
     column, at least one pixel from either and at most :data:`DISC_MAX_MM` tall: the disc."""
@@ -190,9 +210,11 @@ def partial_structures(bodies: np.ndarray, spacing) -> np.ndarray:
         margin = LATERAL_MARGIN_MM / slice_mm
         index = np.arange(bodies.shape[0])
         lateral = (index < holding[0] - margin) | (index > holding[-1] + margin)
-        posterior = _edge(bodies, spacing, posterior=True) - POSTERIOR_MARGIN_MM / column_mm
-        column = columns <= np.nan_to_num(posterior, nan=-1)[:, None]
+        back = _edge(bodies, spacing, posterior=True)
+        column = columns <= np.nan_to_num(back - POSTERIOR_MARGIN_MM / column_mm, nan=-1)[:, None]
         out[lateral[:, None, None] & column[None]] = BACKGROUND
+        midline = np.average(index, weights=bodies.sum(axis=(1, 2)))
+        out[behind_the_spine(back, midline, bodies.shape, spacing)] = BACKGROUND
     out[discs] = DISC
     out[bodies] = VERTEBRA
     return out
