@@ -32,7 +32,7 @@ from PIL import Image
 
 from spine import levels, stats
 from spine.data import PHANTOM_CHECK_PATIENTS, phantom_slices
-from spine.data.bodies import POSTERIOR_MARGIN_MM, anterior_column, find_exams, read_exam, sagittal_arrays
+from spine.data.bodies import POSTERIOR_MARGIN_MM, anterior_column, far_behind, find_exams, read_exam, sagittal_arrays
 from spine.data.geometry import sagittal_view
 from spine.data.io import read_slice
 from spine.data.labels import spider_structures
@@ -212,7 +212,9 @@ def body_scores(model, folder, exams=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     vertebra label includes, lie outside it and are not scored; vertebra marked inside it outside the
     bodies, e.g. psoas, bowel or discs called bone, counts against the model) and scored against the
     bodies, every sagittal slice pooled: ``dice``, ``recall`` (share of body voxels found) and
-    ``precision``. A 4-class model's volume also goes through ``spine predict --levels``' path
+    ``precision``; and ``behind``, the share of the exam's vertebra voxels (anywhere in the volume)
+    that lie far behind the spine, where no vertebra is (:func:`spine.data.bodies.far_behind`: back
+    muscles called bone, which the column does not see). A 4-class model's volume also goes through ``spine predict --levels``' path
     (:func:`spine.inference.volume_levels`), and the numbers it gives neighbouring bodies are
     counted (:func:`body_level_pairs`, :func:`count_level_pairs`: ``level_pairs``, ``level_found``,
     ``level_right``). ``exams``: the exam names to check (``vb1_02``, ...; default all). Per slice:
@@ -246,7 +248,8 @@ def score_bodies(vertebra: np.ndarray, bodies: np.ndarray, spacing) -> tuple[dic
     found = vertebra & anterior_column(bodies, spacing)
     overlap = np.count_nonzero(found & bodies)
     scores = {"dice": dice(found, bodies), "recall": overlap / max(np.count_nonzero(bodies), 1),
-              "precision": overlap / max(np.count_nonzero(found), 1)}
+              "precision": overlap / max(np.count_nonzero(found), 1),
+              "behind": np.count_nonzero(vertebra & far_behind(bodies, spacing)) / max(np.count_nonzero(vertebra), 1)}
     midline = np.average(np.arange(len(bodies)), weights=bodies.sum(axis=(1, 2)))
     slices = [{"offset_mm": round(float((k - midline) * spacing[0]), 1), "body_pixels": int(bodies[k].sum()),
                "false_pixels": int((found[k] & ~bodies[k]).sum()), "dice": dice(found[k], bodies[k])}
@@ -300,9 +303,11 @@ def level_order_intervals(per_exam: pd.DataFrame) -> dict:
 
 
 def summarize_bodies(per_exam: pd.DataFrame) -> dict:
-    """Mean body Dice, recall and precision with 95 % BCa intervals over patients (exams of one
-    patient averaged first), and for a 4-class model the level order (:func:`level_order_share`)."""
-    figures = ["dice", "recall", "precision"]
+    """Mean body Dice, recall and precision (and ``behind``, where every exam has it: checks made
+    before it lack it) with 95 % BCa intervals over patients (exams of one patient averaged first),
+    and for a 4-class model the level order (:func:`level_order_share`)."""
+    figures = [key for key in ("dice", "recall", "precision", "behind")
+               if key in per_exam and per_exam[key].notna().all()]
     patients = stats.per_patient_means(per_exam[["patient", *figures]])[figures]
     summary = {"exams": len(per_exam), "patients": len(patients)}
     for key in patients:

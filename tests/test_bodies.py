@@ -137,6 +137,18 @@ def test_the_check_scores_the_anterior_column_only():
         truth.sum() / (truth.sum() + 5))
 
 
+def test_the_check_counts_the_vertebra_marked_far_behind_the_spine():
+    truth = np.zeros((41, 40, 110), bool)
+    truth[20, 15:26, 10:30] = True  # the body's back at column 29
+    muscle, spinous = np.zeros_like(truth), np.zeros_like(truth)
+    muscle[34, 18:22, 62:67] = True  # 14 mm beside the mid-line, 33-37 mm behind: back muscle called bone
+    spinous[20, 18:22, 62:67] = True  # on the mid-line, as far behind: a spinous process may be there
+    scores = transfer.score_bodies(truth | muscle | spinous, truth, SPACING)[0]
+    assert scores["dice"] == 1.0  # the column does not see either
+    assert scores["behind"] == pytest.approx(muscle.sum() / (truth | muscle | spinous).sum())
+    assert transfer.score_bodies(truth, truth, SPACING)[0]["behind"] == 0.0
+
+
 def _three_bodies() -> np.ndarray:
     """Bodies 1 (lowest) to 3 in a small volume, rows counted from the top."""
     numbered = np.zeros((5, 40, 20), np.uint8)

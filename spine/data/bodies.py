@@ -179,6 +179,13 @@ def behind_the_spine(edge: np.ndarray, midline: float, shape, spacing) -> np.nda
     return (beside[:, None, None] & (depth > BEHIND_BESIDE_MM)[None]) | (depth > BEHIND_MM)[None]
 
 
+def far_behind(bodies: np.ndarray, spacing) -> np.ndarray:
+    """:func:`behind_the_spine` of a body mask ``[slice, row, column]``: behind its bodies' posterior
+    edge (:func:`anterior_column`'s), beside their mid-line (the mean slice of their pixels)."""
+    midline = np.average(np.arange(len(bodies)), weights=bodies.sum(axis=(1, 2)))
+    return behind_the_spine(_edge(bodies, spacing, posterior=True), midline, bodies.shape, spacing)
+
+
 def disc_spaces(labels: np.ndarray, spacing) -> np.ndarray:
     """``[slice, row, column]`` True between two adjacent bodies (labels k and k + 1) in one slice and
     column, at least one pixel from either and at most :data:`DISC_MAX_MM` tall: the disc."""
@@ -210,11 +217,10 @@ def partial_structures(bodies: np.ndarray, spacing) -> np.ndarray:
         margin = LATERAL_MARGIN_MM / slice_mm
         index = np.arange(bodies.shape[0])
         lateral = (index < holding[0] - margin) | (index > holding[-1] + margin)
-        back = _edge(bodies, spacing, posterior=True)
-        column = columns <= np.nan_to_num(back - POSTERIOR_MARGIN_MM / column_mm, nan=-1)[:, None]
+        posterior = _edge(bodies, spacing, posterior=True) - POSTERIOR_MARGIN_MM / column_mm
+        column = columns <= np.nan_to_num(posterior, nan=-1)[:, None]
         out[lateral[:, None, None] & column[None]] = BACKGROUND
-        midline = np.average(index, weights=bodies.sum(axis=(1, 2)))
-        out[behind_the_spine(back, midline, bodies.shape, spacing)] = BACKGROUND
+        out[far_behind(bodies, spacing)] = BACKGROUND
     out[discs] = DISC
     out[bodies] = VERTEBRA
     return out
