@@ -29,7 +29,7 @@ from spine.models import build_model
 from spine.training import analysis, export, make_config
 from spine.training.config import RunConfig
 from spine.training.engine import score, split_data
-from spine.training.store import load_record, run_dir, write_json
+from spine.training.store import load_record, read_json, run_dir, write_json
 
 from conftest import ROOT
 
@@ -134,6 +134,27 @@ def test_a_recipe_cross_validated_over_the_exams_is_chosen_on_every_fold_and_shi
     assert crossed["val_dice"] == pytest.approx(0.80) and crossed["test"]["exams"] == 4
     assert "val_level_order" not in crossed  # binary runs number no levels
     assert crossed["test"]["dice"]["mean"] == pytest.approx(np.mean([0.7, 0.8, 0.75, 0.75]))
+
+
+def test_a_recipe_reports_its_vertebra_far_behind_the_spine_only_where_every_fold_measured_it(tmp_path):
+    from spine.training import bodies_study
+
+    steady = _crossed_store(tmp_path)
+    for record, behind in zip(steady, (0.1, 0.2, 0.6)):  # one validation exam per fold
+        check = read_json(record.path / transfer.BODY_CHECK_FILE)
+        check["exams"].append({"exam": f"v{record.path.name}", "subset": "val", "patient": f"v{record.path.name}",
+                               "dice": 0.8, "recall": 0.8, "precision": 0.8, "behind": behind})
+        write_json(record.path / transfer.BODY_CHECK_FILE, check)
+    assert export.cross_validated_bodies(steady)["val_behind"] == pytest.approx(0.3)
+    table = bodies_study.cross_validation_table(tmp_path, "binary").set_index("run of fold 0")
+    assert "30.0 % of its vertebra voxels there far behind the spine" in bodies_study.cross_validation_finding(
+        table.reset_index(), goal=None)
+    check = read_json(steady[2].path / transfer.BODY_CHECK_FILE)
+    del check["exams"][-1]["behind"]  # a fold checked before the figure existed
+    write_json(steady[2].path / transfer.BODY_CHECK_FILE, check)
+    assert "val_behind" not in export.cross_validated_bodies(steady)
+    assert "far behind" not in bodies_study.cross_validation_finding(
+        bodies_study.cross_validation_table(tmp_path, "binary"), goal=None)
 
 
 def test_the_chapter_tables_each_cross_validated_recipe_once_and_the_rest_by_their_own_fold(tmp_path):

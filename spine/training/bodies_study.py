@@ -269,7 +269,8 @@ def _levels(row) -> str:
 def cross_validation_table(store, task: str) -> pd.DataFrame:
     """One row per recipe of ``task`` cross-validated over every fold of the exams
     (:func:`spine.training.export.cross_validated`): what it trained on, its folds' mean validation
-    body Dice (what the export rule chooses on) and T2-SPACE validation Dice, and the test exams of
+    body Dice (what the export rule chooses on), share of vertebra voxels far behind the spine on those
+    exams (NaN where a check predates it) and T2-SPACE validation Dice, and the test exams of
     every fold pooled (each scored by the run that never saw it) with a 95 % interval over patients; for
     a 4-class recipe, the level order of its folds' validation exams pooled, with its interval over
     patients."""
@@ -282,7 +283,7 @@ def cross_validation_table(store, task: str) -> pd.DataFrame:
         test = check["test"]
         rows.append({"run of fold 0": folds[0].path.name, "trained": describe(folds[0]), "folds": len(folds),
                      "t2space_val_dice": float(np.mean([r.metrics["val"]["per_image"]["dice"] for r in folds])),
-                     "body_dice_val": check["val_dice"],
+                     "body_dice_val": check["val_dice"], "behind_val": check.get("val_behind", np.nan),
                      "levels_right_val": check.get("val_level_order", {}).get("right", np.nan),
                      "levels_right_val_ci95": check.get("val_level_order", {}).get("right_ci95", [np.nan, np.nan]),
                      "body_dice_test": test["dice"]["mean"],
@@ -318,7 +319,7 @@ def cross_validation_finding(table: pd.DataFrame, goal: float | None = 0.80) -> 
     parts = [f"{row['trained']} (fold-0 run {row['run of fold 0']}): **{row['body_dice_test']:.3f}** "
              f"[{row['body_dice_test_ci95'][0]:.3f}, {row['body_dice_test_ci95'][1]:.3f}] over "
              f"{row['patients_test']} patients ({row['exams_test']} exams), validation exams {row['body_dice_val']:.3f}"
-             + _level_order_words(row) for _, row in table.iterrows()]
+             + _level_order_words(row) + _behind_words(row) for _, row in table.iterrows()]
     opening = ("Cross-validated over the exams (each exam scored once, by the run of the fold that held it out), "
                "the body Dice of the test exams pooled: " + "; ".join(parts) + ".")
     if goal is None:
@@ -333,6 +334,14 @@ def cross_validation_finding(table: pd.DataFrame, goal: float | None = 0.80) -> 
         inside = "inside" if high >= goal else "above"
         verdict = f"None reaches the goal of {goal:g} (it lies {inside} the best one's interval)."
     return f"{opening} {verdict}"
+
+
+def _behind_words(row) -> str:
+    """A cross-validated recipe's share of vertebra voxels far behind the spine on its folds'
+    validation exams (:func:`spine.data.bodies.far_behind`; "" where its checks predate the figure)."""
+    if np.isnan(row["behind_val"]):
+        return ""
+    return f", with {100 * row['behind_val']:.1f} % of its vertebra voxels there far behind the spine (back muscles)"
 
 
 def _level_order_words(row) -> str:

@@ -157,14 +157,17 @@ def cross_validated_score(runs: list[Record]) -> float:
 
 def cross_validated_bodies(runs: list[Record]) -> dict:
     """A cross-validated recipe's body check: the validation figure the rule chooses on (and, for a
-    4-class recipe, the level order of its folds' validation exams), and the test exams of every
+    4-class recipe, the level order of its folds' validation exams; and the mean share of vertebra
+    voxels far behind the spine on them, where every check has it), and the test exams of every
     fold pooled (each exam once, scored by the run that never saw it), with intervals over patients."""
     checked = pd.concat([pd.DataFrame(read_json(run.path / transfer.BODY_CHECK_FILE)["exams"])
                          .assign(run_id=run.path.name, fold=exam_fold(run.config)) for run in runs], ignore_index=True)
-    tested = checked.query("subset == 'test'").reset_index(drop=True)
-    order = transfer.level_order_share(checked.query("subset == 'val'"))
+    tested, validated = checked.query("subset == 'test'").reset_index(drop=True), checked.query("subset == 'val'")
+    order = transfer.level_order_share(validated)
+    behind = validated.get("behind")  # checks made before it lack it
     return {"folds": len(runs), "runs": [run.path.name for run in runs], "val_dice": cross_validated_score(runs)} | (
-        {"val_level_order": order} if order else {}) | {
+        {"val_level_order": order} if order else {}) | (
+        {"val_behind": float(behind.mean())} if behind is not None and behind.notna().all() else {}) | {
         "test": transfer.summarize_bodies(tested), "exams": tested.to_dict("records")}
 
 
