@@ -404,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also train on the vertebral-body volumes of FOLDER (vertebral-bodies-t1t2: every "
                             "--set partial_stride=K-th sagittal slice, default 2, of its training patients, "
                             "unlabelled pixels ignored unless known background; --set partial_fold=K holds out fold K "
-                            "of its exams, default the run's --fold); its validation and test exams "
+                            "of its exams, default the run's --fold; --set partial_select=last keeps the last epoch, "
+                            "not the one best on the T2-SPACE validation patients); its validation and test exams "
                             "get the body check, stored as bodies.json in the record (spine/data/bodies.py)")
     train.add_argument("--init", metavar="RUN_ID",
                        help="start from the selected weights of this finished run of the store (the same model, "

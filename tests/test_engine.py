@@ -332,3 +332,16 @@ def test_a_fine_tuning_may_not_start_from_a_run_that_trained_on_its_validation_p
     with pytest.raises(ConfigError, match=f"--init {other_seed.run_id}: that run trained on "):
         train(fine_tuning, store)
     assert not run_dir(store, fine_tuning).exists()  # nothing written
+
+
+@pytest.mark.parametrize("select, kept", [("best", 1), ("last", 3)])
+def test_a_fine_tuning_keeps_the_best_or_the_last_epoch_as_its_partial_select_says(tmp_path, monkeypatch, select, kept):
+    falling = iter([0.9, 0.5, 0.1, 0.1])  # each epoch's validation Dice, then the final scoring's
+    monkeypatch.setattr(engine, "validation_dice", lambda *args: next(falling))
+    config = smoke_config(epochs=3)
+    if select == "last":  # what --set partial_select=last stores (it needs a partial source to be set)
+        config = dataclasses.replace(config, settings=config.settings | {"partial_select": "last"})
+    record = train(config, tmp_path, verbose=False)
+    assert record.metrics["selected_epoch"] == kept
+    assert record.metrics["selection"] == engine.SELECTIONS[select]
+    assert record.history()["val_dice"].tolist() == [0.9, 0.5, 0.1]

@@ -27,9 +27,14 @@ LEGACY_SETTINGS = {"folds": 0, "lr_schedule": "constant", "warmup_epochs": 0.0, 
                    "checkpoint_every": 1}
 # Settings of a run that adds a partially labelled source (RunConfig.partial), beside the profile's:
 #   partial_stride  every k-th sagittal slice of each partially labelled exam (1 mm apart) is trained on
-PARTIAL_FIELDS = {"partial_stride": int, "partial_fold": int}
+#   partial_select  the epoch kept: "best" (the best T2-SPACE validation Dice, as every run) or "last"
+#                   (the validation Dice does not see the partially labelled source, which a fine-tuning
+#                   is for: its epoch-to-epoch differences there are 1e-4, noise, and once kept epoch 1 of 4)
+PARTIAL_FIELDS = {"partial_stride": int, "partial_fold": int, "partial_select": str}
+PARTIAL_SELECT = ("best", "last")
 # partial_fold (which fold of the partially labelled exams this run holds out) defaults to the run's
-# own fold and is stored only where it differs, so the runs made before it keep their ids.
+# own fold and partial_select to "best"; each is stored only where it differs, so the runs made
+# before it keep their ids.
 PARTIAL_DEFAULTS = {"partial_stride": 2}
 LR_SCHEDULES = ("constant", "cosine")
 # What a field's value must be, so that a bad --set value stops before any work.
@@ -69,7 +74,7 @@ def resolve_profile(name: str, overrides: dict | None = None, partial: bool = Fa
     resolved = {key: table[name][key] for key in PROFILE_FIELDS} | (PARTIAL_DEFAULTS if partial else {})
     for key, value in (overrides or {}).items():
         if key not in fields:
-            extra = f" ({' and '.join(PARTIAL_FIELDS)} only with a partially labelled source)" if not partial else ""
+            extra = f" ({', '.join(PARTIAL_FIELDS)} only with a partially labelled source)" if not partial else ""
             raise ConfigError(f"unknown profile field {key!r}; valid: {', '.join(fields)}{extra}")
         try:
             resolved[key] = fields[key](value)
@@ -79,6 +84,10 @@ def resolve_profile(name: str, overrides: dict | None = None, partial: bool = Fa
         raise ConfigError(f"profile field folds={resolved['folds']}: 0 (one fixed split) or 2 and more")
     _check_choice(resolved, "lr_schedule", LR_SCHEDULES)
     _check_choice(resolved, "precision", PRECISIONS)
+    if "partial_select" in resolved:
+        _check_choice(resolved, "partial_select", PARTIAL_SELECT)
+        if resolved["partial_select"] == PARTIAL_SELECT[0]:
+            del resolved["partial_select"]  # the default, stored only where it differs
     for key, (valid, says) in RANGES.items():
         if key in resolved and not valid(resolved[key]):
             raise ConfigError(f"profile field {key}={resolved[key]!r}: {says}")

@@ -429,6 +429,13 @@ class _Progress(keras.callbacks.Callback):
         self.bar.close()
 
 
+# How a run's kept epoch is chosen, by its partial_select (spine.training.config.PARTIAL_FIELDS).
+SELECTIONS = {"best": "best validation Dice (binary: foreground; multiclass: mean over vertebra, disc, canal), "
+                      "per-patient mean over the validation patients' central slices",
+              "last": "the last epoch (partial_select=last: the validation Dice does not see the partially "
+                      "labelled source)"}
+
+
 def _train_epochs(model, config, subsets, folder: Path, state: dict, verbose: bool) -> list:
     """Train from ``state["epochs_done"]``; returns the best weights (also kept on disk at each checkpoint)."""
     settings = config.settings
@@ -449,7 +456,7 @@ def _train_epochs(model, config, subsets, folder: Path, state: dict, verbose: bo
         row = {"epoch": epoch + 1, **{k: v[-1] for k, v in history.history.items()}, "val_dice": val_dice,
                "fit_seconds": round(fitted - started, 2), "val_seconds": round(time.perf_counter() - fitted, 2)}
         progress.finish(row["loss"], val_dice)
-        if val_dice > state["best_val_dice"]:
+        if val_dice > state["best_val_dice"] or settings.get("partial_select") == "last":
             state.update(best_val_dice=val_dice, best_epoch=epoch + 1)
             best = model.get_weights()
         state["history"].append(row)
@@ -557,8 +564,7 @@ def _finish(model, config, folder: Path, store, subsets, central: set, state: di
     _, val_summary = score(model, subsets["val"], config.task)
     payload = {
         "selected_epoch": state["best_epoch"],
-        "selection": "best validation Dice (binary: foreground; multiclass: mean over vertebra, disc, canal), "
-                     "per-patient mean over the validation patients' central slices",
+        "selection": SELECTIONS[config.settings.get("partial_select", "best")],
         "precision": state["precision"],
         "subsets": {name: {"images": len(s), "patients": len(set(s.patients))} for name, s in subsets.items()},
         "val": val_summary,
