@@ -108,3 +108,18 @@ def test_the_readme_transfer_table_names_the_partial_label_rules_a_run_trained_u
     older = next(data_id for data_id, version in RULES_OF_DATA_ID.items() if version == 2)
     assert readme._rules_note(SimpleNamespace(partial="bodies/", partial_id=older)) == ", bodies rules 2"
     assert readme._rules_note(SimpleNamespace(partial=None, partial_id=None)) == ""
+
+
+def test_a_run_that_kept_its_last_epoch_says_so():
+    from types import SimpleNamespace
+
+    from spine.data.bodies import PARTIAL_LABELS_VERSION, RULES_OF_DATA_ID
+
+    current = next(data_id for data_id, version in RULES_OF_DATA_ID.items() if version == PARTIAL_LABELS_VERSION)
+    config = SimpleNamespace(model="Attention U-Net", augment=False, partial="bodies/", partial_id=current,
+                             init="36bb7e96bb59", settings={"partial_stride": 4, "epochs": 4, "learning_rate": 1e-4})
+    best = bodies_study.describe(SimpleNamespace(config=config))
+    assert best == (f"Attention U-Net, none, T2-SPACE + bodies every 4 mm (rules {PARTIAL_LABELS_VERSION}), 4 epochs, "
+                    "fine-tuning 36bb7e96bb59 at 0.0001")
+    config.settings["partial_select"] = "last"
+    assert bodies_study.describe(SimpleNamespace(config=config)) == best.replace("4 epochs", "4 epochs, the last kept")

@@ -49,15 +49,16 @@ def checks_store(store, committed):
 
 
 def describe(record: Record) -> str:
-    """A run in a few words: model, augmentation, the partial-label slices and rules, epochs, and the
-    run it was fine-tuned from with the learning rate."""
+    """A run in a few words: model, augmentation, the partial-label slices and rules, epochs (and the
+    last kept, where ``partial_select`` says so), and the run it was fine-tuned from with the learning rate."""
     config = record.config
     settings = config.settings
     trained = "T2-SPACE only"
     if config.partial:
         trained = f"T2-SPACE + bodies every {settings['partial_stride']} mm (rules {partial_rules(config)})"
+    kept = ", the last kept" if settings.get("partial_select") == "last" else ""
     tuned = f", fine-tuning {config.init} at {settings['learning_rate']:g}" if config.init else ""
-    return f"{config.model}, {augment_name(config.augment)}, {trained}, {settings['epochs']} epochs{tuned}"
+    return f"{config.model}, {augment_name(config.augment)}, {trained}, {settings['epochs']} epochs{kept}{tuned}"
 
 
 def partial_rules(config) -> int | str:
