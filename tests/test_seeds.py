@@ -80,10 +80,18 @@ def test_a_missing_seed_leaves_the_verdicts_to_patients_and_says_so(seed_records
     assert means.loc["ResUNet", [0, 1, 2]].tolist() == pytest.approx([0.9075, 0.7075, 0.8075])
     assert means.loc["Proposed", [0, 1, 2]].tolist() == pytest.approx([0.8285, 0.8265, 0.8275])
     assert comparisons.seed_note(seeds, pairs, store).endswith(
-        "So far fold 0 holds every seed of every model: there, a model's mean test Dice over the fold's 4 test "
-        "patients moved between its seeds by 0.002 (Proposed) to 0.200 (ResUNet), while the models' seed-0 runs "
+        "So far fold 0 holds every seed of every model: in fold 0 (4 test patients), a model's mean test Dice "
+        "moved between its seeds by 0.002 (Proposed) to 0.200 (ResUNet), while the models' seed-0 runs "
         "lay 0.100 apart from lowest to highest (`spine.training.comparisons.fold_seed_means`).")
-    assert comparisons.fold_seed_means(seeds[seeds["seed"] < 2], store)["fold"].tolist() == [0, 0, 0, 1, 1, 1]
+    two = seeds[seeds["seed"] < 2]  # seeds 0 and 1 of U-Net are in both folds: both folds complete
+    assert comparisons.fold_seed_means(two, store)["fold"].tolist() == [0, 0, 0, 1, 1, 1]
+    note = comparisons._fold_seed_sentence(comparisons.fold_seed_means(two, store), "dice")  # two complete folds
+    assert "So far folds 0 and 1 hold every seed of every model: in fold 0 (4 test patients)" in note
+    # fold 1: ResUNet's seeds 0 and 1 move it by 0.1; the seed-0 runs lie from ResUNet's -0.1 to Proposed's +0.021
+    assert "to 0.200 (ResUNet), while the models' seed-0 runs lay 0.100 apart from lowest to highest; in fold 1 (4 " \
+           "test patients)" in note
+    assert note.endswith("to 0.100 (ResUNet), while the models' seed-0 runs lay 0.121 apart from lowest to highest "
+                         "(`spine.training.comparisons.fold_seed_means`).")
     first = (seeds["model"] == "Proposed") & (seeds["seed"] == 0)  # the phantom book's store: one run in all
     untrained = seeds.assign(trained=first, run_ids=[r if f else [] for r, f in zip(seeds["run_ids"], first)])
     assert comparisons.fold_seed_means(untrained, store).empty

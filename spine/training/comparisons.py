@@ -148,18 +148,21 @@ def fold_seed_means(seeds: pd.DataFrame, store, metric: str = "dice") -> pd.Data
 
 
 def _fold_seed_sentence(means: pd.DataFrame, metric: str) -> str:
-    """What the complete folds of :func:`fold_seed_means` show so far: how far each model's seeds
-    moved its mean, against how far apart the models' first seeds lay."""
+    """What the complete folds of :func:`fold_seed_means` show so far, fold by fold: how far each
+    model's seeds moved its mean, against how far apart the models' first seeds lay."""
     seeds = [c for c in means.columns if isinstance(c, int)]
-    spread = means.assign(moved=means[seeds].max(axis=1) - means[seeds].min(axis=1))
-    least, most = spread.loc[spread["moved"].idxmin()], spread.loc[spread["moved"].idxmax()]
-    apart = means.groupby("fold")[seeds[0]].agg(lambda v: v.max() - v.min()).max()
+    clauses = []
+    for fold, rows in means.groupby("fold"):
+        moved = rows[seeds].max(axis=1) - rows[seeds].min(axis=1)
+        apart = rows[seeds[0]].max() - rows[seeds[0]].min()
+        clauses.append(f"in fold {int(fold)} ({int(rows['patients'].min())} test patients), a model's mean test "
+                       f"{metric.capitalize()} moved between its seeds by {moved.min():.3f} "
+                       f"({rows.loc[moved.idxmin(), 'model']}) to {moved.max():.3f} ({rows.loc[moved.idxmax(), 'model']}), "
+                       f"while the models' seed-{seeds[0]} runs lay {apart:.3f} apart from lowest to highest")
     folds = sorted(int(f) for f in means["fold"].unique())
-    where = f"fold {folds[0]}" if len(folds) == 1 else f"folds {_joined(folds)}"
-    return (f" So far {where} holds every seed of every model: there, a model's mean test {metric.capitalize()} over "
-            f"the fold's {int(means['patients'].min())} test patients moved between its seeds by {least['moved']:.3f} "
-            f"({least['model']}) to {most['moved']:.3f} ({most['model']}), while the models' seed-{seeds[0]} runs lay "
-            f"{apart:.3f} apart from lowest to highest (`spine.training.comparisons.fold_seed_means`).")
+    where = f"fold {folds[0]} holds" if len(folds) == 1 else f"folds {_joined(folds)} hold"
+    return (f" So far {where} every seed of every model: " + "; ".join(clauses)
+            + " (`spine.training.comparisons.fold_seed_means`).")
 
 
 def seed_note(seeds: pd.DataFrame, pairs: pd.DataFrame, store=None, metric: str = "dice") -> str:
