@@ -272,7 +272,8 @@ display(Markdown(bodies_study.finding(tables["binary"], PREVIOUS["binary"], "bin
 # ### Per-level labels on real T1 and T2 slices
 # `spine predict --levels` numbers the vertebrae of a 4-class map from the lowest up. On the 22
 # real T1/T2 slices of `spider-t1t2-vertebrae` whose reference covers at least 1 % of the image
-# (one colour per level), each pair of neighbouring reference vertebrae is *found* when both carry a
+# (one colour per level; the folder stores them feet up and the check turns them head up, as
+# `spine predict` reads 2D images: `spine.transfer.T1T2_FEET_UP`), each pair of neighbouring reference vertebrae is *found* when both carry a
 # number, and *right* when the upper one's is exactly one higher (`spine.transfer.level_order_scores`;
 # the lowest reference vertebra is often S1, which no class holds, so right is counted over the
 # found pairs). Intervals resample whole series.

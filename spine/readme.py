@@ -132,9 +132,13 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
                      f"{config.model}, {config.loss}{_rules_note(config)} | {augment_name(config.augment)} | {config.settings['epochs']} | "
                      f"{export.validation_score(record):.3f} | {record.metrics['test']['per_image']['dice']:.3f} | "
                      f"{_phantom_pair(check, 'phantom')} | {_phantom_pair(check, export.PHANTOM_FIGURE)} | "
-                     f"{real['dice']['mean']:.3f} ({sentences.interval_text(real['dice']['ci95'])}) | {real['recall']['mean']:.2f} | "
+                     f"{real['dice']['mean']:.3f} ({sentences.interval_text(real['dice']['ci95'])}){_upside_down_mark(check)} | {real['recall']['mean']:.2f} | "
                      f"{real['precision']['mean']:.2f} | {_mean_or_dash(central, 'dice')} | "
                      f"{_mean_or_dash(central, 'dice_in_reference_rows')} | {_level_order(check)} |")
+    if any(_upside_down_mark(check) for _, check in checked):
+        lines += ["", f"{UPSIDE_DOWN_MARK} Scored on the slices as the folder stores them, feet up (version 1 of the check); "
+                      "`spine predict` reads 2D images head up, as the check now gives them. The run's model file is "
+                      "not here to check it again."]
     multiclass = next((check for r, check in checked if r.path.name in shipped and r.config.task == "multiclass"), None)
     per_slice = pd.DataFrame(multiclass["t1t2_slices"]) if multiclass else pd.DataFrame()
     figures = summarize(per_slice, CENTRAL_REFERENCE_FRACTION) if len(per_slice) else {"slices": 0}
@@ -153,6 +157,16 @@ def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:
                          f"({sentences.interval_text(figures['dice_in_reference_rows']['ci95'])})")
         lines += ["", sentence + "."]
     return lines + _coverage_lines(real_data)
+
+
+UPSIDE_DOWN_MARK = "†"
+
+
+def _upside_down_mark(check: dict) -> str:
+    """A mark on the real T1/T2 figures of a check that scored the slices upside down (version 1)."""
+    from spine.transfer import t1t2_check_version
+
+    return UPSIDE_DOWN_MARK if t1t2_check_version(check) == 1 else ""
 
 
 def _rules_note(config) -> str:

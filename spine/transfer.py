@@ -3,7 +3,10 @@
 Two sources a T2-SPACE model never trained on:
 
 - **Real T1 and T2 slices** (``spider-t1t2-vertebrae``, 36 SPIDER slices of 320-800 px, vertebrae
-  only, one RGB colour per level, black elsewhere). Each slice goes through ``spine predict``'s own
+  only, one RGB colour per level, black elsewhere). The folder stores them feet up (the sacrum at
+  the top); ``spine predict`` reads 2D images head up, so the check turns each slice and its mask
+  over first (:data:`T1T2_FEET_UP`; checks stored before it did are version 1 of
+  :data:`T1T2_CHECK_VERSION`). Each slice goes through ``spine predict``'s own
   path (:func:`spine.inference.segment_slices`, labels back at the slice's size) and is scored
   against "any non-black colour = vertebra", on the slices whose reference covers at least
   :data:`MIN_REFERENCE_FRACTION` of the image (lateral slices with a sliver of bone say little).
@@ -45,19 +48,39 @@ MIN_REFERENCE_FRACTION = 0.01
 MIN_LEVEL_SHARE = 0.1  # of the slice's median reference vertebra: smaller ones (slivers at the edge) are not paired
 MIN_LEVEL_COVER = 0.25  # share of a reference vertebra that must carry predicted level numbers for it to be found
 CENTRAL_REFERENCE_FRACTION = 0.05  # slices with this much vertebra are near the mid-line; below, lateral
+# spider-t1t2-vertebrae stores its slices feet up. Evidence without a model: lumbar vertebrae grow
+# larger downwards, so over a head-up slice's levels the area rises with the centre row; it does
+# in 44 of SPIDER's 48 3D masks (mid-line slice, oriented by their geometry); in this folder, as
+# stored, it falls in 27 of the 31 slices with four or more levels and rises in 3 (tests/test_transfer.py).
+T1T2_FEET_UP = True
+T1T2_CHECK_VERSION = 2  # of the stored check of those slices: 1 scored them as stored (upside down)
 VERTEBRA = 1  # class index of vertebra in the 4-class task; the binary task's foreground is 1 too
 PHANTOM_SEQUENCES = ("t1", "t2")
 BODY_CHECK_FILE = "bodies.json"  # a record's stored body check (body_check): it outlives the model file
 
 
-def read_vertebra_mask(path) -> np.ndarray:
-    """A boolean vertebra mask from an RGB mask of ``spider-t1t2-vertebrae`` (any non-black colour)."""
+def _head_up(array: np.ndarray) -> np.ndarray:
+    """A slice of ``spider-t1t2-vertebrae`` (image or mask) the way up ``spine predict`` reads images."""
+    return array[::-1] if T1T2_FEET_UP else array
+
+
+def read_t1t2_image(path) -> np.ndarray:
+    """An image of ``spider-t1t2-vertebrae``, head up."""
+    return _head_up(read_slice(path))
+
+
+def _read_rgb_mask(path) -> np.ndarray:
     try:
         with Image.open(path) as image:
-            rgb = np.asarray(image.convert("RGB"))
+            return _head_up(np.asarray(image.convert("RGB")))
     except OSError as exc:
         raise DataError(path, f"cannot be read as an image: {exc}") from exc
-    return rgb.max(axis=-1) > 0
+
+
+def read_vertebra_mask(path) -> np.ndarray:
+    """A boolean vertebra mask from an RGB mask of ``spider-t1t2-vertebrae`` (any non-black colour),
+    head up."""
+    return _read_rgb_mask(path).max(axis=-1) > 0
 
 
 def _model(model):
@@ -83,7 +106,7 @@ def t1t2_scores(model, folder) -> pd.DataFrame:
     names = sorted(p.name for p in (Path(folder) / "images").glob("*.png"))
     if not names:
         raise DataError(folder, "no images/*.png")
-    images = [read_slice(Path(folder) / "images" / name) for name in names]
+    images = [read_t1t2_image(Path(folder) / "images" / name) for name in names]
     rows = []
     for name, predicted in zip(names, segment_slices(model, images)):
         reference = read_vertebra_mask(Path(folder) / "masks" / name)
@@ -100,13 +123,9 @@ def t1t2_scores(model, folder) -> pd.DataFrame:
 
 def reference_vertebrae(path) -> list[np.ndarray]:
     """The vertebrae of an RGB mask of ``spider-t1t2-vertebrae`` (one colour per level), one boolean
-    mask each, from the top of the image down (by centre row), slivers under :data:`MIN_LEVEL_SHARE`
-    of the median vertebra left out."""
-    try:
-        with Image.open(path) as image:
-            rgb = np.asarray(image.convert("RGB"))
-    except OSError as exc:
-        raise DataError(path, f"cannot be read as an image: {exc}") from exc
+    mask each, head up, from the top of the image down (by centre row), slivers under
+    :data:`MIN_LEVEL_SHARE` of the median vertebra left out."""
+    rgb = _read_rgb_mask(path)
     colours = [c for c in np.unique(rgb.reshape(-1, 3), axis=0) if c.any()]
     masks = [(rgb == colour).all(axis=-1) for colour in colours]
     if not masks:
@@ -133,7 +152,7 @@ def level_order_scores(model, folder, min_fraction: float = MIN_REFERENCE_FRACTI
     and whether they are right: the upper one numbered exactly one higher than the lower."""
     model = _model(model)
     names = sorted(p.name for p in (Path(folder) / "images").glob("*.png"))
-    images = [read_slice(Path(folder) / "images" / name) for name in names]
+    images = [read_t1t2_image(Path(folder) / "images" / name) for name in names]
     rows = []
     for name, classes in zip(names, segment_slices(model, images)):
         if read_vertebra_mask(Path(folder) / "masks" / name).mean() < min_fraction:
@@ -144,6 +163,12 @@ def level_order_scores(model, folder, min_fraction: float = MIN_REFERENCE_FRACTI
                   "right": bool(upper and lower and upper == lower + 1)}
                  for upper, lower in zip(found, found[1:])]
     return pd.DataFrame(rows, columns=["image", "upper", "lower", "found", "right"])
+
+
+def t1t2_check_version(check: dict) -> int:
+    """The version (:data:`T1T2_CHECK_VERSION`) of a stored transfer check's real T1/T2 figures;
+    checks stored before the version was kept are version 1."""
+    return check.get("t1t2_vertebrae", {}).get("version", 1)
 
 
 def level_rules_version(order: dict) -> int:
@@ -403,7 +428,7 @@ def transfer_check(model, t1t2_folder=None) -> dict:
               "phantom_every_slice": _by_sequence(phantom_scores(model, every_slice=True))}
     if t1t2_folder is not None:
         per_slice = t1t2_scores(model, t1t2_folder)
-        result["t1t2_vertebrae"] = summarize(per_slice)
+        result["t1t2_vertebrae"] = summarize(per_slice) | {"version": T1T2_CHECK_VERSION}
         result["t1t2_slices"] = per_slice.to_dict("records")
         if output_classes(model) == 4:
             pairs = level_order_scores(model, t1t2_folder)

@@ -70,10 +70,13 @@ def test_the_level_order_table_reads_each_runs_stored_check_and_leaves_out_runs_
         (tmp_path / run).mkdir()
         (tmp_path / run / "transfer.json").write_text(json.dumps(check))
     table = bodies_study.level_order_table(tmp_path, {"before": "a", "now": "b", "gone": "c"})
-    assert table.to_dict("records") == [{"model": "before", "run": "a", "level rules": 1, "pairs": 10, "found": 0.8,
-                                         "right of found": 0.75, "right, 95 % CI": "0.500–0.875", "series": 2}]
-    (tmp_path / "a" / "transfer.json").write_text(json.dumps({"t1t2_level_order": order | {"rules_version": 2}}))
-    assert bodies_study.level_order_table(tmp_path, {"now": "a"})["level rules"].tolist() == [2]
+    assert table.to_dict("records") == [{"model": "before", "run": "a", "slices": "as stored (feet up)", "level rules": 1,
+                                         "pairs": 10, "found": 0.8, "right of found": 0.75,
+                                         "right, 95 % CI": "0.500–0.875", "series": 2}]
+    (tmp_path / "a" / "transfer.json").write_text(json.dumps({"t1t2_level_order": order | {"rules_version": 2},
+                                                              "t1t2_vertebrae": {"version": 2}}))
+    again = bodies_study.level_order_table(tmp_path, {"now": "a"})
+    assert again[["slices", "level rules"]].values.tolist() == [["head up", 2]]
 
 
 def test_the_readme_says_which_level_rules_numbered_a_stored_check():

@@ -24,9 +24,80 @@ def test_any_non_black_colour_is_vertebra(tmp_path):
     rgb[0, 0] = (255, 0, 0)
     rgb[1, 2] = (128, 80, 0)
     rgb[3, 4] = (0, 0, 1)
-    Image.fromarray(rgb).save(tmp_path / "mask.png")
+    Image.fromarray(rgb[::-1]).save(tmp_path / "mask.png")  # the folder stores its slices feet up
     found = transfer.read_vertebra_mask(tmp_path / "mask.png")
     assert found.dtype == bool and found.sum() == 3 and found[0, 0] and found[1, 2] and found[3, 4]
+
+
+def test_the_slices_reach_the_model_head_up_with_their_masks(tmp_path, monkeypatch):
+    """A hand slice stored feet up: bright in its top row, reference in its top two rows. The model
+    sees it head up (bright at the bottom) and is scored against the reference turned with it."""
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    image = np.zeros((6, 4), np.uint8)
+    image[0] = 255
+    Image.fromarray(image).save(tmp_path / "images" / "a_1.png")
+    rgb = np.zeros((6, 4, 3), np.uint8)
+    rgb[0:2] = (255, 0, 0)
+    Image.fromarray(rgb).save(tmp_path / "masks" / "a_1.png")
+    seen = []
+
+    def model_marks_the_bright_rows(model, images):
+        seen.extend(images)
+        return [np.where(i > 0, transfer.VERTEBRA, 0) for i in images]
+
+    monkeypatch.setattr(transfer, "segment_slices", model_marks_the_bright_rows)
+    row = transfer.t1t2_scores(object(), tmp_path).iloc[0]
+    assert seen[0][-1].min() > 0 and seen[0][:-1].max() == 0
+    assert (row["precision"], row["recall"]) == (1.0, 0.5)  # the bright row is the reference's lower row
+
+
+def test_a_stored_check_says_it_turned_the_slices_and_older_ones_did_not(monkeypatch):
+    hand = pd.DataFrame({"image": ["a_1.png", "b_1.png"], "reference_fraction": [0.1, 0.2], "dice": [0.5, 0.7]})
+    monkeypatch.setattr(transfer, "phantom_scores", lambda model, every_slice=False: pd.DataFrame(
+        {"sequence": ["t1"], "case": ["a"], "dice": [0.5]}))
+    monkeypatch.setattr(transfer, "t1t2_scores", lambda model, folder: hand)
+    monkeypatch.setattr(transfer, "output_classes", lambda model: 2)
+    check = transfer.transfer_check(object(), "folder")
+    assert transfer.t1t2_check_version(check) == transfer.T1T2_CHECK_VERSION == 2
+    assert transfer.t1t2_check_version({"t1t2_vertebrae": {"dice": {}}}) == 1
+
+
+def _size_trend(levels: list[np.ndarray]) -> float:
+    """Spearman correlation of a slice's vertebrae's centre rows with their areas (NaN under 4)."""
+    from scipy.stats import spearmanr
+
+    if len(levels) < 4:
+        return np.nan
+    return spearmanr([np.flatnonzero(m.any(axis=1)).mean() for m in levels], [m.sum() for m in levels]).statistic
+
+
+@pytest.mark.real
+def test_the_t1_t2_slices_are_stored_feet_up(t1t2):
+    """Lumbar vertebrae grow larger downwards: over a head-up slice's levels the area rises with the
+    row. It does on SPIDER's 3D masks, oriented by their geometry (mid-line slice); the folder's
+    slices as stored fall, and read by the check they rise (transfer.T1T2_FEET_UP)."""
+    from spine.data import geometry, io
+
+    masks = sorted(_require(SHARED_DATA / "spider-masks-3d").glob("*.mha"))
+    spider = []
+    for path in masks:
+        slices, _ = geometry.sagittal_slices(io.read_volume(path))
+        middle = slices[len(slices) // 2]
+        spider.append(_size_trend([middle == label for label in np.unique(middle) if 1 <= label <= 25]))
+    turned = np.array([_size_trend(transfer.reference_vertebrae(p)) for p in sorted((t1t2 / "masks").glob("*.png"))])
+    stored = np.array([_size_trend([m[::-1] for m in transfer.reference_vertebrae(p)])
+                       for p in sorted((t1t2 / "masks").glob("*.png"))])
+    from scipy.stats import binomtest
+
+    def rising_share_p(trends):  # a sign test: rising against falling slices
+        trends = np.asarray(trends)
+        return binomtest(int(np.sum(trends > 0)), int(np.sum(trends != 0) - np.sum(np.isnan(trends)))).pvalue
+
+    spider = np.array(spider)
+    assert len(masks) == 48 and np.sum(spider > 0) >= 40 and rising_share_p(spider) < 1e-6
+    assert np.sum(stored < 0) >= 25 and np.sum(stored > 0) <= 4 and rising_share_p(stored) < 1e-4
+    assert np.array_equal(turned, -stored, equal_nan=True)
 
 
 def test_summary_keeps_the_slices_with_enough_reference():
@@ -95,7 +166,7 @@ def test_dice_within_the_rows_the_reference_spans(tmp_path, monkeypatch):
     Image.fromarray(np.zeros((6, 4), np.uint8)).save(tmp_path / "images" / "a.png")
     rgb = np.zeros((6, 4, 3), np.uint8)
     rgb[2:4, 1:3] = (255, 0, 0)
-    Image.fromarray(rgb).save(tmp_path / "masks" / "a.png")
+    Image.fromarray(rgb[::-1]).save(tmp_path / "masks" / "a.png")
     predicted = np.zeros((6, 4), np.int64)
     predicted[0:4, 1:3] = transfer.VERTEBRA
     monkeypatch.setattr(transfer, "segment_slices", lambda model, images: [predicted])
@@ -156,15 +227,15 @@ def test_summary_resamples_whole_series():
 
 
 def _level_folder(tmp_path, rows_of_colours, shape=(24, 12)):
-    """A one-slice ``spider-t1t2-vertebrae``-like folder: each colour fills its rows (and columns,
-    by default 3-8)."""
+    """A one-slice ``spider-t1t2-vertebrae``-like folder: each colour fills its rows (head up) and
+    columns (by default 3-8); stored feet up, as the folder stores them."""
     for folder in ("images", "masks"):
         (tmp_path / folder).mkdir()
     Image.fromarray(np.zeros(shape, np.uint8)).save(tmp_path / "images" / "s_1.png")
     rgb = np.zeros((*shape, 3), np.uint8)
     for colour, rows, *columns in rows_of_colours:
         rgb[rows, columns[0] if columns else slice(3, 9)] = colour
-    Image.fromarray(rgb).save(tmp_path / "masks" / "s_1.png")
+    Image.fromarray(rgb[::-1]).save(tmp_path / "masks" / "s_1.png")
     return tmp_path
 
 

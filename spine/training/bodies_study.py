@@ -357,16 +357,20 @@ def _level_order_words(row) -> str:
 
 def level_order_table(store, runs: dict[str, str]) -> pd.DataFrame:
     """``spine predict --levels`` on the real T1/T2 slices (the level-order figures of each run's
-    stored transfer check, :func:`spine.transfer.level_order_scores`, and the version of the level
-    rules that numbered them, :data:`spine.levels.RULES_VERSION`), one row per ``{role: run}``; a run
-    without them is left out."""
+    stored transfer check, :func:`spine.transfer.level_order_scores`, which way up it read the
+    slices, :data:`spine.transfer.T1T2_CHECK_VERSION`, and the version of the level rules that
+    numbered them, :data:`spine.levels.RULES_VERSION`), one row per ``{role: run}``; a run without
+    them is left out."""
     rows = []
     for role, run in runs.items():
         path = Path(store) / run / "transfer.json"
-        order = read_json(path).get("t1t2_level_order") if path.is_file() else None
+        check = read_json(path) if path.is_file() else {}
+        order = check.get("t1t2_level_order")
         if order:
             right, found = order["right"], order["found"]
-            rows.append({"model": role, "run": run, "level rules": transfer.level_rules_version(order),
+            turned = transfer.t1t2_check_version(check) >= 2
+            rows.append({"model": role, "run": run, "slices": "head up" if turned else "as stored (feet up)",
+                         "level rules": transfer.level_rules_version(order),
                          "pairs": order["pairs"], "found": found["mean"],
                          "right of found": right["mean"],
                          "right, 95 % CI": f"{right['ci95'][0]:.3f}–{right['ci95'][1]:.3f}",
