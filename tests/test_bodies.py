@@ -70,13 +70,18 @@ def _column_case():
 
 
 def test_partial_structures_know_bodies_anterior_and_lateral_background_only():
-    truth = _column_case()  # bodies up to the volume's front and near its sides: nothing else is known
+    truth = _column_case()  # bodies near the volume's front and sides: only what lies in front of them is known
     known = bodies.partial_structures(truth, SPACING)
-    assert (known[truth] == VERTEBRA).all() and (known[~truth] == UNKNOWN).all()
+    in_front = np.zeros_like(truth)
+    in_front[3, 5:10, :4] = in_front[3, 15:20, :4] = in_front[2, 5:10, :5] = True  # > 1 mm before each body's row
+    assert (known[truth] == VERTEBRA).all() and (known[in_front] == BACKGROUND).all()
+    assert (known[~truth & ~in_front] == UNKNOWN).all()
     wide = np.zeros((15, 50, 30), bool)
     wide[7, 20:30, 15:25] = True
     known = bodies.partial_structures(wide, SPACING)
-    assert (known[7, 22, :10] == BACKGROUND).all() and known[7, 22, 10] == UNKNOWN  # > 5 mm anterior of column 15
+    assert (known[7, 22, :14] == BACKGROUND).all() and known[7, 22, 14] == UNKNOWN  # > 1 mm before column 15
+    assert (known[7, 19, :10] == BACKGROUND).all() and known[7, 19, 10] == UNKNOWN  # no body in row 19: > 5 mm
+    assert (known[6, 22, 10:] == UNKNOWN).all()  # the next slice holds no body: its row's front is not known
     assert (known[0, 22, :22] == BACKGROUND).all()  # slice 0 is 7 mm lateral: the column up to 3 mm short of edge 24
     assert (known[0, 22, 22:] == UNKNOWN).all()  # posterior elements may lie there
     assert (known[3, 22, 10:] == UNKNOWN).all()  # 4 mm lateral: a body may still be near
