@@ -103,8 +103,11 @@ book_data.Banner("Data: the records' body checks.",
 # vertebra label includes, lie outside the column; vertebra marked inside it outside the bodies
 # (psoas, bowel, discs called bone) counts against the model. Body Dice pools all slices of an
 # exam; intervals are 95 % BCa bootstraps over patients. A binary model's foreground also holds the
-# discs, which lie in the column: its Dice here is low by construction and compares only with
-# other binary models.
+# discs, which lie in the column, so it is scored against the bodies and the disc spaces between
+# adjacent bodies (`spine.transfer.BINARY_REFERENCE`, the table's *scored on*). Binary checks stored
+# before scored it on the bodies alone, counting every disc it marked as an error, which favoured a
+# model that misses discs; the export rule does not rank on them, and their figures compare only
+# with each other.
 #
 # **The training** (`spine train --partial`). The fold's training patients of both sources train
 # one model: the T2-SPACE slices with their full labels, and every second sagittal slice (2 mm
@@ -209,8 +212,8 @@ display(page.table_or_note(crossed, "No 4-class recipe is cross-validated over t
 display(Markdown(bodies_study.cross_validation_finding(crossed)))
 
 # %% [markdown]
-# The binary recipes, the same way (a binary model's foreground also holds the discs, so its body
-# Dice compares only with other binary models):
+# The binary recipes, the same way (scored against the bodies and the discs between them, so their
+# body Dice compares only with other binary models):
 
 # %% tags=["remove-input"]
 crossed_binary = bodies_study.cross_validation_table(store, "binary")

@@ -35,7 +35,8 @@ from PIL import Image
 
 from spine import levels, stats
 from spine.data import PHANTOM_CHECK_PATIENTS, phantom_slices
-from spine.data.bodies import POSTERIOR_MARGIN_MM, anterior_column, far_behind, find_exams, read_exam, sagittal_arrays
+from spine.data.bodies import (POSTERIOR_MARGIN_MM, anterior_column, disc_spaces, far_behind, find_exams, read_exam,
+                                sagittal_arrays)
 from spine.data.geometry import sagittal_view
 from spine.data.io import read_slice
 from spine.data.labels import spider_structures
@@ -57,6 +58,10 @@ T1T2_CHECK_VERSION = 2  # of the stored check of those slices: 1 scored them as 
 VERTEBRA = 1  # class index of vertebra in the 4-class task; the binary task's foreground is 1 too
 PHANTOM_SEQUENCES = ("t1", "t2")
 BODY_CHECK_FILE = "bodies.json"  # a record's stored body check (body_check): it outlives the model file
+# What a binary model's foreground is scored against in the body check: its foreground also holds the
+# discs, so the bodies alone would count every disc it rightly marks as an error (and favour a model
+# that misses discs). Checks stored before carry no "reference" and scored binary models on the bodies.
+BINARY_REFERENCE = "bodies and the disc spaces between them"
 
 
 def _head_up(array: np.ndarray) -> np.ndarray:
@@ -236,7 +241,8 @@ def body_scores(model, folder, exams=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     the anterior column (:func:`spine.data.bodies.anterior_column`: posterior elements, which SPIDER's
     vertebra label includes, lie outside it and are not scored; vertebra marked inside it outside the
     bodies, e.g. psoas, bowel or discs called bone, counts against the model) and scored against the
-    bodies, every sagittal slice pooled: ``dice``, ``recall`` (share of body voxels found) and
+    bodies (a binary model: the bodies and the disc spaces between adjacent ones,
+    :data:`BINARY_REFERENCE`), every sagittal slice pooled: ``dice``, ``recall`` (share found) and
     ``precision``; and ``behind``, the share of the exam's vertebra voxels (anywhere in the volume)
     that lie far behind the spine, where no vertebra is (:func:`spine.data.bodies.far_behind`: back
     muscles called bone, which the column does not see). A 4-class model's volume also goes through ``spine predict --levels``' path
@@ -257,7 +263,8 @@ def body_scores(model, folder, exams=None) -> tuple[pd.DataFrame, pd.DataFrame]:
         classes = segment_volume(model, image)
         predicted, _ = sagittal_arrays(classes)
         bodies, spacing = sagittal_arrays(mask)
-        scores, slices = score_bodies(predicted == VERTEBRA, bodies > 0, spacing)
+        reference = None if numbers_levels else (bodies > 0) | disc_spaces(bodies, spacing)
+        scores, slices = score_bodies(predicted == VERTEBRA, bodies > 0, spacing, reference)
         if numbers_levels:
             instances, _ = volume_levels(model, image, classes, exam.image)
             scores |= count_level_pairs(body_level_pairs(sitk.GetArrayFromImage(instances), sitk.GetArrayFromImage(mask)))
@@ -266,18 +273,20 @@ def body_scores(model, folder, exams=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(per_exam), pd.DataFrame(per_slice)
 
 
-def score_bodies(vertebra: np.ndarray, bodies: np.ndarray, spacing) -> tuple[dict, list[dict]]:
+def score_bodies(vertebra: np.ndarray, bodies: np.ndarray, spacing, reference=None) -> tuple[dict, list[dict]]:
     """:func:`body_scores` of one exam from boolean ``[slice, row, column]`` arrays in the sagittal
     view (the predicted vertebra class, the bodies) and the (slice, row, column) spacing: the pooled
-    figures and one row per slice."""
+    figures and one row per slice, against ``reference`` (default: the bodies; the column, mid-line
+    and far-behind region are always the bodies')."""
+    reference = bodies if reference is None else reference
     found = vertebra & anterior_column(bodies, spacing)
-    overlap = np.count_nonzero(found & bodies)
-    scores = {"dice": dice(found, bodies), "recall": overlap / max(np.count_nonzero(bodies), 1),
+    overlap = np.count_nonzero(found & reference)
+    scores = {"dice": dice(found, reference), "recall": overlap / max(np.count_nonzero(reference), 1),
               "precision": overlap / max(np.count_nonzero(found), 1),
               "behind": np.count_nonzero(vertebra & far_behind(bodies, spacing)) / max(np.count_nonzero(vertebra), 1)}
     midline = np.average(np.arange(len(bodies)), weights=bodies.sum(axis=(1, 2)))
-    slices = [{"offset_mm": round(float((k - midline) * spacing[0]), 1), "body_pixels": int(bodies[k].sum()),
-               "false_pixels": int((found[k] & ~bodies[k]).sum()), "dice": dice(found[k], bodies[k])}
+    slices = [{"offset_mm": round(float((k - midline) * spacing[0]), 1), "body_pixels": int(reference[k].sum()),
+               "false_pixels": int((found[k] & ~reference[k]).sum()), "dice": dice(found[k], reference[k])}
               for k in range(len(bodies))]
     return scores, slices
 
@@ -346,11 +355,13 @@ def body_check(model, folder, split: pd.DataFrame, subsets=("val", "test")) -> d
     """The body check of the exams whose patients ``split`` (``patient, subset``) puts in ``subsets``:
     per subset its :func:`summarize_bodies`, and each exam's and each slice's figures with their
     subset (what a record stores as :data:`BODY_CHECK_FILE`)."""
+    model = _model(model)
     subset_of = dict(zip(split["patient"].astype(str), split["subset"]))
     exams = [e.exam for e in find_exams(folder) if subset_of.get(e.patient) in subsets]
     per_exam, per_slice = body_scores(model, folder, exams)
     per_exam.insert(1, "subset", per_exam["patient"].map(subset_of))
-    check = {"source": Path(folder).name, "column_margin_mm": POSTERIOR_MARGIN_MM}
+    check = {"source": Path(folder).name, "column_margin_mm": POSTERIOR_MARGIN_MM} | (
+        {} if output_classes(model) == 4 else {"reference": BINARY_REFERENCE})
     for subset, group in per_exam.groupby("subset"):
         check[subset] = summarize_bodies(group)
     return check | {"exams": per_exam.to_dict("records"), "slices": per_slice.to_dict("records")}

@@ -142,6 +142,22 @@ def test_the_check_scores_the_anterior_column_only():
         truth.sum() / (truth.sum() + 5))
 
 
+def test_a_binary_foreground_is_scored_against_the_bodies_and_the_discs_between_them():
+    numbered = np.zeros((5, 40, 20), np.uint8)
+    for number, top in ((3, 4), (2, 16), (1, 28)):  # 4-row gaps: a disc two rows tall in each
+        numbered[1:4, top:top + 8, 4:12] = number
+    truth = numbered > 0
+    discs = bodies.disc_spaces(numbered, SPACING)
+    assert discs.sum() == 2 * 2 * 3 * 8  # two discs, 2 rows x 3 slices x 8 columns each
+    marked = truth | discs  # a binary model's foreground: vertebra and disc
+    on_bodies = transfer.score_bodies(marked, truth, SPACING)[0]
+    assert on_bodies["precision"] == pytest.approx(truth.sum() / marked.sum())  # every disc an error
+    scores, slices = transfer.score_bodies(marked, truth, SPACING, truth | discs)
+    assert scores["dice"] == 1.0 and sum(row["false_pixels"] for row in slices) == 0
+    missed = transfer.score_bodies(truth, truth, SPACING, truth | discs)[0]  # the discs missed
+    assert missed["recall"] == pytest.approx(truth.sum() / (truth | discs).sum()) and missed["precision"] == 1.0
+
+
 def test_the_check_counts_the_vertebra_marked_far_behind_the_spine():
     truth = np.zeros((41, 40, 110), bool)
     truth[20, 15:26, 10:30] = True  # the body's back at column 29

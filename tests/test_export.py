@@ -99,12 +99,24 @@ def test_robust_runs_close_on_validation_are_preferred_best_on_the_phantom(tmp_p
 
 
 def _bodies(record, val: float, test: list[float]):
-    """Store a body check on the record: its validation exams' mean Dice, and one test exam (of its
-    own patient) per given Dice."""
+    """Store a body check on the record, as the check stores it (a binary one names its reference):
+    its validation exams' mean Dice, and one test exam (of its own patient) per given Dice."""
     exams = [{"exam": f"e{record.path.name}{i}", "subset": "test", "patient": f"p{record.path.name}{i}",
               "dice": dice, "recall": dice, "precision": dice} for i, dice in enumerate(test)]
-    write_json(record.path / transfer.BODY_CHECK_FILE, {"val": {"dice": {"mean": val}}, "exams": exams})
+    reference = {"reference": transfer.BINARY_REFERENCE} if record.config.task == "binary" else {}
+    write_json(record.path / transfer.BODY_CHECK_FILE, {"val": {"dice": {"mean": val}}, "exams": exams} | reference)
     return record
+
+
+def test_a_binary_body_check_that_scored_the_bodies_alone_is_not_compared(tmp_path):
+    """Checks stored before a binary foreground was scored against the bodies and the discs between
+    them counted every disc it marked as an error: the export rule does not rank on them."""
+    record = _bodies(_record_with_model(tmp_path, "U-Net", val=0.9, test=0.9), 0.75, [0.7])
+    assert export.body_score(record) == 0.75
+    check = read_json(record.path / transfer.BODY_CHECK_FILE)
+    del check["reference"]
+    write_json(record.path / transfer.BODY_CHECK_FILE, check)
+    assert export.body_score(record) == -np.inf
 
 
 def _crossed_store(store):

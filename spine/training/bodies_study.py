@@ -83,12 +83,13 @@ def cost(record: Record) -> dict:
 def runs_table(store, task: str) -> pd.DataFrame:
     """One row per checked run of ``task``: T2-SPACE validation and test Dice (per-patient means), the
     body Dice (95 % interval over patients, and their number) and recall of the validation and test
-    exams, ``spine predict --levels`` on the validation exams' volumes where the check has it (4-class:
+    exams (and what they were scored on: a binary check names its reference,
+    :data:`spine.transfer.BINARY_REFERENCE`), ``spine predict --levels`` on the validation exams' volumes where the check has it (4-class:
     the share of neighbouring body pairs numbered right, of those found; NaN otherwise) and its
     :func:`cost`."""
     rows = []
     for record, check in checked_records(store, task):
-        row = {"run": record.path.name, "trained": describe(record),
+        row = {"run": record.path.name, "trained": describe(record), "scored on": check.get("reference", "bodies"),
                "t2space_val_dice": record.metrics["val"]["per_image"]["dice"],
                "t2space_test_dice": record.metrics["test_patients"]["means"]["dice"]}
         for subset in SUBSETS:

@@ -107,9 +107,14 @@ def check_transfer(record: Record, t1t2_folder=None, model=None) -> dict:
 
 def body_score(record: Record) -> float:
     """The mean body Dice of the validation exams in the record's stored body check
-    (:func:`check_bodies`, or the one a partial-label run stores); -inf without one."""
+    (:func:`check_bodies`, or the one a partial-label run stores); -inf without one, and for a binary
+    run whose check scored its foreground on the bodies alone (stored before
+    :data:`spine.transfer.BINARY_REFERENCE`: not comparable)."""
     path = record.path / transfer.BODY_CHECK_FILE
-    value = read_json(path).get("val", {}).get("dice", {}).get("mean") if path.is_file() else None
+    check = read_json(path) if path.is_file() else {}
+    if record.config.task == "binary" and check.get("reference") != transfer.BINARY_REFERENCE:
+        return -np.inf
+    value = check.get("val", {}).get("dice", {}).get("mean")
     return float(value) if value is not None and np.isfinite(value) else -np.inf
 
 
