@@ -3,6 +3,7 @@ body checks: what the records say is what the tables show."""
 
 import json
 
+import pandas as pd
 import pytest
 
 from spine.training import bodies_study
@@ -53,6 +54,22 @@ def test_the_finding_names_both_runs_and_says_when_nothing_compares():
         assert named.startswith(sentence) and f"ships **{other['run']}**: body Dice {other['body_dice_val']:.3f}" in named
         assert bodies_study.finding(table, SHIPPED_BEFORE, "multiclass", shipped=best["run"]) == sentence
     assert bodies_study.finding(table.iloc[0:0], SHIPPED_BEFORE, "binary").startswith("*No binary")
+
+
+def test_a_binary_finding_compares_only_checks_of_the_same_reference():
+    from spine import transfer
+
+    def row(run, trained, scored_on, val):
+        return {"run": run, "trained": trained, "scored on": scored_on, "body_dice_val": val, "body_dice_test": val - 0.1,
+                "t2space_val_dice": 0.9, "t2space_test_dice": 0.9, "image_steps": 1000, "wall_min": 5}
+
+    table = pd.DataFrame([row("old", "T2-SPACE only", "bodies", 0.4),
+                          row("tuned", "T2-SPACE + bodies", "bodies", 0.9),  # an older check: higher, not comparable
+                          row("new", "T2-SPACE + bodies", transfer.BINARY_REFERENCE, 0.7)])
+    sentence = bodies_study.finding(table, "old", "binary")
+    assert "does not compare" in sentence and "is new: body Dice **0.700**" in sentence and "tuned" not in sentence
+    same = table.assign(**{"scored on": transfer.BINARY_REFERENCE})
+    assert bodies_study.finding(same, "old", "binary").startswith("On the validation exams, the body Dice went from **0.400** (old")
 
 
 

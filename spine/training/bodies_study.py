@@ -194,23 +194,33 @@ def best_validation(store, run_id: str) -> float | None:
 def finding(table: pd.DataFrame, previous: str, task: str, best_validation: float | None = None,
             shipped: str | None = None) -> str:
     """The sentence on one task's :func:`runs_table`: the ``previous`` shipped run against the
-    partial-label run with the best validation-exam body Dice, whether that run is within the
+    partial-label run with the best validation-exam body Dice (among the checks of the current
+    reference: a binary one's, :data:`spine.transfer.BINARY_REFERENCE`), whether that run is within the
     export rule's tolerance of ``best_validation`` (the best fold-0 T2-SPACE validation Dice) if given,
     and the ``shipped`` run's figures where it is another."""
     from spine.training.export import VALIDATION_TOLERANCE
 
     table = table.set_index("run") if len(table) else table
-    partial = table[table["trained"].str.contains("bodies")] if len(table) else table
+    current = transfer.BINARY_REFERENCE if task == "binary" else "bodies"
+    partial = table[table["trained"].str.contains("bodies") & (table["scored on"] == current)] if len(table) else table
     if previous not in table.index or partial.empty:
         return f"*No {task} partial-label run is recorded yet: nothing to compare.*"
     before, after = table.loc[previous], partial.loc[partial["body_dice_val"].idxmax()]
-    sentence = (f"On the validation exams, the body Dice went from **{before['body_dice_val']:.3f}** ({previous}, "
-                f"shipped before) to **{after['body_dice_val']:.3f}** ({after.name}, the best partial-label run there), and "
-                f"on the test exams from {before['body_dice_test']:.3f} to {after['body_dice_test']:.3f}; T2-SPACE "
-                f"validation Dice {before['t2space_val_dice']:.3f} against {after['t2space_val_dice']:.3f}, test "
-                f"(per-patient mean) {before['t2space_test_dice']:.3f} against {after['t2space_test_dice']:.3f}. Training "
-                f"took {after['image_steps']:,.0f} image-steps and {after['wall_min']:.0f} min against "
-                f"{before['image_steps']:,.0f} and {before['wall_min']:.0f} min (each on the machine that made it).")
+    if before["scored on"] != current:  # a check of another reference, and no model file to check again
+        sentence = (f"The run shipped before ({previous}) was checked on {before['scored on']} alone, which does not "
+                    f"compare, and its model file is not here to check it again. The best partial-label run on the "
+                    f"validation exams is {after.name}: body Dice **{after['body_dice_val']:.3f}** there and "
+                    f"{after['body_dice_test']:.3f} on the test exams; T2-SPACE validation Dice "
+                    f"{after['t2space_val_dice']:.3f}, test (per-patient mean) {after['t2space_test_dice']:.3f}; "
+                    f"{after['image_steps']:,.0f} image-steps and {after['wall_min']:.0f} min.")
+    else:
+        sentence = (f"On the validation exams, the body Dice went from **{before['body_dice_val']:.3f}** ({previous}, "
+                    f"shipped before) to **{after['body_dice_val']:.3f}** ({after.name}, the best partial-label run there), "
+                    f"and on the test exams from {before['body_dice_test']:.3f} to {after['body_dice_test']:.3f}; "
+                    f"T2-SPACE validation Dice {before['t2space_val_dice']:.3f} against {after['t2space_val_dice']:.3f}, "
+                    f"test (per-patient mean) {before['t2space_test_dice']:.3f} against {after['t2space_test_dice']:.3f}. "
+                    f"Training took {after['image_steps']:,.0f} image-steps and {after['wall_min']:.0f} min against "
+                    f"{before['image_steps']:,.0f} and {before['wall_min']:.0f} min (each on the machine that made it).")
     if best_validation is not None:
         close = after["t2space_val_dice"] >= best_validation - VALIDATION_TOLERANCE
         sentence += (f" Its T2-SPACE validation Dice is {'within' if close else 'more than'} {VALIDATION_TOLERANCE} "
