@@ -259,7 +259,7 @@ def card(choice: Choice, check: dict | None = None) -> dict:
             "selected_on": selection(choice),
             "validation": {SELECTION_METRIC: validation_score(record)}, "test": figures,
             "selected_epoch": record.metrics["selected_epoch"]} | ({"transfer": check} if check else {}) | (
-        {"bodies": {key: bodies[key] for key in ("source", "val", "test") if key in bodies}} if bodies else {}) | (
+        {"bodies": {key: bodies[key] for key in ("source", "reference", "val", "test") if key in bodies}} if bodies else {}) | (
         {"bodies_cross_validated": _without_exams(cross_validated_bodies(list(choice.folds)))} if choice.folds else {})
 
 
