@@ -140,7 +140,7 @@ book_data.Banner("Data: the records' body checks.",
 # the tables, named "rules 4" (commit 95044fb makes them). On top of rules 5 the same rim rule was
 # cross-validated again as rules 6 (the branch `rules6`, merged): before training, removing the
 # region it marks from the rules-5 recipe's validation-exam predictions would have raised their
-# body Dice by about 0.04 (an ad hoc upper bound, not in the book). A fine-tuning keeps, as every run, the
+# body Dice (an ad hoc upper bound, not recorded). A fine-tuning keeps, as every run, the
 # epoch with the best T2-SPACE validation Dice, which does not see the body volumes; under rules 5
 # that kept epoch 1 of 4 in one fold (by 3e-5), so the rules-5 recipe was cross-validated again
 # keeping its last epoch (`--set partial_select=last`); its three best-epoch runs stay in the

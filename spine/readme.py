@@ -164,9 +164,9 @@ UPSIDE_DOWN_MARK = "†"
 
 def _upside_down_mark(check: dict) -> str:
     """A mark on the real T1/T2 figures of a check that scored the slices upside down (version 1)."""
-    from spine.transfer import t1t2_check_version
+    from spine.transfer import scored_head_up
 
-    return UPSIDE_DOWN_MARK if t1t2_check_version(check) == 1 else ""
+    return "" if scored_head_up(check) else UPSIDE_DOWN_MARK
 
 
 def _rules_note(config) -> str:

@@ -64,6 +64,16 @@ BODY_CHECK_FILE = "bodies.json"  # a record's stored body check (body_check): it
 BINARY_REFERENCE = "bodies and the disc spaces between them"
 
 
+def body_reference(task: str) -> str:
+    """What the body check scores a model of ``task`` against."""
+    return BINARY_REFERENCE if task == "binary" else "bodies"
+
+
+def stored_reference(check: dict) -> str:
+    """What a stored body check scored against (checks that name none: the bodies)."""
+    return check.get("reference", "bodies")
+
+
 def _head_up(array: np.ndarray) -> np.ndarray:
     """A slice of ``spider-t1t2-vertebrae`` (image or mask) the way up ``spine predict`` reads images."""
     return array[::-1] if T1T2_FEET_UP else array
@@ -72,6 +82,12 @@ def _head_up(array: np.ndarray) -> np.ndarray:
 def read_t1t2_image(path) -> np.ndarray:
     """An image of ``spider-t1t2-vertebrae``, head up."""
     return _head_up(read_slice(path))
+
+
+def _t1t2_images(folder) -> tuple[list[str], list[np.ndarray]]:
+    """The image names of a ``spider-t1t2-vertebrae`` folder, sorted, and the images, head up."""
+    names = sorted(p.name for p in (Path(folder) / "images").glob("*.png"))
+    return names, [read_t1t2_image(Path(folder) / "images" / name) for name in names]
 
 
 def _read_rgb_mask(path) -> np.ndarray:
@@ -108,10 +124,9 @@ def t1t2_scores(model, folder) -> pd.DataFrame:
     view show vertebrae above and below the labelled ones, which the reference leaves unlabelled:
     this figure says how much of the gap that is; the check's figure stays ``dice``)."""
     model = _model(model)
-    names = sorted(p.name for p in (Path(folder) / "images").glob("*.png"))
+    names, images = _t1t2_images(folder)
     if not names:
         raise DataError(folder, "no images/*.png")
-    images = [read_t1t2_image(Path(folder) / "images" / name) for name in names]
     rows = []
     for name, predicted in zip(names, segment_slices(model, images)):
         reference = read_vertebra_mask(Path(folder) / "masks" / name)
@@ -156,8 +171,7 @@ def level_order_scores(model, folder, min_fraction: float = MIN_REFERENCE_FRACTI
     from the 4-class model's map (``spine predict --levels``' own path), whether both were found,
     and whether they are right: the upper one numbered exactly one higher than the lower."""
     model = _model(model)
-    names = sorted(p.name for p in (Path(folder) / "images").glob("*.png"))
-    images = [read_t1t2_image(Path(folder) / "images" / name) for name in names]
+    names, images = _t1t2_images(folder)
     rows = []
     for name, classes in zip(names, segment_slices(model, images)):
         if read_vertebra_mask(Path(folder) / "masks" / name).mean() < min_fraction:
@@ -174,6 +188,11 @@ def t1t2_check_version(check: dict) -> int:
     """The version (:data:`T1T2_CHECK_VERSION`) of a stored transfer check's real T1/T2 figures;
     checks stored before the version was kept are version 1."""
     return check.get("t1t2_vertebrae", {}).get("version", 1)
+
+
+def scored_head_up(check: dict) -> bool:
+    """Whether a stored transfer check read the real T1/T2 slices head up (version 2 on)."""
+    return t1t2_check_version(check) >= 2
 
 
 def level_rules_version(order: dict) -> int:

@@ -89,7 +89,7 @@ def runs_table(store, task: str) -> pd.DataFrame:
     :func:`cost`."""
     rows = []
     for record, check in checked_records(store, task):
-        row = {"run": record.path.name, "trained": describe(record), "scored on": check.get("reference", "bodies"),
+        row = {"run": record.path.name, "trained": describe(record), "scored on": transfer.stored_reference(check),
                "t2space_val_dice": record.metrics["val"]["per_image"]["dice"],
                "t2space_test_dice": record.metrics["test_patients"]["means"]["dice"]}
         for subset in SUBSETS:
@@ -201,7 +201,7 @@ def finding(table: pd.DataFrame, previous: str, task: str, best_validation: floa
     from spine.training.export import VALIDATION_TOLERANCE
 
     table = table.set_index("run") if len(table) else table
-    current = transfer.BINARY_REFERENCE if task == "binary" else "bodies"
+    current = transfer.body_reference(task)
     partial = table[table["trained"].str.contains("bodies") & (table["scored on"] == current)] if len(table) else table
     if previous not in table.index or partial.empty:
         return f"*No {task} partial-label run is recorded yet: nothing to compare.*"
@@ -379,8 +379,8 @@ def level_order_table(store, runs: dict[str, str]) -> pd.DataFrame:
         order = check.get("t1t2_level_order")
         if order:
             right, found = order["right"], order["found"]
-            turned = transfer.t1t2_check_version(check) >= 2
-            rows.append({"model": role, "run": run, "slices": "head up" if turned else "as stored (feet up)",
+            rows.append({"model": role, "run": run,
+                         "slices": "head up" if transfer.scored_head_up(check) else "as stored (feet up)",
                          "level rules": transfer.level_rules_version(order),
                          "pairs": order["pairs"], "found": found["mean"],
                          "right of found": right["mean"],

@@ -112,7 +112,7 @@ def body_score(record: Record) -> float:
     :data:`spine.transfer.BINARY_REFERENCE`: not comparable)."""
     path = record.path / transfer.BODY_CHECK_FILE
     check = read_json(path) if path.is_file() else {}
-    if record.config.task == "binary" and check.get("reference") != transfer.BINARY_REFERENCE:
+    if transfer.stored_reference(check) != transfer.body_reference(record.config.task):
         return -np.inf
     value = check.get("val", {}).get("dice", {}).get("mean")
     return float(value) if value is not None and np.isfinite(value) else -np.inf
