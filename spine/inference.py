@@ -2,7 +2,9 @@
 
 Depends on data I/O, preprocessing and a model file only, not on the experiment engine. A 2D
 image is preprocessed as in the study (min-max to 8 bit, resized to the model's input, [0, 1]),
-segmented, and the label map resized back (nearest neighbour) to the image's size. A volume is
+segmented, and the class probabilities resized back (bilinear) to the image's size, where each
+pixel takes its most probable class: boundaries finer than the model's grid (a label map resized
+back nearest-neighbour keeps its staircase; see :data:`RESIZE_BACK`). A volume is
 reoriented to the sagittal view, every sagittal slice is segmented the same way, and the labels
 are put back into the volume's own orientation with its spacing, origin and direction. A DICOM
 folder is read as one series (:func:`spine.data.io.read_dicom_series`) and segmented as a volume.
@@ -69,37 +71,64 @@ def _input_size(model) -> int:
     return int(model.input_shape[1])
 
 
-def segment_slices(model, slices: list[np.ndarray], batch_size: int = 16) -> list[np.ndarray]:
-    """Label maps for 2D slices of any size, each returned at its own size."""
+def segment_slices(model, slices: list[np.ndarray], batch_size: int = 16,
+                   resize_back: str | None = None) -> list[np.ndarray]:
+    """Label maps for 2D slices of any size, each returned at its own size (``resize_back``: how,
+    default :data:`RESIZE_BACK`)."""
     size = _input_size(model)
     batch = np.stack([preprocess.prepare_image(s, size) if np.ptp(s) > 0 else np.zeros((size, size), np.float32)
                       for s in slices])[..., None]
-    return [_resize_back(lab, s.shape) for lab, s in zip(predict_labels(model, batch, batch_size), slices)]
+    back = RESIZERS[resize_back or RESIZE_BACK]
+    return [back(p, s.shape) for p, s in zip(predict_probabilities(model, batch, batch_size), slices)]
 
 
-def predict_labels(model, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """Class-index maps of the main head for prepared images ``(N, S, S, 1)``.
+def predict_probabilities(model, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """Class probabilities ``(N, S, S, classes)`` of the main head for prepared images ``(N, S, S, 1)``.
 
     Only the given images are computed (Keras' prediction graph relaxes its batch dimension
     after a second shape, so set sizes that vary do not keep re-tracing it; padding every call
     to a multiple of ``batch_size`` had cost the engine 3x the work on a small validation set).
     """
     outputs = model.predict(images, batch_size=batch_size, verbose=0)
-    probabilities = outputs["mask"] if isinstance(outputs, dict) else outputs
-    return np.argmax(probabilities, axis=-1).astype(np.uint8)
+    return outputs["mask"] if isinstance(outputs, dict) else outputs
 
 
-def _resize_back(labels: np.ndarray, shape) -> np.ndarray:
+def predict_labels(model, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """Class-index maps of the main head for prepared images ``(N, S, S, 1)``, at the model's size."""
+    return np.argmax(predict_probabilities(model, images, batch_size), axis=-1).astype(np.uint8)
+
+
+def labels_back_nearest(probabilities: np.ndarray, shape) -> np.ndarray:
+    """The most probable class at the model's size, resized to ``shape`` (nearest neighbour)."""
     from PIL import Image
 
-    return np.asarray(Image.fromarray(labels).resize((shape[1], shape[0]), Image.Resampling.NEAREST))
+    labels = Image.fromarray(np.argmax(probabilities, axis=-1).astype(np.uint8))
+    return np.asarray(labels.resize((shape[1], shape[0]), Image.Resampling.NEAREST))
 
 
-def segment_volume(model, volume: sitk.Image, batch_size: int = 16) -> sitk.Image:
+def labels_back_linear(probabilities: np.ndarray, shape) -> np.ndarray:
+    """Each class's probability resized to ``shape`` (bilinear), then the most probable class."""
+    from PIL import Image
+
+    resized = [np.asarray(Image.fromarray(np.ascontiguousarray(probabilities[..., c], np.float32))
+                          .resize((shape[1], shape[0]), Image.Resampling.BILINEAR))
+               for c in range(probabilities.shape[-1])]
+    return np.argmax(np.stack(resized, axis=-1), axis=-1).astype(np.uint8)
+
+
+# How a label map at the model's size comes back to the image's. "linear" was chosen on the
+# T2-SPACE validation patients of the shipped models' fold at full size (512 x 640)
+# (benchmarks/resize_back.py); "nearest" is what spine predict did before.
+RESIZERS = {"nearest": labels_back_nearest, "linear": labels_back_linear}
+RESIZE_BACK = "linear"
+
+
+def segment_volume(model, volume: sitk.Image, batch_size: int = 16, resize_back: str | None = None) -> sitk.Image:
     """Segment every sagittal slice; the result has the volume's size, spacing, origin and direction."""
     def segment(oriented):
         array = sitk.GetArrayFromImage(oriented)  # [z, y, x]: x are the sagittal slices
-        return np.stack(segment_slices(model, [array[:, :, i] for i in range(array.shape[2])], batch_size), axis=2)
+        slices = [array[:, :, i] for i in range(array.shape[2])]
+        return np.stack(segment_slices(model, slices, batch_size, resize_back), axis=2)
 
     return _in_sagittal_view(volume, segment)
 

@@ -199,6 +199,12 @@ def _overlap_dict(confusion, names, empty_score) -> dict:
     return out
 
 
+def selection_dice(true, pred, num_classes: int) -> float:
+    """One image's selection Dice: binary, the foreground's; 4-class, the mean over vertebra, disc and
+    canal (a class absent from both maps scores ``EMPTY_SCORE``)."""
+    return float(np.mean(overlap_from_confusion(confusion_matrix(true, pred, num_classes))["dice"][1:]))
+
+
 def dice(a, b, empty_score: float = EMPTY_SCORE) -> float:
     """Dice of two binary masks (non-zero = foreground); ``empty_score`` if both are empty."""
     return float(overlap_from_confusion(_binary_confusion(a, b), empty_score)["dice"][1])

@@ -60,12 +60,14 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
     else:
         lines.append("No comparison run is recorded yet.")
     lines += ["", "#### The shipped models (from their cards, `spine/weights/<task>.json`)", "",
-              "| file | run | chosen on | validation Dice | test Dice | test images |", "|---|---|---|---|---|---|"]
+              "| file | run | chosen on | validation Dice | test Dice | test images | test Dice at full size, "
+              "as `spine predict` gives it (95 % CI over patients) |", "|---|---|---|---|---|---|---|"]
     cards, _ = shipped.shipped_runs(store)
     for task, card in cards.items():
         lines.append(f"| `{task}.keras` | `{card['run_id']}` ({card['config']['model']}, {card['config']['loss']}) | "
                      f"{card['selected_on']} | {card['validation']['dice']:.3f} | {card['test']['dice']:.3f} | "
-                     f"{card['test']['images']} |")
+                     f"{card['test']['images']} | {_full_size(card)} |")
+    lines += ["", f"{FULL_SIZE_NOTE} {bodies_study.resize_back_sentence(Path(measurements) / 'resize_back.csv')}"]
     lines += ["", *transfer_lines(store, real_data, profile, cards)]
     lines += ["", *bodies_study.readme_lines(store)]
     lines += ["", *level_thresholds.readme_lines(measurements)]
@@ -102,6 +104,20 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
     performance_lines.append(benchmark_tables.book_speed_line(tables.get("book_speed")))
     lines.append("\n\n".join(performance_lines))
     return "\n".join(lines) + "\n"
+
+
+FULL_SIZE_NOTE = (
+    "Validation and test Dice are taken as the study takes them: at the model's input size (128 x 128), "
+    "against masks resized to it. A user's slice is segmented at 128 x 128 and brought back to its own size; the "
+    "last column scores that, at the slices' 512 x 640, on the same test slices (`spine.transfer.full_size_check`).")
+
+
+def _full_size(card: dict) -> str:
+    """The card's test Dice at full size with its interval, or a dash for a card made before it."""
+    figures = card.get("full_size", {}).get("test")
+    if not figures:
+        return "–"
+    return f"{figures['dice']['mean']:.3f} ({sentences.interval_text(figures['dice']['ci95'])})"
 
 
 def transfer_lines(store, real_data, profile: str, cards: dict) -> list[str]:

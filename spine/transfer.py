@@ -33,17 +33,19 @@ import pandas as pd
 import SimpleITK as sitk
 from PIL import Image
 
-from spine import levels, stats
+from spine import inference, levels, stats
 from spine.data import PHANTOM_CHECK_PATIENTS, phantom_slices
 from spine.data.bodies import (POSTERIOR_MARGIN_MM, anterior_column, disc_spaces, far_behind, find_exams, read_exam,
                                 sagittal_arrays)
 from spine.data.geometry import sagittal_view
+from spine.data.dataset import central_rows
 from spine.data.io import read_slice
-from spine.data.labels import spider_structures
+from spine.data.labels import label_values_to_classes, num_classes, spider_structures
 from spine.data.slices import find_pairs
 from spine.errors import DataError
-from spine.inference import load_model, output_classes, predict_labels, segment_slices, segment_volume, volume_levels
-from spine.metrics import confusion_matrix, dice, overlap_from_confusion
+from spine.inference import (load_model, output_classes, predict_labels, segment_slices, segment_volume,
+                             volume_levels)
+from spine.metrics import confusion_matrix, dice, overlap_from_confusion, selection_dice
 
 MIN_REFERENCE_FRACTION = 0.01
 MIN_LEVEL_SHARE = 0.1  # of the slice's median reference vertebra: smaller ones (slivers at the edge) are not paired
@@ -58,6 +60,12 @@ T1T2_CHECK_VERSION = 2  # of the stored check of those slices: 1 scored them as 
 VERTEBRA = 1  # class index of vertebra in the 4-class task; the binary task's foreground is 1 too
 PHANTOM_SEQUENCES = ("t1", "t2")
 BODY_CHECK_FILE = "bodies.json"  # a record's stored body check (body_check): it outlives the model file
+FULL_SIZE_CHECK_FILE = "full_size.json"  # a record's stored full-size T2-SPACE check (full_size_check)
+# How the stored checks (the body check, the T1/T2 slices) bring labels back to the image's size:
+# nearest neighbour, as every recorded check was made and `spine predict` did then, so that the
+# checks the export rule compares stay comparable. `spine predict` itself now resizes probabilities
+# (spine.inference.RESIZE_BACK); benchmarks/resize_back.py measures what that changes.
+CHECK_RESIZE_BACK = "nearest"
 # What a binary model's foreground is scored against in the body check: its foreground also holds the
 # discs, so the bodies alone would count every disc it rightly marks as an error (and favour a model
 # that misses discs). Checks stored before carry no "reference" and scored binary models on the bodies.
@@ -117,18 +125,19 @@ def _rows_spanned(mask: np.ndarray) -> np.ndarray:
     return band
 
 
-def t1t2_scores(model, folder) -> pd.DataFrame:
+def t1t2_scores(model, folder, resize_back: str = CHECK_RESIZE_BACK) -> pd.DataFrame:
     """Per slice of ``folder`` (``images/`` and ``masks/``): the reference's share of the image and,
     for the predicted class 1 (vertebra; binary: foreground), Dice, recall and precision against
     the vertebra reference, and the Dice within the rows the reference spans (these wider fields of
     view show vertebrae above and below the labelled ones, which the reference leaves unlabelled:
-    this figure says how much of the gap that is; the check's figure stays ``dice``)."""
+    this figure says how much of the gap that is; the check's figure stays ``dice``). ``resize_back``:
+    how the labels come back to the slice's size (:data:`CHECK_RESIZE_BACK`)."""
     model = _model(model)
     names, images = _t1t2_images(folder)
     if not names:
         raise DataError(folder, "no images/*.png")
     rows = []
-    for name, predicted in zip(names, segment_slices(model, images)):
+    for name, predicted in zip(names, segment_slices(model, images, resize_back=resize_back)):
         reference = read_vertebra_mask(Path(folder) / "masks" / name)
         if reference.shape != predicted.shape:
             raise DataError(Path(folder) / "masks" / name, f"mask {reference.shape} and image {predicted.shape} differ")
@@ -173,7 +182,7 @@ def level_order_scores(model, folder, min_fraction: float = MIN_REFERENCE_FRACTI
     model = _model(model)
     names, images = _t1t2_images(folder)
     rows = []
-    for name, classes in zip(names, segment_slices(model, images)):
+    for name, classes in zip(names, segment_slices(model, images, resize_back=CHECK_RESIZE_BACK)):
         if read_vertebra_mask(Path(folder) / "masks" / name).mean() < min_fraction:
             continue
         instances = levels.label_slice(classes)
@@ -251,7 +260,7 @@ def phantom_scores(model, sequences=PHANTOM_SEQUENCES, patients: range = PHANTOM
     return pd.DataFrame(rows)
 
 
-def body_scores(model, folder, exams=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def body_scores(model, folder, exams=None, resize_back: str = CHECK_RESIZE_BACK) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The body check on real T1, T2 and TIRM volumes (``vertebral-bodies-t1t2``, vertebral bodies
     labelled): per exam and per sagittal slice.
 
@@ -269,7 +278,8 @@ def body_scores(model, folder, exams=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     counted (:func:`body_level_pairs`, :func:`count_level_pairs`: ``level_pairs``, ``level_found``,
     ``level_right``). ``exams``: the exam names to check (``vb1_02``, ...; default all). Per slice:
     its offset from the mid-line (the bodies' mean left-right position) in mm, its Dice, and its
-    body and false-vertebra pixel counts.
+    body and false-vertebra pixel counts. ``resize_back``: how the labels come back to each slice's
+    size (:data:`CHECK_RESIZE_BACK`).
     """
     model = _model(model)
     chosen = [e for e in find_exams(folder) if exams is None or e.exam in set(exams)]
@@ -279,7 +289,7 @@ def body_scores(model, folder, exams=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     numbers_levels = output_classes(model) == 4
     for exam in chosen:
         image, mask = read_exam(exam)
-        classes = segment_volume(model, image)
+        classes = segment_volume(model, image, resize_back=resize_back)
         predicted, _ = sagittal_arrays(classes)
         bodies, spacing = sagittal_arrays(mask)
         reference = None if numbers_levels else (bodies > 0) | disc_spaces(bodies, spacing)
@@ -370,40 +380,85 @@ def summarize_bodies(per_exam: pd.DataFrame) -> dict:
     return summary | ({"level_order": order} if order else {})
 
 
-def body_check(model, folder, split: pd.DataFrame, subsets=("val", "test")) -> dict:
+def body_check(model, folder, split: pd.DataFrame, subsets=("val", "test"),
+               resize_back: str = CHECK_RESIZE_BACK) -> dict:
     """The body check of the exams whose patients ``split`` (``patient, subset``) puts in ``subsets``:
     per subset its :func:`summarize_bodies`, and each exam's and each slice's figures with their
     subset (what a record stores as :data:`BODY_CHECK_FILE`)."""
     model = _model(model)
     subset_of = dict(zip(split["patient"].astype(str), split["subset"]))
     exams = [e.exam for e in find_exams(folder) if subset_of.get(e.patient) in subsets]
-    per_exam, per_slice = body_scores(model, folder, exams)
+    per_exam, per_slice = body_scores(model, folder, exams, resize_back)
     per_exam.insert(1, "subset", per_exam["patient"].map(subset_of))
-    check = {"source": Path(folder).name, "column_margin_mm": POSTERIOR_MARGIN_MM} | (
+    check = {"source": Path(folder).name, "column_margin_mm": POSTERIOR_MARGIN_MM, "resize_back": resize_back} | (
         {} if output_classes(model) == 4 else {"reference": BINARY_REFERENCE})
     for subset, group in per_exam.groupby("subset"):
         check[subset] = summarize_bodies(group)
     return check | {"exams": per_exam.to_dict("records"), "slices": per_slice.to_dict("records")}
 
 
-def input_size_ceiling(slice_folder, sizes=(128, 256)) -> dict[int, dict[str, float]]:
-    """What the input size alone costs: a perfect prediction at ``size`` x ``size`` resized back
-    (nearest neighbour, as ``spine predict`` does) to each full-size mask of ``slice_folder``, scored
-    against that mask; mean Dice per size, binary (foreground) and 4-class (mean over vertebra, disc
-    and canal)."""
-    from spine.data import labels as label_maps
-    from spine.data.preprocess import resize_labels
-    from spine.inference import _resize_back
+def full_size_scores(model, folder, patients, per_patient: int, resize_back: str | None = None) -> pd.DataFrame:
+    """The T2-SPACE slices of ``patients`` in ``folder`` (each patient's ``per_patient`` central ones,
+    as the engine scores them) through ``spine predict``'s path (:func:`spine.inference.segment_slices`,
+    labels back at the slice's full size, 512 x 640; ``resize_back``: how), each scored against its
+    full-size mask with the selection Dice: the figure a user's own slices get, where the engine's
+    is taken at the model's input size against masks resized to it."""
+    model = _model(model)
+    task = "multiclass" if output_classes(model) == 4 else "binary"
+    pairs = [pair for pair in find_pairs(folder) if pair.patient in set(map(str, patients))]
+    if not pairs:
+        raise DataError(folder, f"none of the patients {sorted(map(str, patients))} is here")
+    keep = central_rows([pair.patient for pair in pairs], [pair.index for pair in pairs], per_patient)
+    pairs = [pair for pair, kept in zip(pairs, keep) if kept]
+    predicted = segment_slices(model, [read_slice(pair.image) for pair in pairs], resize_back=resize_back)
+    return pd.DataFrame([{"case": pair.case_id, "patient": pair.patient,
+                          "dice": selection_dice(label_values_to_classes(read_slice(pair.mask), task, pair.mask),
+                                                 labels, num_classes(task))}
+                         for pair, labels in zip(pairs, predicted)])
 
-    scores = {size: {"binary": [], "multiclass": []} for size in sizes}
+
+def full_size_check(model, folder, split: pd.DataFrame, per_patient: int, subsets=("val", "test")) -> dict:
+    """:func:`full_size_scores` of the patients ``split`` (``patient, subset``) puts in ``subsets``: per
+    subset the mean over patients (slices of one patient averaged first) with its 95 % BCa interval
+    over patients, and each slice's Dice (what a record stores as :data:`FULL_SIZE_CHECK_FILE`)."""
+    subset_of = dict(zip(split["patient"].astype(str), split["subset"]))
+    chosen = [patient for patient, subset in subset_of.items() if subset in subsets]
+    way = inference.RESIZE_BACK  # spine predict's
+    per_slice = full_size_scores(model, folder, chosen, per_patient, resize_back=way)
+    per_slice.insert(2, "subset", per_slice["patient"].map(subset_of))
+    check = {"source": Path(folder).name, "resize_back": way, "slices_per_patient": per_patient}
+    for subset, group in per_slice.groupby("subset"):
+        means = stats.per_patient_means(group[["patient", "dice"]])["dice"].to_numpy()
+        estimate, low, high = stats.bootstrap_ci(means)
+        check[subset] = {"patients": len(means), "dice": {"mean": estimate, "ci95": [low, high]}}
+    return check | {"slices": per_slice.to_dict("records")}
+
+
+def input_size_ceiling(slice_folder, sizes=(128, 256)) -> dict[tuple[int, str], dict[str, float]]:
+    """What the input size alone costs: a perfect prediction at ``size`` x ``size`` brought back to
+    each full-size mask of ``slice_folder`` and scored against it; mean Dice per size and way back,
+    binary (foreground) and 4-class (mean over vertebra, disc and canal). ``"nearest"``: the true
+    label map at that size resized back nearest-neighbour; ``"linear"``: each class's share of every
+    pixel at that size (a perfect probability map) resized back bilinearly, then the largest taken,
+    as ``spine predict`` does (:data:`spine.inference.RESIZE_BACK`)."""
+    from spine.data.preprocess import resize_labels
+
+    scores = {(size, way): {"binary": [], "multiclass": []} for size in sizes for way in inference.RESIZERS}
     for pair in find_pairs(slice_folder):
-        truth = label_maps.table_to_structures(read_slice(pair.mask), label_maps.SLICE_VALUE_TABLE, pair.mask)
+        truth = label_values_to_classes(read_slice(pair.mask), "multiclass", pair.mask)
         for size in sizes:
-            back = _resize_back(resize_labels(truth, size), truth.shape)
-            per_class = overlap_from_confusion(confusion_matrix(truth, back, 4))["dice"]
-            scores[size]["binary"].append(dice(back > 0, truth > 0))
-            scores[size]["multiclass"].append(float(np.mean(per_class[1:])))
-    return {size: {task: float(np.mean(values)) for task, values in tasks.items()} for size, tasks in scores.items()}
+            perfect = {"nearest": np.eye(4, dtype=np.float32)[resize_labels(truth, size)], "linear": _class_shares(truth, size)}
+            for way, back in inference.RESIZERS.items():
+                labels = back(perfect[way], truth.shape)
+                scores[size, way]["binary"].append(dice(labels > 0, truth > 0))
+                scores[size, way]["multiclass"].append(selection_dice(truth, labels, 4))
+    return {key: {task: float(np.mean(values)) for task, values in tasks.items()} for key, tasks in scores.items()}
+
+
+def _class_shares(labels: np.ndarray, size: int) -> np.ndarray:
+    """Each class's share of every pixel of a ``size`` x ``size`` grid laid over ``labels``."""
+    return np.stack([np.asarray(Image.fromarray((labels == c).astype(np.float32)).resize((size, size), Image.Resampling.BOX))
+                     for c in range(4)], axis=-1)
 
 
 def lateral_coverage(slice_folder, masks_folder) -> dict:
@@ -458,7 +513,7 @@ def transfer_check(model, t1t2_folder=None) -> dict:
               "phantom_every_slice": _by_sequence(phantom_scores(model, every_slice=True))}
     if t1t2_folder is not None:
         per_slice = t1t2_scores(model, t1t2_folder)
-        result["t1t2_vertebrae"] = summarize(per_slice) | {"version": T1T2_CHECK_VERSION}
+        result["t1t2_vertebrae"] = summarize(per_slice) | {"version": T1T2_CHECK_VERSION, "resize_back": CHECK_RESIZE_BACK}
         result["t1t2_slices"] = per_slice.to_dict("records")
         if output_classes(model) == 4:
             pairs = level_order_scores(model, t1t2_folder)

@@ -236,7 +236,7 @@ def test_the_body_check_numbers_a_four_class_volume_through_the_levels_path(tmp_
     def check(class_array):
         volume = sitk.GetImageFromArray(class_array)
         volume.CopyInformation(mask)
-        monkeypatch.setattr(transfer, "segment_volume", lambda model, image: volume)
+        monkeypatch.setattr(transfer, "segment_volume", lambda model, image, resize_back: volume)
         return transfer.body_scores("unused", tmp_path)[0].iloc[0]
 
     monkeypatch.setattr(transfer, "_model", lambda model: model)

@@ -1,5 +1,7 @@
 """The transfer check (spine.transfer): real T1/T2 vertebra slices and held-out phantom T1/T2 cases."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -42,7 +44,7 @@ def test_the_slices_reach_the_model_head_up_with_their_masks(tmp_path, monkeypat
     Image.fromarray(rgb).save(tmp_path / "masks" / "a_1.png")
     seen = []
 
-    def model_marks_the_bright_rows(model, images):
+    def model_marks_the_bright_rows(model, images, resize_back):
         seen.extend(images)
         return [np.where(i > 0, transfer.VERTEBRA, 0) for i in images]
 
@@ -169,7 +171,7 @@ def test_dice_within_the_rows_the_reference_spans(tmp_path, monkeypatch):
     Image.fromarray(rgb[::-1]).save(tmp_path / "masks" / "a.png")
     predicted = np.zeros((6, 4), np.int64)
     predicted[0:4, 1:3] = transfer.VERTEBRA
-    monkeypatch.setattr(transfer, "segment_slices", lambda model, images: [predicted])
+    monkeypatch.setattr(transfer, "segment_slices", lambda model, images, resize_back: [predicted])
     row = transfer.t1t2_scores(object(), tmp_path).iloc[0]
     assert row["dice"] == pytest.approx(2 / 3) and row["dice_in_reference_rows"] == pytest.approx(1.0)
     assert (row["recall"], row["precision"]) == (1.0, 0.5)
@@ -254,7 +256,7 @@ THREE_LEVELS = [((255, 0, 0), slice(2, 6)), ((0, 255, 0), slice(8, 12)), ((0, 0,
 
 def test_neighbouring_vertebrae_numbered_one_apart_upper_higher_are_right(tmp_path, monkeypatch):
     folder = _level_folder(tmp_path, THREE_LEVELS + [((255, 255, 0), slice(20, 21), slice(3, 5))])  # a sliver: left out
-    monkeypatch.setattr(transfer, "segment_slices", lambda model, images: [_stacked_spine()])
+    monkeypatch.setattr(transfer, "segment_slices", lambda model, images, resize_back: [_stacked_spine()])
     pairs = transfer.level_order_scores(object(), folder)
     assert pairs[["upper", "lower"]].values.tolist() == [[3, 2], [2, 1]]  # spine.levels numbers from the lowest up
     assert pairs["found"].all() and pairs["right"].all()
@@ -264,7 +266,7 @@ def test_a_swapped_or_missed_vertebra_is_not_right(tmp_path, monkeypatch):
     folder = _level_folder(tmp_path, THREE_LEVELS)
     instances = np.zeros((24, 12), np.uint8)
     instances[2:6, 3:9], instances[8:12, 3:9] = 1, 2  # upper and middle the wrong way round, lowest missed
-    monkeypatch.setattr(transfer, "segment_slices", lambda model, images: [_stacked_spine()])
+    monkeypatch.setattr(transfer, "segment_slices", lambda model, images, resize_back: [_stacked_spine()])
     monkeypatch.setattr(transfer.levels, "label_slice", lambda classes: instances)
     pairs = transfer.level_order_scores(object(), folder)
     assert pairs[["upper", "lower", "found", "right"]].values.tolist() == [[1, 2, True, False], [2, 0, False, False]]
@@ -289,3 +291,70 @@ def test_the_shipped_4_class_model_numbers_real_t1_t2_levels(t1t2):
     card = inference.model_card("multiclass")
     if "t1t2_level_order" in card.get("transfer", {}):  # the card's figure is this check's, on this file
         assert summary["right"]["mean"] == pytest.approx(card["transfer"]["t1t2_level_order"]["right"]["mean"])
+
+
+def _slice_folder(root, slices: dict) -> None:
+    """A T2-SPACE-style slice folder: ``{name: (image, vertebra mask)}``, masks in the folder's grey values."""
+    for folder in ("images", "masks"):
+        (root / folder).mkdir(exist_ok=True)
+    for name, (image, vertebra) in slices.items():
+        Image.fromarray(image.astype(np.uint8)).save(root / "images" / f"{name}.png")
+        Image.fromarray(np.where(vertebra, 76, 0).astype(np.uint8)).save(root / "masks" / f"{name}.png")
+
+
+class _BinaryModel:
+    output_shape = (None, 8, 8, 2)
+
+
+def test_the_full_size_check_scores_each_patient_s_central_slices_at_their_own_size(tmp_path, monkeypatch):
+    """Patient p1 has 7 slices; its 5 central ones (2-6) are scored, and the model misses slice 4 only;
+    patient p2's one slice is found whole. Per patient: 0.8 and 1.0."""
+    vertebra = np.zeros((10, 12), bool)
+    vertebra[3:7, 4:9] = True
+    slices = {f"p1_t2_SPACE_slice{k}": (np.where(vertebra, 200, 0) * (k != 4), vertebra) for k in range(1, 8)}
+    slices["p2_t2_SPACE_slice1"] = (np.where(vertebra, 200, 0), vertebra)
+    _slice_folder(tmp_path, slices)
+    seen = []
+
+    def model_marks_the_bright_pixels(model, images, resize_back):
+        seen.append(resize_back)
+        return [(image > 0).astype(np.uint8) for image in images]
+
+    monkeypatch.setattr(transfer, "segment_slices", model_marks_the_bright_pixels)
+    per_slice = transfer.full_size_scores(_BinaryModel(), tmp_path, ["p1", "p2"], per_patient=5)
+    assert sorted(per_slice.loc[per_slice["patient"] == "p1", "case"]) == [f"p1_t2_SPACE_slice{k}" for k in range(2, 7)]
+    assert per_slice.groupby("patient")["dice"].mean().to_dict() == {"p1": 0.8, "p2": 1.0}
+    split = pd.DataFrame({"patient": ["p1", "p2", "p3"], "subset": ["val", "test", "train"]})
+    check = transfer.full_size_check(_BinaryModel(), tmp_path, split, per_patient=5)
+    assert (check["val"]["dice"]["mean"], check["test"]["dice"]["mean"]) == (0.8, 1.0)
+    assert check["resize_back"] == inference.RESIZE_BACK == seen[-1] and check["slices_per_patient"] == 5
+
+
+def test_a_perfect_map_brought_back_linearly_keeps_an_edge_inside_a_coarse_pixel(tmp_path):
+    """Vertebra in columns 2-4 of an 8 x 8 mask; at 4 x 4 the column pairs hold shares 0, 1, 0.5, 0.
+    Nearest neighbour keeps the label map's columns 2-3 (Dice 2*2/(3+2) = 0.8); the shares brought
+    back bilinearly cross 0.5 between columns 4 and 5, so the edge comes back where it was (Dice 1)."""
+    vertebra = np.zeros((8, 8), bool)
+    vertebra[:, 2:5] = True
+    _slice_folder(tmp_path, {"p1_t2_SPACE_slice1": (np.where(vertebra, 200, 0), vertebra)})
+    ceiling = transfer.input_size_ceiling(tmp_path, sizes=(4,))
+    assert ceiling[4, "nearest"]["binary"] == pytest.approx(0.8)
+    assert ceiling[4, "nearest"]["multiclass"] == pytest.approx((0.8 + 1 + 1) / 3)  # disc and canal absent: 1 each
+    assert ceiling[4, "linear"] == {"binary": 1.0, "multiclass": 1.0}
+
+
+def test_stored_checks_bring_labels_back_as_every_recorded_check_did(monkeypatch):
+    """The body check the export rule compares is made one way for every record (nearest neighbour),
+    whatever spine predict's own default, and says so."""
+    asked = []
+
+    def body_scores(model, folder, exams, resize_back):
+        asked.append(resize_back)
+        return pd.DataFrame({"exam": ["e1"], "patient": ["p1"], "sequence": ["t1"], "dice": [0.5]}), pd.DataFrame()
+
+    monkeypatch.setattr(transfer, "body_scores", body_scores)
+    monkeypatch.setattr(transfer, "find_exams", lambda folder: [SimpleNamespace(exam="e1", patient="p1")])
+    monkeypatch.setattr(transfer, "_model", lambda model: model)
+    monkeypatch.setattr(transfer, "output_classes", lambda model: 4)
+    check = transfer.body_check("unused", "vertebral-bodies-t1t2", pd.DataFrame({"patient": ["p1"], "subset": ["val"]}))
+    assert asked == ["nearest"] == [check["resize_back"]] and transfer.CHECK_RESIZE_BACK != inference.RESIZE_BACK

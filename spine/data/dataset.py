@@ -84,13 +84,19 @@ class SliceSet:
 
     def central(self, per_patient: int = 1) -> "SliceSet":
         """The ``per_patient`` slices nearest each patient's middle slice (all, if indices are unknown)."""
-        keep = np.zeros(len(self), dtype=bool)
-        for patient in np.unique(self.patients):
-            rows = np.flatnonzero(self.patients == patient)
-            index = self.slice_index[rows]
-            order = np.argsort(np.abs(index - np.median(index)), kind="stable")
-            keep[rows[order[:per_patient]]] = True
-        return self.select(keep)
+        return self.select(central_rows(self.patients, self.slice_index, per_patient))
+
+
+def central_rows(patients, slice_index, per_patient: int = 1) -> np.ndarray:
+    """Where the ``per_patient`` slices nearest each patient's middle slice lie (a boolean mask)."""
+    patients, slice_index = np.asarray(patients), np.asarray(slice_index)
+    keep = np.zeros(len(patients), dtype=bool)
+    for patient in np.unique(patients):
+        rows = np.flatnonzero(patients == patient)
+        index = slice_index[rows]
+        order = np.argsort(np.abs(index - np.median(index)), kind="stable")
+        keep[rows[order[:per_patient]]] = True
+    return keep
 
 
 def concat(*sets: SliceSet) -> SliceSet:

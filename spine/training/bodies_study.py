@@ -390,14 +390,45 @@ def level_order_table(store, runs: dict[str, str]) -> pd.DataFrame:
 
 
 def input_size_sentence(path) -> str:
-    """What a perfect prediction at each input size scores once resized back (``benchmarks/input_size.py``),
+    """What a perfect prediction at each input size scores once brought back to the real masks, as a
+    label map (nearest neighbour) and as ``spine predict`` brings it back (``benchmarks/input_size.py``),
     in words; a note where the table is not there."""
     path = Path(path)
     if not path.is_file():
         return f"*`{path.name}` is not in `{path.parent}`: run `python benchmarks/input_size.py`.*"
-    rows = pd.read_csv(path).set_index("size")
-    sizes = "; ".join(f"at {size} x {size}, binary Dice {row.binary:.3f} and 4-class {row.multiclass:.3f}"
-                      for size, row in rows.iterrows())
-    return (f"A perfect prediction resized back to the real masks of `{rows['data'].iloc[0]}` scores: {sizes}. "
+    rows = pd.read_csv(path)
+    if "resize_back" not in rows:
+        return f"*`{path.name}` predates the way back: run `python benchmarks/input_size.py` again.*"
+    ways = {"nearest": "its label map resized back nearest-neighbour",
+            "linear": "each class's share of every pixel resized back bilinearly (as `spine predict` brings back its "
+                      "probabilities)"}
+    sizes = "; ".join(f"at {size} x {size}, " + ", ".join(
+        f"{ways[row.resize_back]} binary Dice {row.binary:.3f} and 4-class {row.multiclass:.3f}"
+        for row in group.itertuples()) for size, group in rows.groupby("size"))
+    return (f"A perfect prediction brought back to the real masks of `{rows['data'].iloc[0]}` scores: {sizes}. "
             "That ceiling is what a larger input could recover, at about four times the cost per slice for twice "
-            "the side; the models trained here reach well below it, so the budget went to training data instead.")
+            "the side; the models trained here reach well below it.")
+
+
+def resize_back_sentence(path) -> str:
+    """How ``spine predict`` brings labels back, and what the validation figures said
+    (``benchmarks/resize_back.py``), in words; a note where the table is not there."""
+    path = Path(path)
+    if not path.is_file():
+        return f"*`{path.name}` is not in `{path.parent}`: run `python benchmarks/resize_back.py`.*"
+    rows = pd.read_csv(path).set_index(["task", "figure", "resize_back"])
+    names = {"binary": "binary", "multiclass": "4-class"}
+    figures = {"selection dice": "T2-SPACE validation patients at full size",
+               "body dice": "body Dice of the validation exams",
+               "vertebra dice (series)": "vertebra Dice on the real T1/T2 slices (a check, not chosen on)"}
+    parts = []
+    for (task, figure), group in rows.groupby(level=["task", "figure"], sort=False):
+        nearest, linear = group.xs("nearest", level="resize_back").iloc[0], group.xs("linear", level="resize_back").iloc[0]
+        parts.append(f"{names[task]} `{linear.run_id}`, {figures[figure]}: {nearest['mean']:.3f} nearest, "
+                     f"{linear['mean']:.3f} bilinear")
+    return ("`spine predict` brings the class probabilities back to the image's size bilinearly and takes the most "
+            "probable class, where it used to resize the label map (nearest neighbour): chosen on the shipped "
+            f"models' validation patients and exams (`benchmarks/resize_back.py`): {'; '.join(parts)}. The stored "
+            "checks (body check, T1/T2 slices) are still made nearest-neighbour, as every recorded check was, so "
+            "that the runs they compare stay comparable; they understate what `spine predict` now gives by the "
+            "differences above.")

@@ -402,8 +402,7 @@ def validation_dice(model: keras.Model, subset, task: str) -> float:
     distances of :func:`score` would cost more than the prediction."""
     predictions = predict_labels(model, subset.images)
     count = labels.num_classes(task)
-    per_image = [np.mean(metrics.overlap_from_confusion(metrics.confusion_matrix(t, p, count))["dice"][1:])
-                 for t, p in zip(subset.labels(task), predictions)]
+    per_image = [metrics.selection_dice(t, p, count) for t, p in zip(subset.labels(task), predictions)]
     return float(stats.per_patient_means(pd.DataFrame({"patient": subset.patients, "dice": per_image}))["dice"].mean())
 
 

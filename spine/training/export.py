@@ -12,8 +12,9 @@ validation patients can tell, they are preferred, the best of them on the verteb
 rule) or, without exams, on the held-out phantom T1 and T2 cases. :func:`export_model` writes
 that run's model without its optimizer state (a third of the file) and, beside it, a JSON card naming
 the run, its augmentation, how it was chosen, its recorded test figures (against which the shipped
-file is tested) and its transfer check (phantom T1 / T2 and, where given, the real T1/T2 slices:
-reported, never chosen on).
+file is tested), its transfer check (phantom T1 / T2 and, where given, the real T1/T2 slices:
+reported, never chosen on) and its validation and test figures at full size through ``spine
+predict``'s path (:func:`check_full_size`: what a user's own slices get).
 """
 
 from __future__ import annotations
@@ -102,6 +103,21 @@ def check_transfer(record: Record, t1t2_folder=None, model=None) -> dict:
     the record (``transfer.json``): the figures outlive the model file, which is not committed."""
     check = transfer.transfer_check(_checked_model(record) if model is None else model, t1t2_folder)
     write_json(record.path / CHECK_FILE, check)
+    return check
+
+
+def check_full_size(record: Record, model=None) -> dict | None:
+    """The full-size T2-SPACE check (:func:`spine.transfer.full_size_check`: the run's validation and
+    test patients through ``spine predict``'s path, scored at 512 x 640) of the record's model
+    (``model`` if already loaded), stored beside the record (``full_size.json``); ``None`` where the
+    run's data is not a slice folder."""
+    data = Path(record.config.data)
+    if not (data / "images").is_dir():
+        return None
+    model = _checked_model(record) if model is None else model
+    split = pd.read_csv(record.path / "split.csv", dtype={"patient": str})
+    check = transfer.full_size_check(model, data, split, record.config.settings["eval_slices_per_patient"])
+    write_json(record.path / transfer.FULL_SIZE_CHECK_FILE, check)
     return check
 
 
@@ -243,10 +259,11 @@ def selection(choice: Choice) -> str:
     return f"mean phantom T1/T2 {SELECTION_METRIC} over every sagittal slice, best of {within}"
 
 
-def card(choice: Choice, check: dict | None = None) -> dict:
+def card(choice: Choice, check: dict | None = None, full_size: dict | None = None) -> dict:
     """What the shipped file is: its run and augmentation, how it was chosen, its recorded test
-    figures, its transfer check (``check``: :func:`spine.transfer.transfer_check`) if given, and
-    its recipe's cross-validated body check where it has one."""
+    figures, its transfer check (``check``: :func:`spine.transfer.transfer_check`) and its full-size
+    T2-SPACE check (``full_size``: :func:`check_full_size`) if given, and its recipe's
+    cross-validated body check where it has one."""
     record = choice.record
     test = record.metrics["test"]
     recorded = read_json(record.path / "config.json")  # the data path as recorded, not as found here
@@ -259,6 +276,7 @@ def card(choice: Choice, check: dict | None = None) -> dict:
             "selected_on": selection(choice),
             "validation": {SELECTION_METRIC: validation_score(record)}, "test": figures,
             "selected_epoch": record.metrics["selected_epoch"]} | ({"transfer": check} if check else {}) | (
+        {"full_size": {key: value for key, value in full_size.items() if key != "slices"}} if full_size else {}) | (
         {"bodies": {key: bodies[key] for key in ("source", "reference", "val", "test") if key in bodies}} if bodies else {}) | (
         {"bodies_cross_validated": _without_exams(cross_validated_bodies(list(choice.folds)))} if choice.folds else {})
 
@@ -279,6 +297,7 @@ def export_model(choice: Choice, folder, *, overwrite: bool = False, t1t2_folder
     # must not replace a stored one that does.
     check = (check_transfer(record, t1t2_folder, model) if t1t2_folder is not None
              else transfer.transfer_check(model, None))
+    full_size = check_full_size(record, model)
     save_model(model, target)
-    write_json(target.with_suffix(".json"), card(choice, check))
+    write_json(target.with_suffix(".json"), card(choice, check, full_size))
     return target
