@@ -324,8 +324,9 @@ def test_the_gap_between_adjacent_bodies_is_disc_and_a_missing_body_is_not():
 
 
 @pytest.mark.real
-def test_the_records_name_the_current_rules_by_the_data_id_they_give_the_shared_folder():
-    data_id = load_dataset(_require(BODIES)).data_id
+@pytest.mark.parametrize("size", [128, 256])
+def test_the_records_name_the_current_rules_by_the_data_id_they_give_the_shared_folder(size):
+    data_id = load_dataset(_require(BODIES), size=size).data_id
     assert bodies.RULES_OF_DATA_ID[data_id] == bodies.PARTIAL_LABELS_VERSION
 
 

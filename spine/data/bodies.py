@@ -64,9 +64,11 @@ DISC_MAX_MM = 20.0  # a gap between two adjacent bodies taller than this (a body
 # was run and not adopted: records name it, the current code does not make it (chapter 11 says why).
 # 5: rules 3, and what lies far behind the spine is background; 6: rules 5, and rule 4's rim.
 PARTIAL_LABELS_VERSION = 6
-# The content id each version gave the shared vertebral-bodies-t1t2 folder at 128 x 128: a record
-# names the rules it was trained under by that id (tests/test_bodies.py keeps the current one true).
-RULES_OF_DATA_ID = {"bodies-vertebral-bodies-t1t2-f149b4b8886bbd52": 1,
+# The content id each version gave the shared vertebral-bodies-t1t2 folder at 128 x 128 (and the
+# current one at 256 x 256): a record names the rules it was trained under by that id
+# (tests/test_bodies.py keeps the current ones true).
+RULES_OF_DATA_ID = {"bodies-vertebral-bodies-t1t2-884448aa3a796acc": 6,  # at 256 x 256
+                    "bodies-vertebral-bodies-t1t2-f149b4b8886bbd52": 1,
                     "bodies-vertebral-bodies-t1t2-71fd1f09c617ea5d": 2,
                     "bodies-vertebral-bodies-t1t2-b7352eacd6e61442": 3,
                     "bodies-vertebral-bodies-t1t2-ca680e344f634506": 4,
