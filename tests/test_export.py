@@ -123,7 +123,7 @@ def _crossed_store(store):
     """A store of partial-label runs: one with the best validation-exam figure but on fold 0 only, a
     recipe lucky on fold 0 alone, a steady one, and one not close on T2-SPACE; all cross-validated
     over the three folds of the exams but the first. Returns the steady recipe's runs by fold."""
-    current, = [i for i, version in bodies.RULES_OF_DATA_ID.items() if version == bodies.PARTIAL_LABELS_VERSION]
+    current = next(i for i, version in bodies.RULES_OF_DATA_ID.items() if version == bodies.PARTIAL_LABELS_VERSION)
     partial = dict(val=0.90, test=0.9, partial_id=current)
     _bodies(_record_with_model(store, "U-Net", **partial), 0.99, [0.9])
     _bodies(_record_with_model(store, "ResUNet", **partial), 0.95, [0.5])
@@ -192,7 +192,7 @@ def test_the_chapter_tables_each_cross_validated_recipe_once_and_the_rest_by_the
 
 
 def test_partial_label_runs_count_only_under_the_current_rules(tmp_path):
-    current, = [i for i, version in bodies.RULES_OF_DATA_ID.items() if version == bodies.PARTIAL_LABELS_VERSION]
+    current = next(i for i, version in bodies.RULES_OF_DATA_ID.items() if version == bodies.PARTIAL_LABELS_VERSION)
     older = next(i for i, version in bodies.RULES_OF_DATA_ID.items() if version < bodies.PARTIAL_LABELS_VERSION)
     kept = _record_with_model(tmp_path, "U-Net", val=0.90, test=0.9, partial_id=current)
     _record_with_model(tmp_path, "ResUNet", val=0.95, test=0.9, partial_id=older)  # cannot be re-made now

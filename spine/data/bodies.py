@@ -67,13 +67,13 @@ PARTIAL_LABELS_VERSION = 6
 # The content id each version gave the shared vertebral-bodies-t1t2 folder at 128 x 128 (and the
 # current one at 256 x 256): a record names the rules it was trained under by that id
 # (tests/test_bodies.py keeps the current ones true).
-RULES_OF_DATA_ID = {"bodies-vertebral-bodies-t1t2-884448aa3a796acc": 6,  # at 256 x 256
-                    "bodies-vertebral-bodies-t1t2-f149b4b8886bbd52": 1,
+RULES_OF_DATA_ID = {"bodies-vertebral-bodies-t1t2-f149b4b8886bbd52": 1,
                     "bodies-vertebral-bodies-t1t2-71fd1f09c617ea5d": 2,
                     "bodies-vertebral-bodies-t1t2-b7352eacd6e61442": 3,
                     "bodies-vertebral-bodies-t1t2-ca680e344f634506": 4,
                     "bodies-vertebral-bodies-t1t2-6f0c7695d6720918": 5,
-                    "bodies-vertebral-bodies-t1t2-ea7a409f280ff203": 6}
+                    "bodies-vertebral-bodies-t1t2-ea7a409f280ff203": 6,
+                    "bodies-vertebral-bodies-t1t2-884448aa3a796acc": 6}  # at 256 x 256
 ANTERIOR_MARGIN_MM = 5.0
 LATERAL_MARGIN_MM = 5.0
 BEHIND_BESIDE_MM, BESIDE_MM = 30.0, 12.0  # behind the bodies' back, beside their mid-line: no vertebra
