@@ -393,3 +393,21 @@ def test_spine_predict_uses_the_shipped_models_on_a_png_and_a_volume(tmp_path):
             assert image_metrics(truth, labels, task)["dice_vertebra"] > slice_floor
             assert image_metrics(truth, np.flipud(labels), task)["dice_vertebra"] < slice_floor
             assert volume_scores(segmented, mask, task)["dice"] > volume_floor
+
+
+def test_runs_on_the_same_files_at_another_input_size_compete(tmp_path):
+    """A run at 256 x 256 has another data id (the data prepared otherwise) but the same files: it is
+    a candidate; a run on other files is not, whatever its size."""
+    def resized(record, size: int, files: str):
+        config = read_json(record.path / "config.json")
+        config["settings"]["size"], config["data_id"] = size, f"{config['data_id']}-{size}-{files}"
+        write_json(record.path / "config.json", config | {"resolved": {"data_sha256": files}})
+        return load_record(record.path)
+
+    own = _record_with_model(tmp_path, "U-Net", val=0.90, test=0.9)
+    write_json(own.path / "config.json", read_json(own.path / "config.json") | {"resolved": {"data_sha256": "abc"}})
+    larger = resized(_record_with_model(tmp_path, "ResUNet", val=0.91, test=0.9), 256, "abc")
+    resized(_record_with_model(tmp_path, "TransUNet", val=0.95, test=0.9), 256, "other")
+    assert sorted(r.path.name for r in export.comparable(tmp_path, DATA, "smoke", "binary")) == \
+        sorted([own.path.name, larger.path.name])
+    assert export.best_record(tmp_path, DATA, "smoke", "binary").record.path == larger.path

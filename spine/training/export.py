@@ -44,12 +44,22 @@ CHECK_FILE = "transfer.json"  # a record's stored transfer check (check_transfer
 
 
 def comparable(store, data, profile: str, task: str) -> list[Record]:
-    """The finished runs of ``task`` on ``data`` (the same prepared data) at ``profile``, of the
-    current record format, whatever partial-label rules they trained under."""
+    """The finished runs of ``task`` on ``data`` at ``profile``, of the current record format, whatever
+    partial-label rules they trained under: those on the data as the profile prepares it, and those
+    on the same files prepared at another input size (``--set size=256``: the same bytes,
+    ``data_sha256``). The input size is a setting chosen on validation like any other; each run's
+    validation Dice is taken at its own size, against the masks resized to it (a card's
+    ``full_size`` check says how that compares with the Dice at full size)."""
     data_id = source_data_id(data, resolve_profile(profile)["size"])
-    return [r for r in records(store)
-            if (r.config.task, r.config.profile, r.config.data_id, r.config.record_version)
-            == (task, profile, data_id, RECORD_VERSION)]
+    runs = [r for r in records(store)
+            if (r.config.task, r.config.profile, r.config.record_version) == (task, profile, RECORD_VERSION)]
+    same_files = {_source_bytes(r) for r in runs if r.config.data_id == data_id} - {None}
+    return [r for r in runs if r.config.data_id == data_id or _source_bytes(r) in same_files]
+
+
+def _source_bytes(record: Record) -> str | None:
+    """The content hash of the files a run trained on (whatever size it prepared them at), if recorded."""
+    return read_json(record.path / "config.json").get("resolved", {}).get("data_sha256") or None
 
 
 def candidates(store, data, profile: str, task: str) -> list[Record]:
