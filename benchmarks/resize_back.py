@@ -3,12 +3,13 @@ validation: each shipped model's selection Dice on its run's T2-SPACE validation
 size (512 x 640, :func:`spine.transfer.full_size_scores`) and its body Dice on its run's validation
 exams (:func:`spine.transfer.body_check`), once per way back (:data:`spine.inference.RESIZERS`).
 Test patients and test exams are not touched. The real T1/T2 slices' vertebra Dice is reported
-beside (a check, not chosen on).
+beside (a check, not chosen on), and the T2-SPACE figure once more with flip averaging (each slice's
+probabilities averaged with its mirror image's).
 
     python benchmarks/resize_back.py       # ../shared/data beside the checkout, the shipped models
 
-Writes ``benchmarks/results/resize_back.csv`` (task, run, way back, data, figure, mean over
-patients, interval); the chapter on real T1/T2 and the README read it.
+Writes ``benchmarks/results/resize_back.csv`` (task, run, way back, flip averaged, data, figure,
+mean over patients, interval); the chapter on real T1/T2 and the README read it.
 A few CPU minutes.
 """
 
@@ -49,15 +50,32 @@ def figures(task: str, data: Path, store: Path) -> list[dict]:
         slices = transfer.t1t2_scores(model, data / "spider-t1t2-vertebrae", resize_back=way)
         summary = transfer.summarize(slices)
         rows.append({"task": task, "run_id": record.path.name, "resize_back": way, "data": "spider-t1t2-vertebrae",
-                     "subset": "check only", "figure": "vertebra dice (series)", "patients": summary["series"],
+                     "flip_averaged": False, "subset": "check only", "figure": "vertebra dice (series)", "patients": summary["series"],
                      "mean": summary["dice"]["mean"], "ci_low": summary["dice"]["ci95"][0],
                      "ci_high": summary["dice"]["ci95"][1]})
+    flipped = transfer.full_size_scores(FlipAveraged(model), data / "spider-t2space-slices", validation,
+                                        record.config.settings["eval_slices_per_patient"])
+    rows.append(_row(task, record, inference.RESIZE_BACK, "spider-t2space-slices", "selection dice",
+                     stats.per_patient_means(flipped[["patient", "dice"]])["dice"], flip=True))
     return rows
 
 
-def _row(task, record, way, data, figure, per_patient) -> dict:
+class FlipAveraged:
+    """A model's probabilities averaged with those of the mirrored slice (anterior and posterior
+    swapped), mirrored back: flip averaging at test time."""
+
+    def __init__(self, model):
+        self.model, self.input_shape, self.output_shape = model, model.input_shape, model.output_shape
+
+    def predict(self, images, batch_size=16, verbose=0):
+        mirrored = inference.predict_probabilities(self.model, images[:, :, ::-1], batch_size)[:, :, ::-1]
+        return (inference.predict_probabilities(self.model, images, batch_size) + mirrored) / 2
+
+
+def _row(task, record, way, data, figure, per_patient, flip: bool = False) -> dict:
     estimate, low, high = stats.bootstrap_ci(per_patient.to_numpy())
-    return {"task": task, "run_id": record.path.name, "resize_back": way, "data": data, "subset": "val",
+    return {"task": task, "run_id": record.path.name, "resize_back": way, "flip_averaged": flip, "data": data,
+            "subset": "val",
             "figure": figure, "patients": len(per_patient), "mean": estimate, "ci_low": low, "ci_high": high}
 
 

@@ -320,12 +320,15 @@ page.table_or_note(bodies_study.level_order_table(store, {k: v for k, v in level
 
 # %% [markdown]
 # ### Input size, ensembles and flips
-# The shipped models take each slice at 128 x 128, one model per task, no fold ensemble and no
-# flip averaging: one forward pass per slice. What the input size alone costs is measured by
+# One model per task, no fold ensemble and no flip averaging: one forward pass per slice. The input
+# size is chosen on validation like any other setting (the export rule compares runs at 128 x 128
+# and at 256 x 256, each by its validation Dice at its own size). What the input size alone costs is measured by
 # `benchmarks/input_size.py`: a perfect prediction made at that size and brought back to the real
 # T2-SPACE masks, as a label map and as `spine predict` brings back its probabilities.
 
 # %% tags=["remove-input"]
+display(Markdown("The shipped models' inputs: " + ", ".join(
+    f"{task} {size} x {size}" for task, size in inference.shipped_input_sizes().items()) + "."))
 display(Markdown(bodies_study.input_size_sentence(Path(measurements) / "input_size.csv")))
 display(Markdown(bodies_study.resize_back_sentence(Path(measurements) / "resize_back.csv")))
 

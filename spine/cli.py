@@ -426,17 +426,16 @@ def build_parser() -> argparse.ArgumentParser:
                       description="Segment 2D sagittal images (read with the head at the top), "
                                   "3D volumes or DICOM series in their own geometry. Each 2D image (or sagittal "
                                   "slice) is taken whole, whatever its size, field of view and aspect: min-max "
-                                  "scaled and resized to the model's square input (128 x 128), as in training; "
-                                  "the class probabilities are resized back bilinearly and each pixel takes its "
-                                  "most probable class, which keeps edges finer than the 128 x 128 grid (chosen "
-                                  "on validation: benchmarks/resize_back.py; it costs a resize per class). The "
-                                  "shipped models were trained on T2-SPACE slices "
-                                  "and the vertebral bodies of real T1/T2 volumes, with or without random zooms, "
-                                  "stretches and contrasts for other fields of view and sequences: their cards, "
-                                  "spine/weights/<task>.json, say how each was trained and chosen and how it "
-                                  "transfers. One model per task at 128 x 128, no "
-                                  "fold ensemble and no flip averaging: a slice costs one forward pass at the "
-                                  "study's input size (each ensemble member or flip would add one).")
+                                  "scaled and resized to the model's square input, as in training; the class "
+                                  "probabilities are resized back bilinearly and each pixel takes its most "
+                                  "probable class, which keeps edges finer than the model's grid (chosen on "
+                                  "validation: benchmarks/resize_back.py; it costs a resize per class). The "
+                                  "shipped models were trained on T2-SPACE slices and the vertebral bodies of "
+                                  "real T1/T2 volumes: their cards, spine/weights/<task>.json, say how each was "
+                                  "trained and chosen and how it transfers. "
+                                  f"{_shipped_inputs()} One model per task, no fold ensemble and no flip "
+                                  "averaging (benchmarks/resize_back.py): a slice costs "
+                                  "one forward pass (each ensemble member or flip would add one).")
     predict.add_argument("inputs", nargs="+", metavar="INPUT",
                          help="PNG slices, .mha / .nii.gz volumes or folders of one DICOM series")
     predict.add_argument("--out", required=True, help="output folder (masks keep the input names)")
@@ -564,6 +563,14 @@ def _configure_logging(args) -> None:
     log.handlers[:] = [handler]
     log.propagate = False
     log.setLevel(logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
+
+
+def _shipped_inputs() -> str:
+    """The shipped models' input sizes, from their cards, in words."""
+    from spine.inference import shipped_input_sizes
+
+    sizes = [f"{'4-class' if task == 'multiclass' else task} {size} x {size}" for task, size in shipped_input_sizes().items()]
+    return f"Shipped inputs: {', '.join(sizes)}." if sizes else ""
 
 
 def main(argv=None) -> int:

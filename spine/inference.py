@@ -50,6 +50,13 @@ def model_card(task: str = "binary") -> dict:
     return json.loads(default_model_path(task).with_suffix(".json").read_text())
 
 
+def shipped_input_sizes() -> dict[str, int]:
+    """The input side of each shipped model, by task, from its card (tasks without a card left out)."""
+    cards = {task: (WEIGHTS / name).with_suffix(".json") for task, name in DEFAULT_MODELS.items()}
+    return {task: json.loads(card.read_text())["config"]["settings"]["size"] for task, card in cards.items()
+            if card.is_file()}
+
+
 def load_model(path=None, task: str = "binary"):
     """A segmentation model from a ``.keras`` file (default: the shipped one for ``task``)."""
     import keras

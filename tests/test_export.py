@@ -411,3 +411,6 @@ def test_runs_on_the_same_files_at_another_input_size_compete(tmp_path):
     assert sorted(r.path.name for r in export.comparable(tmp_path, DATA, "smoke", "binary")) == \
         sorted([own.path.name, larger.path.name])
     assert export.best_record(tmp_path, DATA, "smoke", "binary").record.path == larger.path
+    unhashed = _record_with_model(tmp_path, "Attention U-Net", val=0.5, test=0.5)  # made before data_sha256 was kept
+    from_the_larger = export.comparable(tmp_path, f"recorded:{larger.config.data_id}", "smoke", "binary")
+    assert sorted(r.path.name for r in from_the_larger) == sorted([own.path.name, larger.path.name, unhashed.path.name])

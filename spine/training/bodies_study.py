@@ -416,7 +416,9 @@ def resize_back_sentence(path) -> str:
     path = Path(path)
     if not path.is_file():
         return f"*`{path.name}` is not in `{path.parent}`: run `python benchmarks/resize_back.py`.*"
-    rows = pd.read_csv(path).set_index(["task", "figure", "resize_back"])
+    table = pd.read_csv(path)
+    flipped = table[table["flip_averaged"]]
+    rows = table[~table["flip_averaged"]].set_index(["task", "figure", "resize_back"])
     names = {"binary": "binary", "multiclass": "4-class"}
     figures = {"selection dice": "T2-SPACE validation patients at full size",
                "body dice": "body Dice of the validation exams",
@@ -431,4 +433,15 @@ def resize_back_sentence(path) -> str:
             f"models' validation patients and exams (`benchmarks/resize_back.py`): {'; '.join(parts)}. The stored "
             "checks (body check, T1/T2 slices) are still made nearest-neighbour, as every recorded check was, so "
             "that the runs they compare stay comparable; they understate what `spine predict` now gives by the "
-            "differences above.")
+            "differences above." + _flip_clause(flipped, rows, names))
+
+
+def _flip_clause(flipped: pd.DataFrame, rows: pd.DataFrame, names: dict) -> str:
+    """What averaging each slice with its mirror image did on the T2-SPACE validation patients, in words."""
+    if flipped.empty:
+        return ""
+    parts = [f"{names[row.task]} {row.mean:.3f} against {rows.loc[(row.task, row.figure, row.resize_back), 'mean']:.3f}"
+             for row in flipped.itertuples()]
+    return (" Averaging each slice's probabilities with those of its mirror image (anterior and posterior swapped; "
+            f"flip averaging) scores, on the same T2-SPACE validation patients, {'; '.join(parts)} without: the "
+            "models never saw a mirrored spine, so `spine predict` does not average flips.")

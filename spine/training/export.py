@@ -54,7 +54,9 @@ def comparable(store, data, profile: str, task: str) -> list[Record]:
     runs = [r for r in records(store)
             if (r.config.task, r.config.profile, r.config.record_version) == (task, profile, RECORD_VERSION)]
     same_files = {_source_bytes(r) for r in runs if r.config.data_id == data_id} - {None}
-    return [r for r in runs if r.config.data_id == data_id or _source_bytes(r) in same_files]
+    # the ids of those files at every size (records made before data_sha256 was kept are known by id)
+    prepared = {data_id} | {r.config.data_id for r in runs if _source_bytes(r) in same_files}
+    return [r for r in runs if r.config.data_id in prepared]
 
 
 def _source_bytes(record: Record) -> str | None:
