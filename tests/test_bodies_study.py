@@ -137,9 +137,12 @@ def test_a_run_that_kept_its_last_epoch_says_so():
 
     current = next(data_id for data_id, version in RULES_OF_DATA_ID.items() if version == PARTIAL_LABELS_VERSION)
     config = SimpleNamespace(model="Attention U-Net", augment=False, partial="bodies/", partial_id=current,
-                             init="36bb7e96bb59", settings={"partial_stride": 4, "epochs": 4, "learning_rate": 1e-4})
+                             init="36bb7e96bb59", profile="cpu",
+                             settings={"partial_stride": 4, "epochs": 4, "learning_rate": 1e-4, "size": 128})
     best = bodies_study.describe(SimpleNamespace(config=config))
     assert best == (f"Attention U-Net, none, T2-SPACE + bodies every 4 mm (rules {PARTIAL_LABELS_VERSION}), 4 epochs, "
                     "fine-tuning 36bb7e96bb59 at 0.0001")
     config.settings["partial_select"] = "last"
     assert bodies_study.describe(SimpleNamespace(config=config)) == best.replace("4 epochs", "4 epochs, the last kept")
+    config.settings["size"] = 256  # not the profile's input size: said
+    assert bodies_study.describe(SimpleNamespace(config=config)).startswith("Attention U-Net at 256 x 256, none, ")

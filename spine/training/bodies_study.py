@@ -22,7 +22,7 @@ from spine import transfer
 from spine.data.bodies import RULES_OF_DATA_ID
 from spine.errors import DataError
 from spine.training.store import Record, is_finished, load_record, none_to_nan, read_json, records
-from spine.training.config import augment_name
+from spine.training.config import augment_name, resolve_profile
 
 SUBSETS = ("val", "test")
 # The runs shipped before the body volumes were used (spine/weights at commit 5457670): the baseline.
@@ -49,16 +49,19 @@ def checks_store(store, committed):
 
 
 def describe(record: Record) -> str:
-    """A run in a few words: model, augmentation, the partial-label slices and rules, epochs (and the
-    last kept, where ``partial_select`` says so), and the run it was fine-tuned from with the learning rate."""
+    """A run in a few words: model (and its input size, where not its profile's), augmentation, the
+    partial-label slices and rules, epochs (and the last kept, where ``partial_select`` says so), and
+    the run it was fine-tuned from with the learning rate."""
     config = record.config
     settings = config.settings
+    size = settings["size"]
+    model = config.model if size == resolve_profile(config.profile)["size"] else f"{config.model} at {size} x {size}"
     trained = "T2-SPACE only"
     if config.partial:
         trained = f"T2-SPACE + bodies every {settings['partial_stride']} mm (rules {partial_rules(config)})"
     kept = ", the last kept" if settings.get("partial_select") == "last" else ""
     tuned = f", fine-tuning {config.init} at {settings['learning_rate']:g}" if config.init else ""
-    return f"{config.model}, {augment_name(config.augment)}, {trained}, {settings['epochs']} epochs{kept}{tuned}"
+    return f"{model}, {augment_name(config.augment)}, {trained}, {settings['epochs']} epochs{kept}{tuned}"
 
 
 def partial_rules(config) -> int | str:
