@@ -107,9 +107,10 @@ def readme_block(store, real_data, measurements, profile: str = "cpu") -> str:
 
 
 FULL_SIZE_NOTE = (
-    "Validation and test Dice are taken as the study takes them: at the model's input size (128 x 128), "
-    "against masks resized to it. A user's slice is segmented at 128 x 128 and brought back to its own size; the "
-    "last column scores that, at the slices' 512 x 640, on the same test slices (`spine.transfer.full_size_check`).")
+    "Validation and test Dice are taken as the study takes them: at the model's input size (its card's "
+    "`config.settings.size`), against masks resized to it. A user's slice is segmented at that size and brought "
+    "back to its own; the last column scores that, at the slices' 512 x 640, on the same test slices "
+    "(`spine.transfer.full_size_check`).")
 
 
 def _full_size(card: dict) -> str:
