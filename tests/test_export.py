@@ -359,12 +359,13 @@ def test_shipped_models_score_their_recorded_test_figure_on_the_real_slices(task
 #: Dice floors of the shipped models on the T2 phantom case 2025 (a patient no model has seen),
 #: measured through spine predict with the files shipped now: the 4-class model (04f9c7d86fd2, 256 x 256)
 #: 0.608 for the vertebra class on the central sagittal slice (0.314 with the map upside down) and
-#: 0.507 mean on the volume; the binary (328eabbfca56, 256 x 256, no intensity randomisation, so the
-#: phantom's contrast is not its strength) 0.521 for the foreground on the slice (0.375 upside down)
-#: and 0.324 on the volume. The floors sit below, so a path that loses part of the anatomy (an axis
-#: flipped, a slice transposed, the volume mis-oriented) fails (the slice's map upside down scores
-#: below its floor: checked); a model shipped anew must be measured again.
-PHANTOM_DICE_FLOOR = {"binary": (0.45, 0.25), "multiclass": (0.45, 0.40)}  # (the slice, the mean on the volume)
+#: 0.507 mean on the volume; the binary (9e284fc95e7b, 256 x 256, no intensity randomisation, so the
+#: phantom's contrast is not its strength) 0.412 for the foreground on the slice and 0.377 on the
+#: volume. The floors sit below, so a path that loses part of the anatomy (an axis flipped, a slice
+#: transposed, the volume mis-oriented) fails. The 4-class slice's map upside down scores below its
+#: floor (checked); the binary's scores nearly as high as the right way up on this slice (0.385), so
+#: orientation is checked with the 4-class model. A model shipped anew must be measured again.
+PHANTOM_DICE_FLOOR = {"binary": (0.35, 0.30), "multiclass": (0.45, 0.40)}  # (the slice, the mean on the volume)
 SLICE_FIGURE = {"binary": "dice", "multiclass": "dice_vertebra"}  # the foreground; the vertebra class
 
 
@@ -390,7 +391,8 @@ def test_spine_predict_uses_the_shipped_models_on_a_png_and_a_volume(tmp_path):
         slice_floor, volume_floor = PHANTOM_DICE_FLOOR[task]
         truth = label_values_to_classes(middle_mask, task)
         assert image_metrics(truth, labels, task)[SLICE_FIGURE[task]] > slice_floor
-        assert image_metrics(truth, np.flipud(labels), task)[SLICE_FIGURE[task]] < slice_floor
+        if task == "multiclass":
+            assert image_metrics(truth, np.flipud(labels), task)[SLICE_FIGURE[task]] < slice_floor
         assert volume_scores(segmented, mask, task)["dice"] > volume_floor
 
 
